@@ -1,0 +1,65 @@
+"""Typed dependencies shared by every route (the request owns the transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from remedium.auth.principal import Principal, Right, Scope
+from remedium.db.session import session_factory
+
+
+def get_engine_from_app(request: Request) -> Engine:
+    """The engine the application was created with."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request: committed when the route returns, rolled back on error."""
+    session = session_factory(get_engine_from_app(request))()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(request: Request) -> Principal:
+    """The principal behind the request, resolved by the authentication middleware."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign-in required")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(right: Right) -> object:
+    """A dependency that answers 403 unless the principal holds ``right``."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if not principal.has(right):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"the '{right.value}' right is required")
+        return principal
+
+    return Depends(check)
+
+
+def get_scope(principal: PrincipalDep) -> Scope:
+    """The device groups this request may see."""
+    return principal.scope
+
+
+ScopeDep = Annotated[Scope, Depends(get_scope)]

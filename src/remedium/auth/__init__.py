@@ -1,0 +1,1 @@
+"""Users, roles, device-group scoping, sessions and API tokens."""

@@ -1,0 +1,43 @@
+"""``remedium``: every sub-command is registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from remedium.cli.common import console, ready_engine
+from remedium.db.migrate import current_revision, head_revision
+from remedium.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, help="remedium: remediation and exception management.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the schema, or upgrade it to this version of remedium."""
+    engine = ready_engine()
+    console.print(f"schema at revision {current_revision(engine)} (head {head_revision()})")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default $PORT or 8000)."),
+) -> None:
+    """Serve the web UI and the API on the configured database."""
+    import uvicorn
+
+    from remedium.api.app import create_app
+
+    settings = get_settings()
+    engine = ready_engine()
+    listen_host = host or settings.host
+    listen_port = port or settings.port
+    database = engine.url.render_as_string(hide_password=True)
+    console.print(f"remedium on http://{listen_host}:{listen_port}  (database: {database})")
+    uvicorn.run(create_app(engine), host=listen_host, port=listen_port, log_level="info")
+
+
+if __name__ == "__main__":
+    app()

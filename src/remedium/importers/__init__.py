@@ -1,0 +1,1 @@
+"""Reading scanner, inventory and configuration reports into the inventory."""

@@ -1,0 +1,100 @@
+"""Vulnerabilities, their threat facts and history, and security configuration checks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from remedium.db.base import Base, utcnow
+from remedium.db.types import BigId, UtcDateTime
+
+SEVERITIES = ("Low", "Medium", "High", "Critical")
+CONFIGURATION_CATEGORIES = ("Accounts", "Application", "Network", "OS", "SecurityControls")
+CATEGORY_LABELS = {
+    "Accounts": "Accounts",
+    "Application": "Application",
+    "Network": "Network",
+    "OS": "Operating system",
+    "SecurityControls": "Security controls",
+}
+
+
+class Vulnerability(Base):
+    """A CVE or vendor advisory, with the facts that decide how much it matters."""
+
+    __tablename__ = "vulnerability"
+    __table_args__ = (
+        CheckConstraint("severity IN ('Low','Medium','High','Critical')", name="severity"),
+    )
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # e.g. CVE-2024-3094
+    name: Mapped[str] = mapped_column(String(300), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[str] = mapped_column(String(10), default="Medium")
+    cvss_v3_vector: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    cvss_v3_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cvss_v4_vector: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    cvss_v4_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    published_on: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    updated_on: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    public_exploit: Mapped[bool] = mapped_column(Boolean, default=False)
+    exploit_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    exploit_in_kit: Mapped[bool] = mapped_column(Boolean, default=False)
+    exploit_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    exploit_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Listed in CISA's Known Exploited Vulnerabilities catalog (actively exploited).
+    kev_listed: Mapped[bool] = mapped_column(Boolean, default=False)
+    kev_date_added: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    kev_due_date: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    kev_ransomware: Mapped[bool] = mapped_column(Boolean, default=False)
+    epss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    epss_percentile: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cwe_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Exposure points of one weakness of this vulnerability (docs/scoring.md), kept in step
+    # with the facts above by remedium.scoring.engine.vulnerability_points.
+    exposure_points: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class IntelEvent(Base):
+    """A dated change in the threat picture of one vulnerability (exceptions react to these)."""
+
+    __tablename__ = "intel_event"
+    __table_args__ = (
+        Index("ix_intel_event_vulnerability_time", "vulnerability_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    vulnerability_id: Mapped[str] = mapped_column(ForeignKey("vulnerability.id"))
+    # kev_listed | public_exploit | exploit_verified | epss_increase | severity_increase | published
+    kind: Mapped[str] = mapped_column(String(40))
+    old_value: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    new_value: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source: Mapped[str] = mapped_column(String(100), default="")
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SecurityConfiguration(Base):
+    """A security configuration check (``scid-…`` or an XCCDF rule id)."""
+
+    __tablename__ = "security_configuration"
+    __table_args__ = (
+        CheckConstraint(
+            "category IN ('Accounts','Application','Network','OS','SecurityControls')",
+            name="category",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    category: Mapped[str] = mapped_column(String(20))
+    sub_category: Mapped[str] = mapped_column(String(200), default="")
+    # 1-10: what a failure of this check costs in Secure Score (Defender's severityScore).
+    weight: Mapped[float] = mapped_column(Float, default=5.0)
+    description: Mapped[str] = mapped_column(Text, default="")
+    remediation: Mapped[str] = mapped_column(Text, default="")
+    related_component: Mapped[str] = mapped_column(String(200), default="")
+    os_platforms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    benchmarks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Devices, device groups, installed software, and the weaknesses found on devices."""

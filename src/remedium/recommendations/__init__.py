@@ -1,0 +1,1 @@
+"""Security recommendations: the actions that remove weaknesses."""

@@ -1,0 +1,128 @@
+"""Security recommendations and the per-device, per-group figures they are ranked by.
+
+Everything here is derived data, rebuilt by ``recommendations.service.recompute`` from the
+inventory and intelligence tables. The per-group rows let every figure be computed for any set of
+device groups (a user's scope) without touching devices: see docs/scoring.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from remedium.db.base import Base, utcnow
+from remedium.db.types import BigId, UtcDateTime
+
+REMEDIATION_TYPES = ("ConfigurationChange", "Update", "Upgrade", "Uninstall")
+
+
+class Recommendation(Base):
+    """One action that removes weaknesses, with the fields of Defender's recommendation entity.
+
+    Counts and impacts stored here are organisation-wide; scoped figures come from
+    :class:`RecommendationGroupStat`.
+    """
+
+    __tablename__ = "recommendation"
+
+    # "va-_-google-_-chrome" for software, "sca-_-scid-2000" for configuration.
+    id: Mapped[str] = mapped_column(String(440), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # software | configuration
+    software_id: Mapped[int | None] = mapped_column(ForeignKey("software.id"), nullable=True)
+    configuration_id: Mapped[str | None] = mapped_column(
+        ForeignKey("security_configuration.id"), nullable=True
+    )
+    name: Mapped[str] = mapped_column(String(600))
+    product_name: Mapped[str] = mapped_column(String(200), default="")
+    vendor: Mapped[str] = mapped_column(String(200), default="")
+    related_component: Mapped[str] = mapped_column(String(300), default="")
+    recommended_version: Mapped[str] = mapped_column(String(100), default="")
+    recommended_program: Mapped[str] = mapped_column(String(300), default="")
+    recommended_vendor: Mapped[str] = mapped_column(String(300), default="")
+    category: Mapped[str] = mapped_column(
+        String(20)
+    )  # Accounts|Application|Network|OS|SecurityControls
+    sub_category: Mapped[str] = mapped_column(String(200), default="")
+    severity_score: Mapped[float] = mapped_column(Float, default=0.0)
+    remediation_type: Mapped[str] = mapped_column(String(30))
+    description: Mapped[str] = mapped_column(Text, default="")
+    remediation_text: Mapped[str] = mapped_column(Text, default="")
+    weaknesses: Mapped[int] = mapped_column(Integer, default=0)
+    public_exploit: Mapped[bool] = mapped_column(Boolean, default=False)
+    exploit_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    active_alert: Mapped[bool] = mapped_column(Boolean, default=False)  # a CVE listed in KEV
+    has_unpatchable_cve: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_severity: Mapped[str] = mapped_column(String(10), default="")
+    max_cvss: Mapped[float] = mapped_column(Float, default=0.0)
+    max_epss: Mapped[float] = mapped_column(Float, default=0.0)
+    associated_threats: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Organisation-wide figures as of the last recompute (also derivable from the group rows).
+    total_machine_count: Mapped[int] = mapped_column(Integer, default=0)
+    exposed_machines_count: Mapped[int] = mapped_column(Integer, default=0)
+    exposed_critical_devices: Mapped[int] = mapped_column(Integer, default=0)
+    exposure_impact: Mapped[float] = mapped_column(Float, default=0.0)
+    config_score_impact: Mapped[float] = mapped_column(Float, default=0.0)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class DeviceRecommendation(Base):
+    """What one recommendation would remove from one device (an exposed device)."""
+
+    __tablename__ = "device_recommendation"
+    __table_args__ = (Index("ix_device_recommendation_rec", "recommendation_id", "device_id"),)
+
+    device_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("device.id", ondelete="CASCADE"), primary_key=True
+    )
+    recommendation_id: Mapped[str] = mapped_column(
+        ForeignKey("recommendation.id", ondelete="CASCADE"), primary_key=True
+    )
+    weaknesses: Mapped[int] = mapped_column(Integer, default=0)
+    # Exposure points this recommendation contributes to the device.
+    points: Mapped[float] = mapped_column(Float, default=0.0)
+    # How much the device's exposure score falls when this recommendation is fixed on it.
+    score_delta: Mapped[float] = mapped_column(Float, default=0.0)
+    # Secure-score weight of the failing configuration check (configuration recommendations).
+    config_weight: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RecommendationGroupStat(Base):
+    """A recommendation's decomposable sums over the active devices of one device group."""
+
+    __tablename__ = "recommendation_group_stat"
+    __table_args__ = (Index("ix_recommendation_group_stat_group", "device_group_id"),)
+
+    recommendation_id: Mapped[str] = mapped_column(
+        ForeignKey("recommendation.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_group_id: Mapped[int] = mapped_column(
+        ForeignKey("device_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    exposed_devices: Mapped[int] = mapped_column(Integer, default=0)
+    exposed_critical_devices: Mapped[int] = mapped_column(Integer, default=0)
+    installed_devices: Mapped[int] = mapped_column(Integer, default=0)
+    # Sum over exposed Low/Normal devices of device weight x score_delta.
+    delta_weighted: Mapped[float] = mapped_column(Float, default=0.0)
+    # Sum over exposed High-value devices of score_delta (their weight depends on the scope).
+    delta_high: Mapped[float] = mapped_column(Float, default=0.0)
+    # Sum of the failing check's weight over exposed devices (Secure Score impact).
+    config_weight: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RecommendationVulnerability(Base):
+    """Which vulnerabilities a recommendation removes, per device group, with device counts."""
+
+    __tablename__ = "recommendation_vulnerability"
+
+    recommendation_id: Mapped[str] = mapped_column(
+        ForeignKey("recommendation.id", ondelete="CASCADE"), primary_key=True
+    )
+    vulnerability_id: Mapped[str] = mapped_column(ForeignKey("vulnerability.id"), primary_key=True)
+    device_group_id: Mapped[int] = mapped_column(
+        ForeignKey("device_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    exposed_devices: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,1 @@
+"""Exposure score and Secure Score for devices."""

@@ -1,0 +1,53 @@
+"""The one settings class. Every knob is an environment variable ``REMEDIUM_*``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """remedium's configuration, read from the environment (prefix ``REMEDIUM_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="REMEDIUM_", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{Path.cwd() / 'remedium.db'}",
+        description="SQLAlchemy URL; default is a SQLite file in the working folder.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, validation_alias="PORT")
+    secret_key: str = Field(
+        default="",
+        description="Signs session cookies. Generated and stored beside the database when empty.",
+    )
+    inactive_after_days: int = 30
+    completed_activity_retention_days: int = 180
+    exception_expiry_warning_days: int = 10
+    max_devices_per_ticket: int = 10_000
+    secure_cookies: bool = False
+    log_sql: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_postgres(cls, value: str) -> str:
+        # Users paste libpq-style URLs; psycopg 3 is the only PostgreSQL driver we ship.
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @property
+    def database_kind(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,182 @@
+"""Fixtures shared by the whole suite.
+
+Every test that takes ``engine`` (or anything built on it) runs twice: on a fresh SQLite file and on
+a fresh database in a throwaway PostgreSQL cluster that the suite starts itself.
+``REMEDIUM_TEST_DATABASES=sqlite`` narrows a local run to SQLite; CI always runs both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from remedium.db.migrate import upgrade_database
+from remedium.db.session import make_engine, session_factory
+from remedium.testing.pgcluster import PostgresCluster, create_database, start_cluster
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CORPUS = SHARED / "corpus"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+DATABASES = [
+    kind
+    for kind in os.environ.get("REMEDIUM_TEST_DATABASES", "sqlite,postgresql").split(",")
+    if kind
+]
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """The suite's own PostgreSQL cluster, with a template database at the newest schema."""
+    cluster = start_cluster()
+    try:
+        url = create_database(cluster, "remedium_template")
+        engine = make_engine(url)
+        upgrade_database(engine)
+        engine.dispose()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the newest schema, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_database(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh, migrated database of each kind."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "remedium.db"
+        target.write_bytes(template.read_bytes())
+        return f"sqlite:///{target}"
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    return create_database(cluster, f"t{os.getpid()}_{next(_counter)}", "remedium_template")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a fresh database of each kind."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session on a fresh database; the test decides when to commit."""
+    session = session_factory(engine)()
+    yield session
+    session.rollback()
+    session.close()
+
+
+class LiveServer:
+    """The application served by uvicorn in a background thread, on a free loopback port."""
+
+    def __init__(self, engine: Engine) -> None:
+        from remedium.api.app import create_app
+
+        self.config = uvicorn.Config(
+            create_app(engine), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(engine: Engine) -> Iterator[str]:
+    """Base URL of the app served over real HTTP on this test's database."""
+    server = LiveServer(engine)
+    url = server.start()
+    yield url
+    server.stop()
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def _chromium_path() -> str:
+    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if Path(candidate).exists():
+            return candidate
+    raise RuntimeError("Debian's chromium package is missing: run `make test`, which installs it")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium, driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=_chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    """A fresh browser page (1400x900); screenshots go to test-artifacts/."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where tests leave screenshots for people to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The shared corpus of real scanner files; tests that need it skip when it is absent."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"the shared corpus is not at {CORPUS}: corpus tests skipped")
+    return CORPUS
