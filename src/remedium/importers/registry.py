@@ -1,0 +1,46 @@
+"""The explicit list of report formats, and format detection.
+
+A format is registered by adding one line to ``FORMATS``: its name and the ``module:Class`` of its
+parser. Modules are imported when first used, so a broken parser fails loudly, by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from remedium.importers.records import ReportError, ReportParser
+
+# Order matters for detection: specific formats before generic ones.
+FORMATS: dict[str, str] = {
+    "remedium": "remedium.importers.formats.native:NativeParser",
+}
+
+SNIFF_BYTES = 64 * 1024
+
+
+def get_parser(name: str) -> ReportParser:
+    """The parser registered as ``name``."""
+    try:
+        target = FORMATS[name]
+    except KeyError:
+        known = ", ".join(sorted(FORMATS))
+        raise ReportError(f"unknown format {name!r}; known formats: {known}") from None
+    module_name, _, class_name = target.partition(":")
+    parser_class = getattr(importlib.import_module(module_name), class_name)
+    parser: ReportParser = parser_class()
+    return parser
+
+
+def detect_parser(path: Path) -> ReportParser:
+    """The parser whose ``sniff`` recognises the start of ``path``."""
+    with path.open("rb") as stream:
+        head = stream.read(SNIFF_BYTES)
+    for name in FORMATS:
+        parser = get_parser(name)
+        if parser.sniff(head, path.name):
+            return parser
+    raise ReportError(
+        "format not recognised; give it with --format (known: " + ", ".join(sorted(FORMATS)) + ")",
+        filename=path.name,
+    )
