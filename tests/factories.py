@@ -43,7 +43,7 @@ def make_device(
 ) -> Device:
     name = name or f"device-{next(_seq)}"
     device = Device(
-        machine_id=hashlib.sha1(name.encode()).hexdigest(),  # noqa: S324 - an id, not security
+        machine_id=hashlib.sha1(name.encode()).hexdigest(),
         identity_key=f"host:{name}",
         name=name,
         device_group_id=group.id,
