@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 2bd1c7516448
+Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 17:57:29.840714
+Create Date: 2026-11-26 18:00:07.292520
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import remedium.db.types
 
-revision: str = "2bd1c7516448"
+revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
