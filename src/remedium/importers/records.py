@@ -42,6 +42,8 @@ class DeviceRecord:
     tags: tuple[str, ...] = ()
     first_seen: datetime | None = None
     last_seen: datetime | None = None
+    # Installed OS updates (e.g. Windows "KB5012649"), when the inventory lists them.
+    hotfixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

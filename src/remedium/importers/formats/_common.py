@@ -1,0 +1,253 @@
+"""Helpers shared by the JSON and XML scanner parsers: streaming JSON, severities, package URLs.
+
+The JSON reader is built on ``ijson`` so a parser holds one record of the report at a time, never
+the whole document: memory stays flat however large the file is.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import IO, Any
+from urllib.parse import unquote
+
+import ijson
+
+from remedium.importers.records import ReportError
+
+_SEVERITIES = {
+    "critical": "Critical",
+    "high": "High",
+    "important": "High",  # Red Hat's word for High
+    "medium": "Medium",
+    "moderate": "Medium",
+    "low": "Low",
+    # Scanners rate some weaknesses below Low; remedium's scale (Microsoft's) stops at Low.
+    "negligible": "Low",
+    "info": "Low",
+    "informational": "Low",
+}
+
+
+def severity(value: object) -> str:
+    """A source's severity spelled the remedium way (Low/Medium/High/Critical), or "" if unknown."""
+    if not isinstance(value, str):
+        return ""
+    return _SEVERITIES.get(value.strip().lower(), "")
+
+
+def severity_from_score(score: float | None) -> str:
+    """The CVSS v3 qualitative rating of a base score (used when a source gives only a score)."""
+    if score is None or score <= 0:
+        return ""
+    if score >= 9.0:
+        return "Critical"
+    if score >= 7.0:
+        return "High"
+    if score >= 4.0:
+        return "Medium"
+    return "Low"
+
+
+def parse_time(value: object) -> datetime | None:
+    """An ISO 8601 timestamp as an aware datetime; ``None`` when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    # Go writes nanoseconds; Python reads at most microseconds.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def text(value: object) -> str:
+    """A JSON scalar as a stripped string ("" for null, objects and arrays)."""
+    if value is None or isinstance(value, dict | list):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip()
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (odd files must not crash parsers)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    """``value`` when it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def purl_vendor_product(purl: str) -> tuple[str, str, str]:
+    """(vendor, product, version) of a package URL: vendor is the namespace, else the ecosystem.
+
+    ``pkg:deb/debian/openssl@1.1`` gives ("debian", "openssl", "1.1"); ``pkg:npm/lodash@4`` gives
+    ("npm", "lodash", "4"); ``pkg:maven/org.apache/log4j@2`` gives ("org.apache", "log4j", "2").
+    """
+    if not purl.startswith("pkg:"):
+        return "", "", ""
+    body = purl[4:].split("#", 1)[0].split("?", 1)[0]
+    body, _, version = body.partition("@")
+    parts = [unquote(p) for p in body.strip("/").split("/") if p]
+    if len(parts) < 2:
+        return "", "", ""
+    ecosystem, name = parts[0].lower(), parts[-1]
+    namespace = "/".join(parts[1:-1])
+    return (namespace or ecosystem).lower(), name, unquote(version)
+
+
+def ecosystem_vendor(ecosystem: str) -> str:
+    """The vendor remedium records for a package ecosystem name ("PyPI" -> "pypi")."""
+    return ecosystem.strip().lower().split(":", 1)[0]
+
+
+# -- streaming JSON -------------------------------------------------------------------------
+
+
+def json_values(
+    stream: IO[bytes], targets: Iterable[str], filename: str, markers: Iterable[str] = ()
+) -> Iterator[tuple[str, Any]]:
+    """Yield ``(prefix, value)`` for every value at one of the ``targets`` prefixes, in file order.
+
+    Prefixes are ijson's (``Results.item.Vulnerabilities.item``). Only the target values are
+    built, one at a time, so memory stays flat. Malformed JSON raises :class:`ReportError`
+    naming the JSON path where reading stopped. A container opening at one of the ``markers``
+    prefixes yields ``(prefix, None)``, so a parser can tell an empty list from a missing one.
+    """
+    wanted = frozenset(targets)
+    marked = frozenset(markers)
+    seen_any = False
+    builder: ijson.common.ObjectBuilder | None = None
+    building = ""
+    depth = 0
+    last_prefix = ""
+    try:
+        for prefix, event, value in ijson.parse(stream, use_float=True):
+            last_prefix = prefix
+            seen_any = True
+            if builder is not None:
+                builder.event(event, value)
+                if event in ("start_map", "start_array"):
+                    depth += 1
+                elif event in ("end_map", "end_array"):
+                    depth -= 1
+                    if depth == 0:
+                        yield building, builder.value
+                        builder = None
+                continue
+            if prefix in marked and event in ("start_map", "start_array"):
+                yield prefix, None
+            if prefix in wanted and event != "map_key":
+                if event in ("start_map", "start_array"):
+                    builder = ijson.common.ObjectBuilder()
+                    builder.event(event, value)
+                    building, depth = prefix, 1
+                elif event not in ("end_map", "end_array"):
+                    yield prefix, value
+    except ijson.common.JSONError as exc:
+        if not seen_any:
+            raise ReportError("the file is empty or not JSON", filename=filename) from None
+        where = last_prefix.replace(".item", "[]") or "top level"
+        raise ReportError(f"malformed JSON ({exc})", where=where, filename=filename) from None
+
+
+def json_items(stream: IO[bytes], prefix: str, filename: str) -> Iterator[Any]:
+    """Every value at ``prefix``, built in C (about three times faster than :func:`json_values`).
+
+    For the one large list of a report whose items need no context from around them.
+    """
+    index = -1
+    try:
+        for index, value in enumerate(ijson.items(stream, prefix, use_float=True)):  # noqa: B007
+            yield value
+    except ijson.common.JSONError as exc:
+        where = f"{prefix.replace('.item', '[]')} after item {index}" if index >= 0 else prefix
+        raise ReportError(f"malformed JSON ({exc})", where=where, filename=filename) from None
+
+
+def json_first(stream: IO[bytes], prefix: str, filename: str) -> Any:
+    """The first value at ``prefix`` (read in C without building anything else), or ``None``."""
+    try:
+        for value in ijson.items(stream, prefix, use_float=True):
+            return value
+    except ijson.common.JSONError as exc:
+        raise ReportError(f"malformed JSON ({exc})", filename=filename) from None
+    return None
+
+
+def json_head_keys(head: bytes) -> set[str]:
+    """Top-level keys seen in the first bytes of a JSON document (for sniffing; may be partial)."""
+    keys: set[str] = set()
+    try:
+        for prefix, event, value in ijson.parse(head):
+            if prefix == "" and event == "map_key":
+                keys.add(str(value))
+    except ijson.common.JSONError:
+        pass  # the head is cut mid-document: the keys read so far are what sniffing needs
+    return keys
+
+
+def json_prefix_keys(head: bytes, prefix: str) -> set[str]:
+    """Keys of the objects at ``prefix`` seen in the first bytes of a JSON document."""
+    keys: set[str] = set()
+    try:
+        for at, event, value in ijson.parse(head):
+            if at == prefix and event == "map_key":
+                keys.add(str(value))
+    except ijson.common.JSONError:
+        pass  # a cut head: what was read is enough to decide
+    return keys
+
+
+def looks_like_json(head: bytes) -> bool:
+    """True when the first non-blank byte opens a JSON object or array."""
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return stripped[:1] in (b"{", b"[")
+
+
+class _Replay:
+    """A byte stream that gives back the bytes already peeked at before reading on."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        return self._rest.read(size)
+
+
+def peek_first_byte(stream: IO[bytes]) -> tuple[bytes, IO[bytes]]:
+    """The first significant byte of ``stream`` and a stream that still starts at the beginning.
+
+    Works on streams that cannot seek (uploads piped through), unlike ``seek(0)``.
+    """
+    head = stream.read(4096)
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    replay: IO[bytes] = _Replay(head, stream)  # type: ignore[assignment]
+    return first, replay
+
+
+def seekable(stream: IO[bytes]) -> IO[bytes]:
+    """``stream`` itself when it can seek, else a spooled copy (on disk past 8 MiB) that can."""
+    try:
+        if stream.seekable():
+            return stream
+    except AttributeError:
+        pass
+    copy = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - returned open
+    shutil.copyfileobj(stream, copy)
+    copy.seek(0)
+    return copy

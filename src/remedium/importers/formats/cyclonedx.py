@@ -1,0 +1,446 @@
+"""CycloneDX BOMs in JSON and XML: inventory, vulnerabilities, and VEX analysis.
+
+Both encodings are turned into the same stream of plain items (the metadata, each component,
+each vulnerability), read one at a time, and mapped once. See ``docs/formats.md`` (CycloneDX).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+from typing import IO, Any
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse
+
+from remedium.importers.formats._common import (
+    as_dict,
+    as_list,
+    json_head_keys,
+    json_values,
+    looks_like_json,
+    parse_time,
+    peek_first_byte,
+    purl_vendor_product,
+    severity,
+    severity_from_score,
+    text,
+)
+from remedium.importers.records import (
+    DeviceRecord,
+    FindingRecord,
+    ImportRecord,
+    ReportError,
+    ReportInfo,
+    SkippedRecord,
+    SoftwareRecord,
+    VulnerabilityRecord,
+)
+
+_DEVICE_REF = "subject"
+# VEX states that say the product is not exposed: such findings are skipped, with the reason.
+_NOT_EXPOSED = {"not_affected", "false_positive", "resolved", "resolved_with_pedigree"}
+_LIST_PREFIXES = ("components.item", "vulnerabilities.item")
+
+Item = tuple[str, dict[str, Any]]  # ("metadata" | "component" | "vulnerability", plain dict)
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+
+def _json_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
+    targets = ["bomFormat", "specVersion", "serialNumber", "metadata", *_LIST_PREFIXES]
+    header: dict[str, Any] = {}
+    announced = False
+    for prefix, value in json_values(stream, targets, filename):
+        if prefix in _LIST_PREFIXES:
+            if not announced:
+                announced = True
+                yield "metadata", header
+            yield (
+                ("component" if prefix.startswith("components") else "vulnerability"),
+                as_dict(value),
+            )
+        else:
+            header[prefix] = value
+    if not announced:
+        yield "metadata", header
+
+
+# -- XML ---------------------------------------------------------------------------------------
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _child(elem: Element, name: str) -> Element | None:
+    for child in elem:
+        if _local(child.tag) == name:
+            return child
+    return None
+
+
+def _children(elem: Element | None, name: str) -> list[Element]:
+    if elem is None:
+        return []
+    return [child for child in elem if _local(child.tag) == name]
+
+
+def _child_text(elem: Element | None, name: str) -> str:
+    if elem is None:
+        return ""
+    child = _child(elem, name)
+    return (child.text or "").strip() if child is not None else ""
+
+
+def _xml_component(elem: Element) -> dict[str, Any]:
+    """A ``<component>`` as the JSON encoding would carry it (nested components included)."""
+    component: dict[str, Any] = {
+        "type": elem.get("type", ""),
+        "bom-ref": elem.get("bom-ref", ""),
+        **{k: _child_text(elem, k) for k in ("group", "name", "version", "purl", "cpe")},
+    }
+    component["components"] = [
+        _xml_component(c) for c in _children(_child(elem, "components"), "component")
+    ]
+    # CycloneDX 1.0-1.3 carried vulnerabilities inside the component (vulnerability extension).
+    own_ref = component["bom-ref"] or component["purl"]
+    vulns = []
+    for holder in _children(elem, "vulnerabilities"):
+        for vuln in _children(holder, "vulnerability"):
+            vulns.append(_xml_vulnerability(vuln, default_ref=vuln.get("ref") or own_ref))
+    component["_vulnerabilities"] = vulns
+    return component
+
+
+def _xml_vulnerability(elem: Element, default_ref: str = "") -> dict[str, Any]:
+    ratings = []
+    for rating in _children(_child(elem, "ratings"), "rating"):
+        score_elem = _child(rating, "score")
+        score = (
+            _child_text(score_elem, "base")
+            if score_elem is not None and len(score_elem)
+            else ((score_elem.text or "").strip() if score_elem is not None else "")
+        )
+        ratings.append(
+            {
+                "score": score,
+                "severity": _child_text(rating, "severity"),
+                "method": _child_text(rating, "method"),
+                "vector": _child_text(rating, "vector"),
+            }
+        )
+    analysis = _child(elem, "analysis")
+    affects = [
+        {"ref": _child_text(target, "ref")}
+        for target in _children(_child(elem, "affects"), "target")
+    ]
+    if not affects and default_ref:
+        affects = [{"ref": default_ref}]
+    return {
+        "id": _child_text(elem, "id"),
+        "ratings": ratings,
+        "description": _child_text(elem, "description") or _child_text(elem, "detail"),
+        "references": [
+            {"id": _child_text(r, "id")} for r in _children(_child(elem, "references"), "reference")
+        ],
+        "analysis": {
+            "state": _child_text(analysis, "state"),
+            "justification": _child_text(analysis, "justification"),
+        },
+        "affects": affects,
+    }
+
+
+def _xml_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
+    """Stream a CycloneDX XML BOM; each top-level component is released once read."""
+    path: list[str] = []
+    header: dict[str, Any] = {}
+    announced = False
+    parents: list[Element] = []
+    try:
+        for event, elem in iterparse(stream, events=("start", "end"), forbid_dtd=True):
+            name = _local(elem.tag)
+            if event == "start":
+                path.append(name)
+                parents.append(elem)
+                if len(path) == 1 and name != "bom":
+                    raise ReportError(
+                        f"not a CycloneDX BOM: the root element is <{name}>", filename=filename
+                    )
+                continue
+            path.pop()
+            parents.pop()
+            depth = len(path)
+            if depth == 1 and name == "metadata":
+                header["serialNumber"] = parents[0].get("serialNumber", "")
+                component = _child(elem, "component")
+                header["metadata"] = {
+                    "timestamp": _child_text(elem, "timestamp"),
+                    "component": _xml_component(component) if component is not None else None,
+                }
+                elem.clear()
+            elif depth == 2 and path[-1] in ("components", "vulnerabilities"):
+                if not announced:
+                    announced = True
+                    header.setdefault("serialNumber", parents[0].get("serialNumber", ""))
+                    yield "metadata", header
+                if name == "component":
+                    yield "component", _xml_component(elem)
+                elif name == "vulnerability":
+                    yield "vulnerability", _xml_vulnerability(elem)
+                # Release what was read so memory does not grow with the file.
+                parents[-1].clear()
+    except ParseError as exc:
+        line, column = getattr(exc, "position", (0, 0))
+        where = f"line {line}, column {column}" + (f" in <{path[-1]}>" if path else "")
+        raise ReportError(f"malformed XML ({exc.msg})", where=where, filename=filename) from None
+    except DefusedXmlException as exc:
+        raise ReportError(
+            f"refused unsafe XML ({type(exc).__name__}): entities and DTDs are not allowed",
+            filename=filename,
+        ) from None
+    if not path and not announced and not header:
+        # iterparse saw no root at all.
+        pass
+    if not announced:
+        yield "metadata", header
+
+
+# -- mapping -----------------------------------------------------------------------------------
+
+
+def _component_identity(component: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(vendor, product, version, purl) of a component: the purl's namespace or ecosystem first."""
+    purl = text(component.get("purl"))
+    vendor, product, version = purl_vendor_product(purl) if purl else ("", "", "")
+    name = text(component.get("name"))
+    return (
+        vendor or text(component.get("group")).lower(),
+        name or product,
+        text(component.get("version")) or version,
+        purl,
+    )
+
+
+def _flatten(component: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield component
+    for nested in as_list(component.get("components")):
+        yield from _flatten(as_dict(nested))
+
+
+def _vulnerability_id(vuln: dict[str, Any]) -> str:
+    """The vulnerability's id, or the CVE it references when the id is a vendor's own."""
+    own = text(vuln.get("id"))
+    if own.upper().startswith("CVE-"):
+        return own
+    for ref in as_list(vuln.get("references")):
+        ref_id = text(as_dict(ref).get("id"))
+        if ref_id.upper().startswith("CVE-"):
+            return ref_id
+    return own
+
+
+def _rating(vuln: dict[str, Any]) -> tuple[str, str, float | None]:
+    """(severity, CVSS v3 vector, score): the v3 rating when present, else the worst rating."""
+    best: tuple[str, str, float | None] = ("", "", None)
+    order = {"": 0, "Low": 1, "Medium": 2, "High": 3, "Critical": 4}
+    for raw_rating in as_list(vuln.get("ratings")):
+        rating = as_dict(raw_rating)
+        raw_score = rating.get("score")
+        try:
+            score = float(raw_score) if raw_score not in (None, "") else None
+        except (TypeError, ValueError):
+            score = None
+        method = text(rating.get("method")).upper()
+        vector = text(rating.get("vector"))
+        sev = severity(rating.get("severity")) or (
+            severity_from_score(score) if method.startswith("CVSSV3") else ""
+        )
+        if method.startswith("CVSSV3"):
+            if vector and not vector.startswith("CVSS:"):
+                vector = ("CVSS:3.1/" if method == "CVSSV31" else "CVSS:3.0/") + vector
+            return sev, vector, score
+        if order[sev] > order[best[0]]:
+            best = (sev, "", None)
+    return best
+
+
+class _BomMapper:
+    """Maps the item stream of one BOM to records."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        # bom-ref -> identity, kept so vulnerabilities can name the component they affect;
+        # it grows with the number of components, not with the number of findings.
+        self.refs: dict[str, tuple[str, str, str, str]] = {}
+
+    def device(self, header: dict[str, Any]) -> DeviceRecord:
+        metadata = as_dict(header.get("metadata"))
+        subject = as_dict(metadata.get("component"))
+        vendor, product, version, purl = (
+            _component_identity(subject) if subject else ("", "", "", "")
+        )
+        if subject:
+            self.refs[text(subject.get("bom-ref"))] = (vendor, product, version, purl)
+        name = product or PurePosixPath(self.filename).stem
+        is_container = text(subject.get("type")) in ("container", "operating-system")
+        return DeviceRecord(
+            device_ref=_DEVICE_REF,
+            name=name,
+            asset_id=purl
+            or text(subject.get("bom-ref"))
+            or text(header.get("serialNumber"))
+            or name,
+            os_platform="Linux" if is_container else "Other",
+            os_version=version if text(subject.get("type")) == "operating-system" else "",
+        )
+
+    def components(self, component: dict[str, Any], where: str) -> Iterator[ImportRecord]:
+        for entry in _flatten(component):
+            vendor, product, version, purl = _component_identity(entry)
+            if not product:
+                yield SkippedRecord("component without a name", where)
+                continue
+            ref = text(entry.get("bom-ref"))
+            if ref:
+                self.refs[ref] = (vendor, product, version, purl)
+            if purl:
+                self.refs.setdefault(purl, (vendor, product, version, purl))
+            yield SoftwareRecord(
+                device_ref=_DEVICE_REF,
+                vendor=vendor,
+                product=product,
+                version=version,
+                purl=purl,
+                cpe=text(entry.get("cpe")),
+                is_operating_system=text(entry.get("type")) == "operating-system",
+            )
+            for vuln in as_list(entry.get("_vulnerabilities")):
+                yield from self.vulnerability(as_dict(vuln), where)
+
+    def _affected(self, ref: str) -> tuple[str, str, str, str]:
+        if ref in self.refs:
+            return self.refs[ref]
+        # A VEX document names components of another BOM: urn:cdx:<serial>/<version>#<bom-ref>.
+        local = ref.split("#", 1)[1] if ref.startswith("urn:cdx:") and "#" in ref else ref
+        if local in self.refs:
+            return self.refs[local]
+        if local.startswith("pkg:"):
+            vendor, product, version = purl_vendor_product(local)
+            return vendor, product, version, local
+        return "", "", "", ""
+
+    def vulnerability(self, vuln: dict[str, Any], where: str) -> Iterator[ImportRecord]:
+        vulnerability_id = _vulnerability_id(vuln)
+        if not vulnerability_id:
+            yield SkippedRecord("vulnerability without an id", where)
+            return
+        sev, vector, score = _rating(vuln)
+        analysis = as_dict(vuln.get("analysis"))
+        state = text(analysis.get("state"))
+        justification = text(analysis.get("justification"))
+        description = text(vuln.get("description"))
+        if vector or description:
+            yield VulnerabilityRecord(
+                vulnerability_id=vulnerability_id,
+                description=description or None,
+                severity=sev or None,
+                cvss_v3_vector=vector or None,
+            )
+        affects = [text(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
+        for ref in affects:
+            if state in _NOT_EXPOSED:
+                reason = f"{vulnerability_id}: VEX analysis says {state}"
+                yield SkippedRecord(reason + (f" ({justification})" if justification else ""), ref)
+                continue
+            vendor, product, version, purl = self._affected(ref)
+            yield FindingRecord(
+                device_ref=_DEVICE_REF,
+                vulnerability_id=vulnerability_id,
+                vendor=vendor,
+                product=product,
+                installed_version=version,
+                purl=purl,
+                severity=sev,
+                cvss_v3_vector=vector,
+                cvss_v3_score=score,
+                description=description,
+                vex_state=state,
+                vex_justification=justification,
+            )
+
+
+class CycloneDxParser:
+    """CycloneDX 1.x BOMs and VEX documents, JSON or XML, told apart by their first byte."""
+
+    name = "cyclonedx"
+
+    def sniff(self, head: bytes, filename: str) -> bool:
+        if looks_like_json(head):
+            return '"CycloneDX"' in head.decode("utf-8", "replace") or (
+                "bomFormat" in json_head_keys(head)
+            )
+        return b"http://cyclonedx.org/schema/bom" in head
+
+    def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
+        head, items = peek_first_byte(stream)
+        source = (
+            _json_items(items, filename) if head in (b"{", b"[") else _xml_items(items, filename)
+        )
+        if not head:
+            raise ReportError("the file is empty", filename=filename)
+        _kind, header = next(source)
+        if header.get("bomFormat") not in (None, "CycloneDX") or (
+            head == b"["
+            or (head == b"{" and "specVersion" not in header and not header.get("metadata"))
+        ):
+            raise ReportError(
+                "not a CycloneDX BOM: bomFormat/specVersion missing", filename=filename
+            )
+        # Peek at the first list item: a document that opens with vulnerabilities and lists no
+        # components is a VEX statement about some products, not a complete scan of them.
+        first = next(source, None)
+        metadata = as_dict(header.get("metadata"))
+        info = ReportInfo(
+            format=self.name,
+            source=_tool_name(metadata) or "cyclonedx",
+            scanned_at=parse_time(metadata.get("timestamp")),
+            complete_scan=first is None or first[0] == "component",
+        )
+        return info, self._records(header, first, source, filename)
+
+    def _records(
+        self, header: dict[str, Any], first: Item | None, rest: Iterator[Item], filename: str
+    ) -> Iterator[ImportRecord]:
+        mapper = _BomMapper(filename)
+        yield mapper.device(header)
+        if first is None:
+            return
+        counts = {"component": 0, "vulnerability": 0}
+        for kind, item in _chain(first, rest):
+            where = f"{kind}s[{counts.get(kind, 0)}]"
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind == "component":
+                yield from mapper.components(item, where)
+            elif kind == "vulnerability":
+                yield from mapper.vulnerability(item, where)
+
+
+def _tool_name(metadata: dict[str, Any]) -> str:
+    tools = metadata.get("tools")
+    entries = (
+        as_list(as_dict(tools).get("components")) if isinstance(tools, dict) else as_list(tools)
+    )
+    for tool in entries:
+        name = text(as_dict(tool).get("name"))
+        if name:
+            return name
+    return ""
+
+
+def _chain(first: Item, rest: Iterator[Item]) -> Iterator[Item]:
+    yield first
+    yield from rest
