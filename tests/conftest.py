@@ -180,3 +180,40 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"the shared corpus is not at {CORPUS}: corpus tests skipped")
     return CORPUS
+
+
+# --- Signing in (issue 3): every route but /api/v1/health and /signin needs credentials. ---
+
+
+@pytest.fixture
+def admin_token(engine: Engine) -> str:
+    """The API token of a fresh administrator ``test-admin`` (all rights, all device groups)."""
+    from signin import user_with_token
+
+    return user_with_token(engine, "test-admin")
+
+
+@pytest.fixture
+def admin_client(engine: Engine, admin_token: str) -> Iterator[object]:
+    """A ``TestClient`` of the app on this test's database, signed in as an administrator
+    through a bearer token (so no CSRF token is needed)."""
+    from fastapi.testclient import TestClient
+
+    from remedium.api.app import create_app
+
+    with TestClient(
+        create_app(engine), headers={"Authorization": f"Bearer {admin_token}"}
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def signed_in_page(page: object, live_server: str, engine: Engine) -> object:
+    """A browser page on ``live_server``, signed in through the form as ``page-admin``."""
+    from remedium.db.session import transaction
+    from signin import PASSWORD, make_user, sign_in_page
+
+    with transaction(engine) as session:
+        make_user(session, "page-admin")
+    sign_in_page(page, live_server, "page-admin", PASSWORD)
+    return page

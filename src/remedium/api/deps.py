@@ -54,6 +54,8 @@ def require(right: Right) -> object:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"the '{right.value}' right is required")
         return principal
 
+    # Read by the route-walking security test to learn which right each route needs.
+    check.required_right = right  # type: ignore[attr-defined]
     return Depends(check)
 
 

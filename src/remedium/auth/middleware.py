@@ -1,28 +1,160 @@
-"""Resolving the principal behind each request.
+"""Resolving the principal behind each request: the one switch between the world and the app.
 
-Until sign-in lands (issue 3), every request acts as a local administrator with every device
-group in scope. This module is the one place that changes when real authentication arrives.
+For every request the middleware finds the principal (an ``Authorization: Bearer`` API token, or
+the web-session cookie), and then:
+
+- without one, anything but the public paths answers 401 (API) or redirects to ``/signin``;
+- a principal without the ``view`` right gets 403 everywhere but sign-out;
+- a state-changing request authenticated by the cookie must carry the session's CSRF token.
+
+Routes then read ``request.state.principal`` through ``api.deps.PrincipalDep``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Message
 
-from remedium.auth.principal import UNRESTRICTED, Principal, Right
+from remedium.auth import service
+from remedium.auth.csrf import CSRF_FIELD, CSRF_HEADER, tokens_match
+from remedium.auth.principal import Principal, Right
+from remedium.db.session import transaction
 
-LOCAL_ADMIN = Principal(
-    user_id=None, name="local-admin", rights=frozenset(Right), scope=UNRESTRICTED
-)
+SESSION_COOKIE = "remedium_session"
+PUBLIC_PATHS = frozenset({"/api/v1/health", "/signin"})
+PUBLIC_PREFIXES = ("/static/", "/schemas/")
+# Reachable by a signed-in user who lacks the view right, so they can leave.
+NO_VIEW_PATHS = frozenset({"/signout"})
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAuth:
+    """How the request authenticated: ``session`` (cookie), ``token`` (bearer) or ``None``."""
+
+    principal: Principal | None
+    method: str | None = None
+    csrf_token: str = ""
+    token_id: int | None = None
+    bad_token: bool = False
+
+
+ANONYMOUS = RequestAuth(principal=None)
+
+
+def is_public(path: str) -> bool:
+    """True for the paths that answer without credentials."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def wants_json(request: Request) -> bool:
+    """True for API calls, which get JSON errors instead of the sign-in page."""
+    path = request.url.path
+    return (
+        path.startswith("/api/")
+        or path == "/openapi.json"
+        or (
+            "application/json" in request.headers.get("accept", "")
+            and "text/html" not in request.headers.get("accept", "")
+        )
+    )
+
+
+def client_address(request: Request) -> str:
+    """The peer address (a proxy's X-Forwarded-For is not trusted: it is client-controlled)."""
+    return request.client.host if request.client else ""
+
+
+def _resolve(engine: Engine, authorization: str, cookie: str) -> RequestAuth:
+    with transaction(engine) as session:
+        if authorization:
+            scheme, _, secret = authorization.partition(" ")
+            if scheme.lower() != "bearer":
+                return RequestAuth(principal=None, bad_token=True)
+            found = service.authenticate_token(session, secret.strip())
+            if found is None:
+                return RequestAuth(principal=None, bad_token=True)
+            token, user = found
+            return RequestAuth(service.principal_for(user), method="token", token_id=token.id)
+        if cookie:
+            resolved = service.resolve_session(session, cookie)
+            if resolved is not None:
+                web_session, user = resolved
+                return RequestAuth(
+                    service.principal_for(user),
+                    method="session",
+                    csrf_token=web_session.csrf_token,
+                )
+    return ANONYMOUS
+
+
+async def _submitted_csrf_token(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return None
+    # request.body() is cached by Starlette and replayed to the route, so the form survives.
+    body = await request.body()
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form()
+    value = form.get(CSRF_FIELD)
+    await form.close()
+    return value if isinstance(value, str) else None
+
+
+def _deny(request: Request, status_code: int, detail: str) -> Response:
+    if wants_json(request):
+        headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
+        return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+    return PlainTextResponse(detail, status_code=status_code)
 
 
 def install_authentication(app: FastAPI) -> None:
-    """Attach the principal to ``request.state`` for every request."""
+    """Attach the principal to ``request.state`` and refuse what it may not reach."""
 
     @app.middleware("http")
-    async def _attach_principal(
+    async def _authenticate(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        request.state.principal = LOCAL_ADMIN
+        path = request.url.path
+        auth = await run_in_threadpool(
+            _resolve,
+            request.app.state.engine,
+            request.headers.get("authorization", ""),
+            request.cookies.get(SESSION_COOKIE, ""),
+        )
+        request.state.auth = auth
+        request.state.principal = auth.principal
+        # Templates read it as ``csrf_token`` (web/templating.py) for every form they render.
+        request.state.csrf_token = auth.csrf_token
+        if is_public(path):
+            return await call_next(request)
+        principal = auth.principal
+        if principal is None:
+            if auth.bad_token or wants_json(request):
+                return _deny(
+                    request, 401, "sign-in required: the token is missing, revoked or expired"
+                )
+            target = path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/signin?next={quote(target, safe='')}", status_code=303)
+        if not principal.has(Right.VIEW) and path not in NO_VIEW_PATHS:
+            return _deny(request, 403, "the 'view' right is required")
+        if request.method in UNSAFE_METHODS and auth.method == "session":
+            submitted = await _submitted_csrf_token(request)
+            if not tokens_match(auth.csrf_token, submitted):
+                return _deny(
+                    request, 403, "the form's CSRF token is missing or wrong; reload the page"
+                )
         return await call_next(request)

@@ -1,0 +1,1 @@
+"""The append-only audit history: who changed what, when, and why."""
