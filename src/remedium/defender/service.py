@@ -1,0 +1,627 @@
+"""Queries behind the Defender-compatible API, each restricted to a :class:`Scope`.
+
+Every entity has a :class:`~remedium.defender.odata.FieldSet`: the whitelist of fields a client
+may filter and sort on, each mapped to the SQL expression it means. Scoped figures (exposed
+devices, impacts) are summed from the per-group rows the recompute keeps
+(``recommendation_group_stat``, ``recommendation_vulnerability``, ``group_score_stat``,
+``group_secure_stat``), so they are exact for any set of device groups.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    String,
+    and_,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from remedium.auth.principal import Scope
+from remedium.common.scoping import active_since, in_scope
+from remedium.defender import schemas
+from remedium.defender.odata import (
+    Field,
+    FieldSet,
+    FieldType,
+    Paging,
+    filter_expression,
+    order_by,
+)
+from remedium.intel.models import Vulnerability
+from remedium.inventory.models import Device, DeviceGroup, InstalledSoftware, Software, Weakness
+from remedium.recommendations.models import (
+    DeviceRecommendation,
+    Recommendation,
+    RecommendationGroupStat,
+    RecommendationVulnerability,
+)
+from remedium.scoring import queries as scoring_queries
+from remedium.scoring.engine import ExposureSums
+
+SOFTWARE_RECOMMENDATION_PREFIX = "va-_-"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """The OData options of one list request, already validated as far as syntax goes."""
+
+    filter: str | None
+    orderby: str | None
+    paging: Paging
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a collection in Microsoft's shape, and whether rows remain after it."""
+
+    items: list[dict[str, Any]]
+    has_more: bool
+
+
+def _page(session: Session, statement: Select[Any], query: Query) -> tuple[list[Any], bool]:
+    """Rows of one page (fetching one extra to learn whether more remain)."""
+    limit = query.paging.limit
+    rows = list(session.execute(statement.offset(query.paging.skip).limit(limit + 1)).all())
+    return rows[:limit], len(rows) > limit
+
+
+def _apply(
+    statement: Select[Any],
+    fields: FieldSet,
+    query: Query,
+    tie_breaker: SQLColumnExpression[Any],
+) -> Select[Any]:
+    condition = filter_expression(query.filter, fields)
+    if condition is not None:
+        statement = statement.where(condition)
+    # A unique last key keeps $skip pages stable whatever $orderby says.
+    return statement.order_by(*order_by(query.orderby, fields), tie_breaker)
+
+
+# --- machines -----------------------------------------------------------------------------------
+
+
+def _health_status(now: datetime) -> ColumnElement[str]:
+    return case((Device.last_seen >= active_since(now), "Active"), else_="Inactive")
+
+
+def _constant(value: str) -> ColumnElement[str]:
+    # A typed constant, so PostgreSQL knows what it is comparing.
+    return cast(literal(value), String)
+
+
+def _tags_contain(tag: str) -> ColumnElement[bool]:
+    # Tags are a JSON list; its text holds the JSON-encoded tag (portable across both databases).
+    needle = json.dumps(tag)
+    condition = cast(Device.tags, String).contains(needle, autoescape=True)
+    if tag == "internetFacing":
+        return or_(condition, Device.internet_facing.is_(True))
+    return condition
+
+
+def machine_fields(now: datetime) -> FieldSet:
+    """The filterable/sortable fields of the machine entity."""
+    return FieldSet(
+        "Machine",
+        [
+            Field("id", Device.machine_id),
+            Field("computerDnsName", Device.name),
+            Field("firstSeen", Device.first_seen, FieldType.DATETIME),
+            Field("lastSeen", Device.last_seen, FieldType.DATETIME),
+            Field("osPlatform", Device.os_platform),
+            # Empty text is shown as null, so it filters as null too.
+            Field("version", func.nullif(Device.os_version, "")),
+            Field("osVersion", func.nullif(Device.os_version, "")),
+            Field("lastIpAddress", func.nullif(Device.ip_address, "")),
+            Field("healthStatus", _health_status(now)),
+            Field("onboardingStatus", _constant("Onboarded")),
+            Field("riskScore", _constant("None")),
+            Field("deviceValue", Device.device_value),
+            Field("exposureLevel", Device.exposure_level),
+            Field("rbacGroupId", Device.device_group_id, FieldType.NUMBER),
+            Field("rbacGroupName", DeviceGroup.name),
+            Field("isAadJoined", Device.is_aad_joined, FieldType.BOOLEAN),
+            Field("aadDeviceId", Device.aad_device_id),
+            Field("machineTags", Device.tags, FieldType.STRING_LIST, _tags_contain),
+        ],
+    )
+
+
+def _machines(scope: Scope, now: datetime) -> Select[Any]:
+    return (
+        select(Device, DeviceGroup.name, _health_status(now))
+        .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
+        .where(in_scope(Device.device_group_id, scope))
+    )
+
+
+def list_machines(session: Session, scope: Scope, query: Query, *, now: datetime) -> Page:
+    """Machines in scope, filtered, sorted and paged."""
+    statement = _apply(_machines(scope, now), machine_fields(now), query, Device.id)
+    rows, more = _page(session, statement, query)
+    return Page([schemas.machine(d, g, health_status=h) for d, g, h in rows], more)
+
+
+def get_machine(
+    session: Session, scope: Scope, machine_id: str, *, now: datetime
+) -> dict[str, Any] | None:
+    """One machine by its Defender id (or our numeric id), or None when absent or out of scope."""
+    key = machine_id.strip().lower()
+    condition = Device.machine_id == key
+    if key.isdigit():
+        condition = or_(condition, Device.id == int(key))
+    row = session.execute(_machines(scope, now).where(condition).limit(1)).first()
+    if row is None:
+        return None
+    return schemas.machine(row[0], row[1], health_status=row[2])
+
+
+# --- recommendations ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeTotals:
+    """The scope-wide sums that turn per-recommendation sums into impacts."""
+
+    exposure: ExposureSums
+    secure_total_weight: float
+
+
+def scope_totals(session: Session, scope: Scope) -> ScopeTotals:
+    """Exposure and Secure Score sums over the device groups in ``scope``."""
+    return ScopeTotals(
+        scoring_queries.exposure_sums(session, scope),
+        scoring_queries.secure_total_weight(session, scope),
+    )
+
+
+def _recommendation_stats(scope: Scope) -> Any:
+    stat = RecommendationGroupStat
+    return (
+        select(
+            stat.recommendation_id.label("recommendation_id"),
+            func.sum(stat.exposed_devices).label("exposed"),
+            func.sum(stat.exposed_critical_devices).label("critical"),
+            func.sum(stat.installed_devices).label("installed"),
+            func.sum(stat.delta_weighted).label("delta_weighted"),
+            func.sum(stat.delta_high).label("delta_high"),
+            func.sum(stat.config_weight).label("config_weight"),
+        )
+        .where(in_scope(stat.device_group_id, scope))
+        .group_by(stat.recommendation_id)
+        .subquery("scoped_stat")
+    )
+
+
+def _impact_expressions(stats: Any, totals: ScopeTotals) -> tuple[Any, Any]:
+    """SQL for exposureImpact and configScoreImpact (the scope's totals are constants here)."""
+    exposure_total = totals.exposure.total_weight
+    if exposure_total > 0:
+        exposure_impact = (
+            stats.c.delta_weighted + stats.c.delta_high * totals.exposure.high_weight
+        ) / exposure_total
+    else:
+        exposure_impact = stats.c.delta_weighted * 0.0
+    if totals.secure_total_weight > 0:
+        config_impact = stats.c.config_weight * (100.0 / totals.secure_total_weight)
+    else:
+        config_impact = stats.c.config_weight * 0.0
+    return exposure_impact, config_impact
+
+
+def recommendation_status() -> ColumnElement[str]:
+    """Microsoft's ``status``: Active, or Exception once the exceptions feature marks one."""
+    return _constant("Active")
+
+
+def recommendation_fields(scope: Scope, stats: Any, totals: ScopeTotals) -> FieldSet:
+    """The filterable/sortable fields of the recommendation entity."""
+    exposure_impact, config_impact = _impact_expressions(stats, totals)
+    rec = Recommendation
+    return FieldSet(
+        "Recommendation",
+        [
+            Field("id", rec.id),
+            Field("productName", rec.product_name),
+            Field("recommendationName", rec.name),
+            Field("vendor", rec.vendor),
+            Field("recommendedVersion", rec.recommended_version),
+            Field("recommendedProgram", rec.recommended_program),
+            Field("recommendedVendor", rec.recommended_vendor),
+            Field("recommendationCategory", rec.category),
+            Field("subCategory", rec.sub_category),
+            Field("severityScore", rec.severity_score, FieldType.NUMBER),
+            Field("remediationType", rec.remediation_type),
+            Field("status", recommendation_status()),
+            Field("relatedComponent", rec.related_component),
+            Field("weaknesses", _scoped_weaknesses(scope, stats), FieldType.NUMBER),
+            Field("publicExploit", rec.public_exploit, FieldType.BOOLEAN),
+            Field("activeAlert", rec.active_alert, FieldType.BOOLEAN),
+            Field("hasUnpatchableCve", rec.has_unpatchable_cve, FieldType.BOOLEAN),
+            Field("exposedMachinesCount", stats.c.exposed, FieldType.NUMBER),
+            Field("totalMachineCount", stats.c.installed, FieldType.NUMBER),
+            Field("exposedCriticalDevices", stats.c.critical, FieldType.NUMBER),
+            Field("exposureImpact", exposure_impact, FieldType.NUMBER),
+            Field("configScoreImpact", config_impact, FieldType.NUMBER),
+        ],
+    )
+
+
+def _scoped_weaknesses(scope: Scope, stats: Any) -> Any:
+    """Weaknesses in scope: CVEs of a software recommendation, failing devices of a check."""
+    link = RecommendationVulnerability
+    cves = (
+        select(func.count(distinct(link.vulnerability_id)))
+        .where(
+            link.recommendation_id == Recommendation.id,
+            link.exposed_devices > 0,
+            in_scope(link.device_group_id, scope),
+        )
+        .correlate(Recommendation)
+        .scalar_subquery()
+    )
+    return case((Recommendation.kind == "configuration", stats.c.exposed), else_=cves)
+
+
+def _recommendations(scope: Scope) -> tuple[Select[Any], Any]:
+    stats = _recommendation_stats(scope)
+    statement = (
+        select(Recommendation, stats, _scoped_weaknesses(scope, stats).label("scoped_weaknesses"))
+        .join(stats, stats.c.recommendation_id == Recommendation.id)
+        # A recommendation belongs to the scope while it has exposed devices there.
+        .where(stats.c.exposed > 0)
+    )
+    return statement, stats
+
+
+def _recommendation_item(row: Any, totals: ScopeTotals) -> dict[str, Any]:
+    rec: Recommendation = row[0]
+    exposure_impact = totals.exposure.impact(
+        float(row.delta_weighted or 0.0), float(row.delta_high or 0.0)
+    )
+    config_impact = (
+        100.0 * float(row.config_weight or 0.0) / totals.secure_total_weight
+        if totals.secure_total_weight > 0
+        else 0.0
+    )
+    return {
+        "id": rec.id,
+        "productName": rec.product_name,
+        "recommendationName": rec.name,
+        "weaknesses": int(row.scoped_weaknesses or 0),
+        "vendor": rec.vendor,
+        "recommendedVersion": rec.recommended_version,
+        "recommendedProgram": rec.recommended_program,
+        "recommendedVendor": rec.recommended_vendor,
+        "recommendationCategory": rec.category,
+        "subCategory": rec.sub_category,
+        "severityScore": rec.severity_score,
+        "publicExploit": bool(rec.public_exploit),
+        "activeAlert": bool(rec.active_alert),
+        "associatedThreats": list(rec.associated_threats or []),
+        "remediationType": rec.remediation_type,
+        "status": "Active",
+        "configScoreImpact": config_impact,
+        "exposureImpact": exposure_impact,
+        "totalMachineCount": int(row.installed or 0),
+        "exposedMachinesCount": int(row.exposed or 0),
+        # remedium does not know which devices a change would disturb: none are set apart.
+        "nonProductivityImpactedAssets": 0,
+        "relatedComponent": rec.related_component,
+        "hasUnpatchableCve": bool(rec.has_unpatchable_cve),
+        "tags": list(rec.tags or []),
+        "exposedCriticalDevices": int(row.critical or 0),
+    }
+
+
+def list_recommendations(session: Session, scope: Scope, query: Query) -> Page:
+    """Recommendations with exposed devices in scope, with figures summed over the scope."""
+    totals = scope_totals(session, scope)
+    statement, stats = _recommendations(scope)
+    statement = _apply(
+        statement, recommendation_fields(scope, stats, totals), query, Recommendation.id
+    )
+    rows, more = _page(session, statement, query)
+    return Page([_recommendation_item(row, totals) for row in rows], more)
+
+
+def get_recommendation(
+    session: Session, scope: Scope, recommendation_id: str
+) -> dict[str, Any] | None:
+    """One recommendation, or None when absent or without exposed devices in scope."""
+    statement, _ = _recommendations(scope)
+    row = session.execute(statement.where(Recommendation.id == recommendation_id)).first()
+    if row is None:
+        return None
+    return _recommendation_item(row, scope_totals(session, scope))
+
+
+def machine_reference_fields() -> FieldSet:
+    """The filterable/sortable fields of a machine reference."""
+    return FieldSet(
+        "MachineReference",
+        [
+            Field("id", Device.machine_id),
+            Field("computerDnsName", Device.name),
+            Field("osPlatform", Device.os_platform),
+            Field("rbacGroupId", Device.device_group_id, FieldType.NUMBER),
+            Field("rbacGroupName", DeviceGroup.name),
+        ],
+    )
+
+
+def recommendation_machines(
+    session: Session, scope: Scope, recommendation_id: str, query: Query
+) -> Page:
+    """The exposed devices of one recommendation, in scope."""
+    statement = (
+        select(Device, DeviceGroup.name)
+        .join(DeviceRecommendation, DeviceRecommendation.device_id == Device.id)
+        .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
+        .where(
+            DeviceRecommendation.recommendation_id == recommendation_id,
+            in_scope(Device.device_group_id, scope),
+        )
+    )
+    statement = _apply(statement, machine_reference_fields(), query, Device.id)
+    rows, more = _page(session, statement, query)
+    return Page([schemas.machine_reference(d, g) for d, g in rows], more)
+
+
+# --- vulnerabilities ----------------------------------------------------------------------------
+
+
+def _exposed_by_weakness(scope: Scope) -> Any:
+    """Distinct devices in scope with an open weakness of the outer query's vulnerability."""
+    return (
+        select(func.count(distinct(Weakness.device_id)))
+        .join(Device, Device.id == Weakness.device_id)
+        .where(
+            Weakness.vulnerability_id == Vulnerability.id,
+            Weakness.fixed_at.is_(None),
+            in_scope(Device.device_group_id, scope),
+        )
+        .correlate(Vulnerability)
+        .scalar_subquery()
+    )
+
+
+def vulnerability_fields(exposed: Any) -> FieldSet:
+    """The filterable/sortable fields of the vulnerability entity."""
+    vuln = Vulnerability
+    return FieldSet(
+        "Vulnerability",
+        [
+            Field("id", vuln.id),
+            Field("name", vuln.name),
+            Field("description", vuln.description),
+            Field("severity", vuln.severity),
+            Field("cvssV3", vuln.cvss_v3_score, FieldType.NUMBER),
+            Field("publishedOn", vuln.published_on, FieldType.DATETIME),
+            Field("updatedOn", vuln.updated_on, FieldType.DATETIME),
+            Field("publicExploit", vuln.public_exploit, FieldType.BOOLEAN),
+            Field("exploitVerified", vuln.exploit_verified, FieldType.BOOLEAN),
+            Field("exploitInKit", vuln.exploit_in_kit, FieldType.BOOLEAN),
+            Field("epss", vuln.epss, FieldType.NUMBER),
+            Field("exposedMachines", exposed, FieldType.NUMBER),
+        ],
+    )
+
+
+def list_vulnerabilities(session: Session, scope: Scope, query: Query) -> Page:
+    """Vulnerabilities affecting devices in scope (an open weakness), with exposed devices."""
+    affecting = (
+        select(Weakness.vulnerability_id)
+        .join(Device, Device.id == Weakness.device_id)
+        .where(Weakness.fixed_at.is_(None), in_scope(Device.device_group_id, scope))
+    )
+    exposed = _exposed_by_weakness(scope)
+    statement = select(Vulnerability, exposed).where(Vulnerability.id.in_(affecting))
+    statement = _apply(statement, vulnerability_fields(exposed), query, Vulnerability.id)
+    rows, more = _page(session, statement, query)
+    return Page([schemas.vulnerability(v, int(n or 0)) for v, n in rows], more)
+
+
+def get_vulnerability(session: Session, scope: Scope, cve: str) -> dict[str, Any] | None:
+    """One vulnerability of the catalogue (public facts) with its exposed devices in scope."""
+    row = session.execute(
+        select(Vulnerability, _exposed_by_weakness(scope)).where(
+            func.upper(Vulnerability.id) == cve.strip().upper()
+        )
+    ).first()
+    if row is None:
+        return None
+    return schemas.vulnerability(row[0], int(row[1] or 0))
+
+
+def recommendation_vulnerabilities(
+    session: Session, scope: Scope, recommendation_id: str, query: Query
+) -> Page:
+    """The vulnerabilities a recommendation removes, with exposed devices summed over scope."""
+    link = RecommendationVulnerability
+    sums = (
+        select(
+            link.vulnerability_id.label("vulnerability_id"),
+            func.sum(link.exposed_devices).label("exposed"),
+        )
+        .where(link.recommendation_id == recommendation_id, in_scope(link.device_group_id, scope))
+        .group_by(link.vulnerability_id)
+        .subquery("scoped_link")
+    )
+    statement = select(Vulnerability, sums.c.exposed).join(
+        sums, sums.c.vulnerability_id == Vulnerability.id
+    )
+    statement = _apply(statement, vulnerability_fields(sums.c.exposed), query, Vulnerability.id)
+    rows, more = _page(session, statement, query)
+    return Page([schemas.vulnerability(v, int(n or 0)) for v, n in rows], more)
+
+
+# --- software -----------------------------------------------------------------------------------
+
+
+def _software_columns(scope: Scope, totals: ScopeTotals) -> dict[str, Any]:
+    """Correlated per-software figures over the scope (computed only for the rows returned)."""
+    open_in_scope = and_(
+        Weakness.software_id == Software.id,
+        Weakness.fixed_at.is_(None),
+        in_scope(Device.device_group_id, scope),
+    )
+
+    def weakness_query(*columns: Any) -> Any:
+        return select(*columns).join(Device, Device.id == Weakness.device_id).where(open_in_scope)
+
+    weaknesses = (
+        weakness_query(func.count(distinct(Weakness.vulnerability_id)))
+        .correlate(Software)
+        .scalar_subquery()
+    )
+    exposed = (
+        weakness_query(func.count(distinct(Weakness.device_id)))
+        .correlate(Software)
+        .scalar_subquery()
+    )
+    public_exploit = (
+        weakness_query(Weakness.id)
+        .join(Vulnerability, Vulnerability.id == Weakness.vulnerability_id)
+        .where(Vulnerability.public_exploit.is_(True))
+        .correlate(Software)
+        .exists()
+    )
+    active_alert = (
+        weakness_query(Weakness.id)
+        .join(Vulnerability, Vulnerability.id == Weakness.vulnerability_id)
+        .where(Vulnerability.kev_listed.is_(True))
+        .correlate(Software)
+        .exists()
+    )
+    stat = RecommendationGroupStat
+    rec_key = literal(SOFTWARE_RECOMMENDATION_PREFIX) + Software.product_key
+    impact_numerator = (
+        select(
+            func.coalesce(
+                func.sum(stat.delta_weighted + stat.delta_high * totals.exposure.high_weight), 0.0
+            )
+        )
+        .where(stat.recommendation_id == rec_key, in_scope(stat.device_group_id, scope))
+        .correlate(Software)
+        .scalar_subquery()
+    )
+    total = totals.exposure.total_weight
+    impact = impact_numerator / total if total > 0 else impact_numerator * 0.0
+    return {
+        "weaknesses": weaknesses,
+        "exposedMachines": exposed,
+        "publicExploit": public_exploit,
+        "activeAlert": active_alert,
+        "impactScore": impact,
+    }
+
+
+def software_fields(columns: dict[str, Any]) -> FieldSet:
+    """The filterable/sortable fields of the software entity."""
+    return FieldSet(
+        "Software",
+        [
+            Field("id", Software.product_key),
+            Field("name", Software.product),
+            Field("vendor", Software.vendor),
+            Field("weaknesses", columns["weaknesses"], FieldType.NUMBER),
+            Field("exposedMachines", columns["exposedMachines"], FieldType.NUMBER),
+            Field("publicExploit", columns["publicExploit"], FieldType.BOOLEAN),
+            Field("activeAlert", columns["activeAlert"], FieldType.BOOLEAN),
+            Field("impactScore", columns["impactScore"], FieldType.NUMBER),
+        ],
+    )
+
+
+def _software(scope: Scope, totals: ScopeTotals) -> tuple[Select[Any], dict[str, Any]]:
+    columns = _software_columns(scope, totals)
+    installed_in_scope = (
+        select(InstalledSoftware.software_id)
+        .join(Device, Device.id == InstalledSoftware.device_id)
+        .where(in_scope(Device.device_group_id, scope))
+    )
+    statement = select(Software, *(column.label(name) for name, column in columns.items())).where(
+        Software.id.in_(installed_in_scope)
+    )
+    return statement, columns
+
+
+def _software_item(row: Any) -> dict[str, Any]:
+    software: Software = row[0]
+    return {
+        "id": software.product_key,
+        "name": software.product,
+        "vendor": software.vendor,
+        "weaknesses": int(row.weaknesses or 0),
+        "publicExploit": bool(row.publicExploit),
+        "activeAlert": bool(row.activeAlert),
+        "exposedMachines": int(row.exposedMachines or 0),
+        "impactScore": float(row.impactScore or 0.0),
+    }
+
+
+def list_software(session: Session, scope: Scope, query: Query) -> Page:
+    """Software installed on devices in scope, with its weaknesses and exposure in scope."""
+    statement, columns = _software(scope, scope_totals(session, scope))
+    statement = _apply(statement, software_fields(columns), query, Software.id)
+    rows, more = _page(session, statement, query)
+    return Page([_software_item(row) for row in rows], more)
+
+
+def get_software(session: Session, scope: Scope, software_id: str) -> dict[str, Any] | None:
+    """One product by its Defender id (``vendor-_-product``), or None when not in scope."""
+    statement, _ = _software(scope, scope_totals(session, scope))
+    row = session.execute(
+        statement.where(func.lower(Software.product_key) == software_id.strip().lower())
+    ).first()
+    return None if row is None else _software_item(row)
+
+
+def recommendation_software(
+    session: Session, scope: Scope, recommendation_id: str
+) -> list[dict[str, Any]]:
+    """The product a software recommendation is about (none for a configuration one)."""
+    software_id = session.scalar(
+        select(Recommendation.software_id).where(Recommendation.id == recommendation_id)
+    )
+    if software_id is None:
+        return []
+    statement, _ = _software(scope, scope_totals(session, scope))
+    row = session.execute(statement.where(Software.id == software_id)).first()
+    return [] if row is None else [_software_item(row)]
+
+
+# --- scores -------------------------------------------------------------------------------------
+
+
+def organisation_exposure_score(session: Session, scope: Scope) -> float:
+    """The exposure score (0-100) of the devices in scope: the weighted average of devices."""
+    return scope_totals(session, scope).exposure.score()
+
+
+def exposure_by_group(session: Session, scope: Scope) -> list[tuple[int, str, float]]:
+    """``(group id, group name, exposure score)`` for each device group in scope."""
+    return [
+        (view.group_id, view.group_name, view.score)
+        for view in scoring_queries.exposure_by_group(session, scope)
+    ]
+
+
+def configuration_score(session: Session, scope: Scope) -> float:
+    """Secure Score for devices (0-100, higher is better) over the scope."""
+    return scoring_queries.secure_score(session, scope).score
