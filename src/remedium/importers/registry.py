@@ -14,6 +14,19 @@ from remedium.importers.records import ReportError, ReportParser
 # Order matters for detection: specific formats before generic ones.
 FORMATS: dict[str, str] = {
     "remedium": "remedium.importers.formats.native:NativeParser",
+    "nessus": "remedium.importers.formats.nessus:NessusParser",
+    "openvas": "remedium.importers.formats.openvas:OpenVASParser",
+    "qualys": "remedium.importers.formats.qualys:QualysParser",
+    "openscap": "remedium.importers.formats.openscap:OpenSCAPParser",
+    "wazuh": "remedium.importers.formats.wazuh:WazuhParser",
+    "trivy_operator": "remedium.importers.formats.trivy:TrivyOperatorParser",
+    "trivy": "remedium.importers.formats.trivy:TrivyParser",
+    "grype": "remedium.importers.formats.grype:GrypeParser",
+    "osv_scanner": "remedium.importers.formats.osv_scanner:OsvScannerParser",
+    "cyclonedx": "remedium.importers.formats.cyclonedx:CycloneDxParser",
+    "spdx": "remedium.importers.formats.spdx:SpdxParser",
+    "mde": "remedium.importers.formats.mde:MdeParser",
+    "csv": "remedium.importers.formats.csv_report:CsvReportParser",
 }
 
 SNIFF_BYTES = 64 * 1024

@@ -1,0 +1,200 @@
+"""Qualys VM XML asset data reports (``<ASSET_DATA_REPORT>``).
+
+Hosts come first (``HOST_LIST``), the QID definitions after them (``GLOSSARY``), so the file is read
+twice: once for the glossary (one small entry per QID), then for the hosts. A detection becomes
+one finding per CVE its QID maps to; information-gathered QIDs, fixed detections and QIDs without
+a CVE are skipped with the reason. A stream that cannot seek is first spooled to a temporary file.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+from xml.etree.ElementTree import Element
+
+from remedium.importers.formats._xmlstream import (
+    CVE_RE,
+    child,
+    child_text,
+    children,
+    os_platform,
+    parse_datetime,
+    peek,
+    walk,
+)
+from remedium.importers.records import (
+    DeviceRecord,
+    FindingRecord,
+    ImportRecord,
+    ReportError,
+    ReportInfo,
+    SkippedRecord,
+)
+
+_SEVERITY = {"1": "Low", "2": "Low", "3": "Medium", "4": "High", "5": "Critical"}
+_GENERATED = re.compile(rb"<GENERATION_DATETIME>([^<]+)</GENERATION_DATETIME>")
+_VECTOR = re.compile(r"\(([^)]+)\)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Qid:
+    title: str
+    severity: str
+    cves: tuple[str, ...]
+    cvss_v3_vector: str
+    cvss_v3_score: float | None
+
+
+class QualysParser:
+    """Qualys VM asset data reports (XML)."""
+
+    name = "qualys"
+
+    def sniff(self, head: bytes, filename: str) -> bool:
+        """True for an ASSET_DATA_REPORT document."""
+        return b"<ASSET_DATA_REPORT" in head
+
+    def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
+        """Read the QID glossary, then stream devices and findings host by host."""
+        if not stream.seekable():
+            # Closed with the returned iterator's stream by garbage collection; a context
+            # manager would close it before the caller reads the records.
+            spool = tempfile.TemporaryFile()  # noqa: SIM115
+            shutil.copyfileobj(stream, spool)
+            spool.seek(0)
+            stream = spool
+        start = stream.tell()
+        head, replay = peek(stream)
+        if b"<ASSET_DATA_REPORT" not in head:
+            raise ReportError(
+                "not a Qualys asset data report: no <ASSET_DATA_REPORT> root", filename=filename
+            )
+        match = _GENERATED.search(head)
+        scanned_at = parse_datetime(match.group(1).decode("ascii", "replace")) if match else None
+        glossary = _glossary(replay, filename)
+        stream.seek(start)
+        info = ReportInfo(format=self.name, source="qualys", scanned_at=scanned_at)
+        return info, _records(stream, filename, glossary)
+
+
+def _glossary(stream: IO[bytes], filename: str) -> dict[str, _Qid]:
+    glossary: dict[str, _Qid] = {}
+    for _event, details in walk(stream, filename, end_tags=frozenset({"VULN_DETAILS"})):
+        qid = (details.get("id") or "qid_" + child_text(details, "QID")).strip()
+        cve_list = child(details, "CVE_ID_LIST")
+        cves = (
+            tuple(child_text(cve, "ID") for cve in children(cve_list, "CVE_ID"))
+            if cve_list is not None
+            else ()
+        )
+        vector, score = _cvss3(details)
+        glossary[qid] = _Qid(
+            title=child_text(details, "TITLE"),
+            severity=_SEVERITY.get(child_text(details, "SEVERITY"), ""),
+            cves=cves,
+            cvss_v3_vector=vector,
+            cvss_v3_score=score,
+        )
+    return glossary
+
+
+def _cvss3(details: Element) -> tuple[str, float | None]:
+    # "9.0 (AV:N/AC:H/...)": the score, then the vector without its "CVSS:3.x/" prefix.
+    base = child_text(child(details, "CVSS3_SCORE") or details, "CVSS3_BASE")
+    if not base:
+        return "", None
+    score_text, _, _ = base.partition(" ")
+    match = _VECTOR.search(base)
+    vector = (
+        f"CVSS:3.1/{match.group(1)}" if match and not match.group(1).startswith("CVSS:") else ""
+    )
+    try:
+        return vector, float(score_text)
+    except ValueError:
+        return vector, None
+
+
+def _records(stream: IO[bytes], filename: str, glossary: dict[str, _Qid]) -> Iterator[ImportRecord]:
+    wanted = frozenset({"VULN_INFO"})
+    host_tags = frozenset({"IP", "DNS", "NETBIOS", "OPERATING_SYSTEM", "HOST_ID", "QG_HOSTID"})
+    host: dict[str, str] = {}
+    in_host = False
+    device_ref = ""
+    hosts = 0
+    for event, element in walk(
+        stream, filename, end_tags=wanted | host_tags, start_tags=frozenset({"HOST"})
+    ):
+        if event == "start":
+            if in_host and not device_ref:
+                # The previous host had no detections: it is still a device the scan saw clean.
+                yield _device(host, hosts, filename)
+            in_host, host, device_ref = True, {}, ""
+            hosts += 1
+            continue
+        name = element.tag.rsplit("}", 1)[-1]
+        if name in host_tags:
+            if in_host:
+                host[name] = (element.text or "").strip()
+            continue
+        if not device_ref:
+            device = _device(host, hosts, filename)
+            device_ref = device.device_ref
+            yield device
+        yield from _findings(device_ref, element, glossary)
+    if in_host and not device_ref:
+        yield _device(host, hosts, filename)
+
+
+def _device(host: dict[str, str], number: int, filename: str) -> DeviceRecord:
+    asset_id = host.get("HOST_ID") or host.get("QG_HOSTID", "")
+    ip = host.get("IP", "")
+    ref = asset_id or ip or host.get("DNS", "")
+    if not ref:
+        raise ReportError(
+            "HOST with neither IP, DNS name nor host id", where=f"HOST #{number}", filename=filename
+        )
+    os_name = host.get("OPERATING_SYSTEM", "")
+    return DeviceRecord(
+        device_ref=ref,
+        name=host.get("DNS") or host.get("NETBIOS") or ip,
+        ip_address=ip,
+        asset_id=asset_id,
+        os_platform=os_platform(os_name) if os_name else "",
+        os_version=os_name,
+    )
+
+
+def _findings(device_ref: str, info: Element, glossary: dict[str, _Qid]) -> Iterator[ImportRecord]:
+    qid_element = child(info, "QID")
+    qid = (qid_element.get("id", "") if qid_element is not None else "") or "qid_" + child_text(
+        info, "QID"
+    )
+    where = f"HOST {device_ref} / VULN_INFO {qid}"
+    kind = child_text(info, "TYPE")
+    if kind == "Ig":
+        yield SkippedRecord("informational (information gathered)", where)
+        return
+    if child_text(info, "VULN_STATUS").lower() == "fixed":
+        yield SkippedRecord("fixed", where)
+        return
+    details = glossary.get(qid)
+    if details is None:
+        yield SkippedRecord("QID not described in the report's glossary", where)
+        return
+    valid = [cve for cve in dict.fromkeys(details.cves) if CVE_RE.match(cve)]
+    if not valid:
+        yield SkippedRecord("no CVE", where)
+        return
+    for cve in valid:
+        yield FindingRecord(
+            device_ref=device_ref,
+            vulnerability_id=cve,
+            severity=details.severity,
+            cvss_v3_vector=details.cvss_v3_vector,
+            cvss_v3_score=details.cvss_v3_score,
+            title=details.title,
+        )
