@@ -1,0 +1,101 @@
+"""Web pages of security recommendations: the list and the detail page (Defender's flyout)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from starlette.responses import HTMLResponse
+
+from remedium.api.deps import SessionDep
+from remedium.intel.models import CATEGORY_LABELS, CONFIGURATION_CATEGORIES
+from remedium.recommendations.models import REMEDIATION_TYPES
+from remedium.recommendations.queries import (
+    RECOMMENDATION_SORTS,
+    THREAT_FILTERS,
+    get_recommendation,
+    list_recommendations,
+    recommendation_devices,
+    recommendation_vulnerabilities,
+)
+from remedium.web.listing import clean, list_state
+from remedium.web.templating import REMEDIATION_LABELS, PageDep
+
+router = APIRouter(include_in_schema=False)
+
+THREAT_LABELS = {"exploit": "Exploit available", "kev": "Actively exploited (KEV)"}
+
+
+@router.get("/recommendations", response_class=HTMLResponse)
+def recommendations_list(
+    page: PageDep,
+    session: SessionDep,
+    *,
+    q: str | None = None,
+    category: str | None = None,
+    remediation_type: str | None = None,
+    threats: str | None = None,
+    sort: str | None = None,
+    dir: str | None = None,
+    p: str | None = None,
+) -> HTMLResponse:
+    """Security recommendations in scope, filtered, sorted and paged."""
+    state = list_state(sort, dir, p, allowed=RECOMMENDATION_SORTS, default_sort="exposure_impact")
+    filters = {
+        "q": clean(q),
+        "category": category if category in CONFIGURATION_CATEGORIES else None,
+        "remediation_type": remediation_type if remediation_type in REMEDIATION_TYPES else None,
+        "threats": threats if threats in THREAT_FILTERS else None,
+    }
+    result = list_recommendations(
+        session,
+        page.scope,
+        search=filters["q"],
+        category=filters["category"],
+        remediation_type=filters["remediation_type"],
+        threats=filters["threats"],
+        sort=state.sort,
+        descending=state.descending,
+        offset=state.offset,
+        limit=state.limit,
+    )
+    return page.render(
+        "recommendations/list.html",
+        {
+            "title": "Security recommendations",
+            "active": "recommendations",
+            "result": result,
+            "state": state,
+            "filters": filters,
+            "categories": [(c, CATEGORY_LABELS[c]) for c in CONFIGURATION_CATEGORIES],
+            "remediation_types": [(t, REMEDIATION_LABELS[t]) for t in REMEDIATION_TYPES],
+            "threat_options": list(THREAT_LABELS.items()),
+        },
+    )
+
+
+@router.get("/recommendations/{recommendation_id:path}", response_class=HTMLResponse)
+def recommendation_detail(
+    recommendation_id: str, page: PageDep, session: SessionDep, *, p: str | None = None
+) -> HTMLResponse:
+    """One recommendation: what it fixes, its threats and impacts, exposed devices, weaknesses."""
+    recommendation = get_recommendation(session, page.scope, recommendation_id)
+    if recommendation is None:
+        raise HTTPException(
+            404, "There is no such recommendation in the device groups you can see."
+        )
+    state = list_state(None, None, p, allowed=(), default_sort="score_delta")
+    devices = recommendation_devices(
+        session, page.scope, recommendation_id, offset=state.offset, limit=state.limit
+    )
+    return page.render(
+        "recommendations/detail.html",
+        {
+            "title": recommendation.name,
+            "active": "recommendations",
+            "rec": recommendation,
+            "devices": devices,
+            "state": state,
+            "vulnerabilities": recommendation_vulnerabilities(
+                session, page.scope, recommendation_id
+            ),
+        },
+    )

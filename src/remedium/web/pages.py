@@ -1,0 +1,85 @@
+"""The dashboard page, the 404 page, and the wiring of every feature's pages into the app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import HTMLResponse, Response
+
+from remedium.api.deps import SessionDep
+from remedium.inventory.queries import top_exposed_devices, top_vulnerable_software
+from remedium.recommendations.queries import top_recommendations
+from remedium.scoring.queries import (
+    exposure_by_group,
+    exposure_distribution,
+    exposure_score,
+    score_history,
+    secure_score,
+)
+from remedium.web.charts import donut, trend_chart
+from remedium.web.templating import STATIC_DIR, PageDep, render_error
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(page: PageDep, session: SessionDep) -> HTMLResponse:
+    """The dashboard: scores, their trend, the distribution and the top lists."""
+    scope = page.scope
+    exposure = exposure_score(session, scope)
+    secure = secure_score(session, scope)
+    distribution = exposure_distribution(session, scope)
+    history = score_history(session, scope, days=30)
+    return page.render(
+        "dashboard.html",
+        {
+            "title": "Dashboard",
+            "active": "dashboard",
+            "exposure": exposure,
+            "secure": secure,
+            "exposure_trend": trend_chart([(p.day, p.exposure_score) for p in history]),
+            "secure_trend": trend_chart([(p.day, p.secure_score) for p in history], height=110),
+            "distribution": donut(
+                [
+                    ("high", "High", distribution.high),
+                    ("medium", "Medium", distribution.medium),
+                    ("low", "Low", distribution.low),
+                    ("none", "No known risks", distribution.none),
+                ]
+            ),
+            "top_recommendations": top_recommendations(session, scope, 5),
+            "top_software": top_vulnerable_software(session, scope, 5),
+            "top_devices": top_exposed_devices(session, scope, 5),
+            "groups_exposure": exposure_by_group(session, scope),
+        },
+    )
+
+
+def install_pages(app: FastAPI) -> None:
+    """Mount the static files, every page router, and the HTML 404 page."""
+    from remedium.intel.pages import router as vulnerability_pages
+    from remedium.inventory.pages import router as inventory_pages
+    from remedium.recommendations.pages import router as recommendation_pages
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(router)
+    app.include_router(recommendation_pages)
+    app.include_router(vulnerability_pages)
+    app.include_router(inventory_pages)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _html_errors(request: Request, exc: StarletteHTTPException) -> Response:
+        # The API keeps FastAPI's JSON errors; people in a browser get a page in the layout.
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if exc.status_code == 404 and wants_html and not request.url.path.startswith("/api"):
+            return render_error(
+                request,
+                404,
+                "Not found",
+                str(exc.detail)
+                if exc.detail and exc.detail != "Not Found"
+                else "There is no such page, or it is outside the device groups you can see.",
+            )
+        return await http_exception_handler(request, exc)
