@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, update
@@ -24,17 +23,6 @@ from remedium.db.session import transaction
 from remedium.inventory.models import Weakness
 from remedium.recommendations.service import recompute
 from remedium.scoring.service import snapshot_scores
-
-
-@pytest.fixture
-def page(page: Any) -> Any:
-    """The browser page, minus Chromium's own ``/favicon.ico`` request.
-
-    Unauthenticated, that request is redirected to ``/signin``, which issues a fresh sign-in
-    nonce and so invalidates the form already on screen (reported to the sign-in owner).
-    """
-    page.route("**/favicon.ico", lambda route: route.abort())
-    return page
 
 
 @dataclass(frozen=True)

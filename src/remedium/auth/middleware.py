@@ -28,7 +28,8 @@ from remedium.auth.principal import Principal, Right
 from remedium.db.session import transaction
 
 SESSION_COOKIE = "remedium_session"
-PUBLIC_PATHS = frozenset({"/api/v1/health", "/signin"})
+# Browsers fetch /favicon.ico on their own; redirecting it to /signin would void the sign-in form.
+PUBLIC_PATHS = frozenset({"/api/v1/health", "/signin", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/", "/schemas/")
 # Reachable by a signed-in user who lacks the view right, so they can leave.
 NO_VIEW_PATHS = frozenset({"/signout"})
