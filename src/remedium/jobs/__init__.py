@@ -1,0 +1,1 @@
+"""Periodic jobs (progress, retention, tickets, score history) and their run records."""

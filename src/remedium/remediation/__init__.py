@@ -1,0 +1,1 @@
+"""Remediation activities: requests to fix a recommendation, their progress and tickets."""

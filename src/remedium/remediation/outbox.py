@@ -1,0 +1,460 @@
+"""The transactional ticket outbox: nothing lost, nothing doubled.
+
+``request_remediation`` writes the activity and an :class:`OutboxMessage` in one transaction.
+The worker (:func:`deliver_pending`) then delivers each message in its own transaction:
+
+1. lock the message (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers never share one);
+2. ``find_ticket(idempotency_key)``: a ticket made by an earlier attempt that crashed after the
+   external call but before the commit is found here and adopted, never made twice;
+3. otherwise ``create_ticket``; then record the ticket on the activity, audit, commit.
+
+A :class:`~remedium.connectors.errors.TransientError` (timeout, refused connection, 5xx, 429)
+leaves the message pending with exponential back-off (with jitter, capped); a
+:class:`~remedium.connectors.errors.PermanentError` marks it failed, visible on the activity,
+until an administrator retries it. Ticket states are read back by :func:`sync_ticket_states`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from remedium.audit.service import record
+from remedium.auth.principal import Principal
+from remedium.connectors.base import (
+    Priority,
+    ProductRef,
+    RemediationType,
+    TargetDevice,
+    TicketConnector,
+    TicketRef,
+    TicketRequest,
+    idempotency_key_for,
+)
+from remedium.connectors.errors import PermanentError, RateLimitedError, TransientError
+from remedium.connectors.models import ConnectorConfig
+from remedium.db.base import utcnow
+from remedium.db.session import session_factory
+from remedium.inventory.models import Software
+from remedium.remediation.models import (
+    TICKET_DELIVERED,
+    TICKET_FAILED,
+    TICKET_PENDING,
+    OutboxMessage,
+    RemediationActivity,
+)
+from remedium.remediation.service import ActivityConflictError, audit_group
+
+BACKOFF_BASE_SECONDS = 30.0
+BACKOFF_CAP_SECONDS = 3600.0
+_ERROR_LENGTH = 500
+# Ticket states after which the system will not change its mind: no need to keep asking.
+FINAL_TICKET_STATES = ("completed", "rejected")
+
+_TYPES = {
+    "Update": RemediationType.UPDATE,
+    "Upgrade": RemediationType.UPDATE,
+    "Uninstall": RemediationType.UNINSTALL,
+    "ConfigurationChange": RemediationType.CONFIGURATION_CHANGE,
+    "AttentionRequired": RemediationType.ATTENTION_REQUIRED,
+}
+
+
+class ConnectorResolver(Protocol):
+    """Builds the connector called ``name`` (``None`` when it is missing or switched off)."""
+
+    def __call__(self, session: Session, name: str) -> TicketConnector | None: ...
+
+
+# --- writing the message ------------------------------------------------------------------------
+
+
+def enqueue_ticket(
+    session: Session,
+    activity: RemediationActivity,
+    connector: ConnectorConfig,
+    devices: Sequence[Any],
+    software: Software | None,
+) -> OutboxMessage:
+    """Add the pending ticket of ``activity`` to the caller's transaction (flushes)."""
+    key = idempotency_key_for(activity.id)
+    payload: dict[str, object] = {
+        "activity_id": activity.id,
+        "idempotency_key": key,
+        "title": activity.title,
+        "description": activity.description,
+        "remediation_type": _TYPES[activity.remediation_type].value,
+        "priority": activity.priority,
+        "due_on": activity.due_on.date().isoformat() if activity.due_on else None,
+        "requester_email": activity.requester_email or activity.requester_name,
+        "notes": activity.notes,
+        "product": (
+            {
+                "vendor": software.display_vendor or software.vendor,
+                "name": software.display_name,
+                "recommended_version": activity.recommended_version,
+            }
+            if software is not None
+            else None
+        ),
+        "configuration_id": activity.configuration_id or "",
+        "target_devices": [
+            {
+                "name": row.name,
+                "machine_id": row.machine_id,
+                "aad_device_id": row.aad_device_id or "",
+                "intune_managed": bool(row.is_intune_managed),
+                "aad_joined": bool(row.is_aad_joined),
+            }
+            for row in devices
+        ],
+        "link": f"/remediation/activities/{activity.id}",
+    }
+    message = OutboxMessage(
+        activity_id=activity.id,
+        connector_name=connector.name,
+        idempotency_key=key,
+        payload=payload,
+        state="pending",
+        attempts=0,
+        next_attempt_at=activity.created_at,
+        created_at=activity.created_at,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def ticket_request(payload: dict[str, Any]) -> TicketRequest:
+    """The connector's request rebuilt from a stored outbox payload."""
+    product = payload.get("product")
+    due = payload.get("due_on")
+    return TicketRequest(
+        activity_id=str(payload["activity_id"]),
+        idempotency_key=str(payload["idempotency_key"]),
+        title=str(payload["title"]),
+        description=str(payload.get("description") or ""),
+        remediation_type=RemediationType(payload["remediation_type"]),
+        priority=Priority(payload["priority"]),
+        due_on=date.fromisoformat(due) if due else None,
+        requester_email=str(payload.get("requester_email") or ""),
+        notes=str(payload.get("notes") or ""),
+        product=ProductRef(**product) if product else None,
+        configuration_id=str(payload.get("configuration_id") or ""),
+        target_devices=tuple(TargetDevice(**d) for d in payload.get("target_devices", [])),
+        link=str(payload.get("link") or ""),
+    )
+
+
+# --- delivering ---------------------------------------------------------------------------------
+
+
+def backoff_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """How long to wait after ``attempts`` failed tries: doubling, capped, with jitter.
+
+    The jitter (between half and all of the delay) spreads retries of many messages so a
+    ticketing system coming back is not hit by all of them at once.
+    """
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=ceiling * (0.5 + 0.5 * (rng or random).random()))
+
+
+def _short(error: BaseException) -> str:
+    # Connectors scrub secrets from their messages; keep ours short as well.
+    return f"{type(error).__name__}: {error}"[:_ERROR_LENGTH]
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    """What one pass of the outbox did."""
+
+    delivered: int = 0
+    adopted: int = 0  # tickets found by the look-up (made by an attempt that crashed)
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """The figures for ``remedium jobs run --json``."""
+        return {
+            "delivered": self.delivered,
+            "adopted": self.adopted,
+            "retried": self.retried,
+            "failed": self.failed,
+            "errors": self.errors[:20],
+        }
+
+
+def due_messages(session: Session, now: datetime, limit: int) -> list[int]:
+    """Ids of pending messages whose next attempt is due, oldest first."""
+    return list(
+        session.scalars(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+    )
+
+
+def deliver_pending(
+    engine: Engine,
+    resolve: ConnectorResolver,
+    *,
+    now: datetime | None = None,
+    limit: int = 200,
+    after_external_call: Callable[[OutboxMessage], None] | None = None,
+) -> DeliveryStats:
+    """Deliver every due pending message, each in its own transaction.
+
+    ``after_external_call`` runs after the connector answered and before the commit; tests use
+    it to simulate a crash at the worst moment.
+    """
+    now = now or utcnow()
+    stats = DeliveryStats()
+    factory = session_factory(engine)
+    with factory() as session:
+        ids = due_messages(session, now, limit)
+    for message_id in ids:
+        with factory() as session:
+            try:
+                _deliver_one(
+                    session, message_id, resolve, now=now, stats=stats, hook=after_external_call
+                )
+                session.commit()
+            except Exception as error:
+                session.rollback()
+                _record_unexpected(factory, message_id, now, error, stats)
+            except BaseException:
+                session.rollback()
+                raise
+    return stats
+
+
+def _deliver_one(
+    session: Session,
+    message_id: int,
+    resolve: ConnectorResolver,
+    *,
+    now: datetime,
+    stats: DeliveryStats,
+    hook: Callable[[OutboxMessage], None] | None,
+) -> None:
+    message = session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.state == "pending")
+        .with_for_update(skip_locked=True)
+    ).first()
+    if message is None:
+        return  # another worker has it, or delivered it meanwhile
+    activity = session.get(RemediationActivity, message.activity_id)
+    if activity is None:
+        return
+    connector = resolve(session, message.connector_name)
+    if connector is None:
+        _retry_later(
+            message, now, f"the connection {message.connector_name!r} is missing or switched off"
+        )
+        stats.retried += 1
+        return
+    message.attempts += 1
+    try:
+        ref = connector.find_ticket(message.idempotency_key)
+        adopted = ref is not None
+        if ref is None:
+            ref = connector.create_ticket(ticket_request(message.payload))
+    except TransientError as error:
+        retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+        _retry_later(message, now, _short(error), retry_after=retry_after)
+        stats.retried += 1
+        stats.errors.append(_short(error))
+        return
+    except PermanentError as error:
+        _fail(session, message, activity, _short(error))
+        stats.failed += 1
+        stats.errors.append(_short(error))
+        return
+    if hook is not None:
+        hook(message)
+    _delivered(session, message, activity, ref, now, adopted=adopted)
+    stats.delivered += 1
+    stats.adopted += int(adopted)
+
+
+def _retry_later(
+    message: OutboxMessage, now: datetime, error: str, *, retry_after: float | None = None
+) -> None:
+    delay = backoff_delay(max(1, message.attempts))
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=min(retry_after, BACKOFF_CAP_SECONDS)))
+    message.next_attempt_at = now + delay
+    message.last_error = error[:_ERROR_LENGTH]
+
+
+def _fail(
+    session: Session, message: OutboxMessage, activity: RemediationActivity, error: str
+) -> None:
+    message.state = "failed"
+    message.last_error = error[:_ERROR_LENGTH]
+    activity.ticket_delivery = TICKET_FAILED
+    session.flush()
+    record(
+        session,
+        actor=None,
+        action="remediation.ticket_failed",
+        object_type="remediation_activity",
+        object_id=activity.id,
+        device_group_id=audit_group(session, activity.id),
+        after={"connector": message.connector_name, "attempts": message.attempts},
+        reason=message.last_error,
+    )
+
+
+def _delivered(
+    session: Session,
+    message: OutboxMessage,
+    activity: RemediationActivity,
+    ref: TicketRef,
+    now: datetime,
+    *,
+    adopted: bool,
+) -> None:
+    message.state = "delivered"
+    message.delivered_at = now
+    message.last_error = ""
+    activity.ticket_delivery = TICKET_DELIVERED
+    activity.ticket_external_id = ref.external_id
+    activity.ticket_key = ref.key
+    activity.ticket_url = ref.url
+    activity.ticket_status = activity.ticket_status or "pending"
+    activity.ticket_synced_at = now
+    session.flush()
+    record(
+        session,
+        actor=None,
+        action="remediation.ticket_created",
+        object_type="remediation_activity",
+        object_id=activity.id,
+        device_group_id=audit_group(session, activity.id),
+        after={
+            "connector": message.connector_name,
+            "system": ref.system,
+            "ticket": ref.key or ref.external_id,
+            "url": ref.url,
+            "devices_sent": ref.devices_sent,
+            "devices_skipped": ref.devices_skipped,
+        },
+        reason="found by its idempotency key after an interrupted attempt" if adopted else "",
+    )
+
+
+def _record_unexpected(
+    factory: Any, message_id: int, now: datetime, error: Exception, stats: DeliveryStats
+) -> None:
+    """An error no connector should raise: keep the message pending and say what happened."""
+    with factory() as session:
+        message = session.get(OutboxMessage, message_id)
+        if message is not None and message.state == "pending":
+            message.attempts += 1
+            _retry_later(message, now, _short(error))
+            session.commit()
+    stats.retried += 1
+    stats.errors.append(_short(error))
+
+
+def retry_ticket(
+    session: Session, principal: Principal, activity: RemediationActivity, *, now: datetime
+) -> OutboxMessage:
+    """Put a failed ticket back in the queue (an administrator's action); audited."""
+    message = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.activity_id == activity.id)
+    ).first()
+    if message is None or message.state != "failed":
+        raise ActivityConflictError("this activity has no failed ticket to retry")
+    message.state = "pending"
+    message.next_attempt_at = now
+    activity.ticket_delivery = TICKET_PENDING
+    session.flush()
+    record(
+        session,
+        actor=principal,
+        action="remediation.ticket_retry",
+        object_type="remediation_activity",
+        object_id=activity.id,
+        device_group_id=audit_group(session, activity.id),
+        before={"last_error": message.last_error, "attempts": message.attempts},
+    )
+    return message
+
+
+# --- reading ticket states back -----------------------------------------------------------------
+
+
+def sync_ticket_states(
+    session: Session, resolve: ConnectorResolver, *, now: datetime | None = None
+) -> dict[str, int]:
+    """Read each open ticket's state from its system; record and audit every change.
+
+    Tickets already completed or rejected are not asked again. Errors of one system leave its
+    tickets as they were (the next run asks again). Flushes, never commits.
+    """
+    now = now or utcnow()
+    activities = session.scalars(
+        select(RemediationActivity).where(
+            RemediationActivity.ticket_delivery == TICKET_DELIVERED,
+            RemediationActivity.ticket_external_id.is_not(None),
+            RemediationActivity.connector_name.is_not(None),
+        )
+    ).all()
+    figures = {"checked": 0, "changed": 0, "errors": 0}
+    connectors: dict[str, TicketConnector | None] = {}
+    for activity in activities:
+        if activity.ticket_status in FINAL_TICKET_STATES:
+            continue
+        name = activity.connector_name or ""
+        if name not in connectors:
+            connectors[name] = resolve(session, name)
+        connector = connectors[name]
+        if connector is None:
+            continue
+        ref = TicketRef(
+            system=connector.name,
+            external_id=activity.ticket_external_id or "",
+            key=activity.ticket_key or "",
+            url=activity.ticket_url or "",
+        )
+        figures["checked"] += 1
+        try:
+            state = connector.get_state(ref)
+        except (TransientError, PermanentError):
+            figures["errors"] += 1
+            continue
+        activity.ticket_synced_at = now
+        if (activity.ticket_state, activity.ticket_status) == (
+            state.system_state,
+            state.state.value,
+        ):
+            continue
+        before = {"ticket_state": activity.ticket_state, "ticket_status": activity.ticket_status}
+        activity.ticket_state = state.system_state
+        activity.ticket_status = state.state.value
+        figures["changed"] += 1
+        session.flush()
+        record(
+            session,
+            actor=None,
+            action="remediation.ticket_state",
+            object_type="remediation_activity",
+            object_id=activity.id,
+            device_group_id=audit_group(session, activity.id),
+            before=before,
+            after={"ticket_state": state.system_state, "ticket_status": state.state.value},
+        )
+    session.flush()
+    return figures
