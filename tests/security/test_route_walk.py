@@ -30,6 +30,9 @@ from remedium.auth.middleware import is_public
 from remedium.auth.models import ApiToken
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
+from remedium.exceptions import inaccuracy
+from remedium.exceptions import service as exception_service
+from remedium.remediation import service as remediation_service
 from signin import make_token, make_user
 
 OUTSIDE_MARKERS = ("OutsiderGroup", "outsider-device-1", "outsider-device-2")
@@ -124,6 +127,33 @@ def world(engine: Engine) -> World:
         tokens["expired"] = expired_secret
         event = session.scalars(select(AuditEvent)).first()
         assert event is not None
+        walker = service.principal_for(admin)
+        exceptions = [
+            exception_service.file_exception(
+                session,
+                walker,
+                recommendation_id=CHROME,
+                justification="AcceptRisk",
+                device_group_ids=[group.id],
+                duration_days=30,
+            )
+            for group in (org.alpha, org.beta)
+        ]
+        activities = [
+            remediation_service.request_remediation(
+                session,
+                walker,
+                recommendation_id=CHROME,
+                remediation_type="AttentionRequired",
+                device_group_ids=[group.id],
+                priority="High",
+                due_on=None,
+            )
+            for group in (org.alpha, org.beta)
+        ]
+        report = inaccuracy.report_inaccuracy(
+            session, walker, object_type="recommendation", object_id=CHROME, category="Other"
+        )
         values = {
             "device_id": str(org.a1.id),
             "machine_id": org.a1.machine_id,
@@ -134,8 +164,18 @@ def world(engine: Engine) -> World:
             "user_id": str(admin.id),
             "token_id": str(revoked.id),
             "event_id": str(event.id),
+            "exception_id": str(exceptions[0].id),
+            "report_id": str(report.id),
+            "activity_id": activities[0].id,
+            "task_id": activities[0].id,
         }
-        outside = {"device_id": str(org.b1.id), "machine_id": org.b1.machine_id}
+        outside = {
+            "device_id": str(org.b1.id),
+            "machine_id": org.b1.machine_id,
+            "exception_id": str(exceptions[1].id),
+            "activity_id": activities[1].id,
+            "task_id": activities[1].id,
+        }
     return World(create_app(engine), values, outside, tokens)
 
 
@@ -178,13 +218,14 @@ def test_every_route_needs_credentials(world: World) -> None:
 
 
 def test_only_health_and_signin_are_public(world: World) -> None:
-    # /schemas/... are the published JSON schemas of the import formats: public by design.
+    # /schemas/... are the published JSON schemas of the import formats, and /favicon.ico the
+    # icon browsers fetch on their own: public by design.
     public = {
         e.path
         for e in endpoints(world.app)
         if is_public(e.path) and not e.path.startswith("/schemas/")
     }
-    assert public == {"/api/v1/health", "/signin"}
+    assert public == {"/api/v1/health", "/signin", "/favicon.ico"}
 
 
 def test_a_user_without_the_right_gets_403(world: World) -> None:
