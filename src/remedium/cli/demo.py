@@ -1,0 +1,77 @@
+"""``remedium demo``: build the demo organisation into the configured database, then serve it."""
+
+from __future__ import annotations
+
+import typer
+from sqlalchemy import Engine, MetaData, inspect
+from sqlalchemy.orm import Session
+
+from remedium.cli.common import console, ready_engine
+from remedium.db.migrate import upgrade_database
+from remedium.db.session import session_factory
+
+# Where the sign-in engineer's hook prints how to sign in (e.g. the demo administrator).
+SIGN_IN_HINT = "Sign-in: every request acts as the local administrator until sign-in is enabled."
+
+
+def sign_in_hint(engine: Engine) -> str:
+    """How to sign in to the demo (the auth feature may provide ``demo_sign_in_hint``)."""
+    try:
+        from remedium.auth import service as auth_service
+    except ImportError:  # pragma: no cover - the auth feature is part of remedium
+        return SIGN_IN_HINT
+    hook = getattr(auth_service, "demo_sign_in_hint", None)
+    return str(hook(engine)) if callable(hook) else SIGN_IN_HINT
+
+
+def reset_database(engine: Engine) -> None:
+    """Drop every table (and the schema version), then create the schema afresh."""
+    metadata = MetaData()
+    metadata.reflect(bind=engine)
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        metadata.drop_all(bind=connection)
+    upgrade_database(engine)
+
+
+def demo_command(
+    devices: int = typer.Option(2000, "--devices", min=10, help="About how many devices."),
+    seed: int = typer.Option(20261120, "--seed", help="The seed everything follows from."),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve it when built."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Replace what the database holds."),
+) -> None:
+    """Build the demo organisation (30 days of history), then serve it."""
+    from remedium.demo import build_demo, holds_demo
+    from remedium.inventory.service import count_devices
+
+    engine = ready_engine()
+    with session_factory(engine)() as session:
+        built, occupied = holds_demo(session), _has_devices(session, count_devices)
+    if rebuild and "device" in inspect(engine).get_table_names():
+        reset_database(engine)
+        built = occupied = False
+    if built:
+        console.print("The database already holds the demo: reusing it (--rebuild replaces it).")
+    elif occupied:
+        console.print(
+            "[red]The database already holds other data; --rebuild replaces it with the demo.[/red]"
+        )
+        raise typer.Exit(2)
+    else:
+        with console.status(f"building the demo organisation ({devices} devices, 30 days)..."):
+            summary = build_demo(engine, devices=devices, seed=seed)
+        console.print(
+            f"demo built in {summary.seconds:.1f}s: {summary.devices} devices in "
+            f"{summary.device_groups} groups, {summary.vulnerabilities} vulnerabilities, "
+            f"{summary.imports} daily imports"
+        )
+    console.print(sign_in_hint(engine))
+    if serve_after:
+        from remedium.cli.main import serve
+
+        serve(host=None, port=None)  # type: ignore[arg-type]
+
+
+def _has_devices(session: Session, count: object) -> bool:
+    return bool(count(session))  # type: ignore[operator]

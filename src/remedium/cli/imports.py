@@ -1,0 +1,95 @@
+"""``remedium import FILE...``: import scanner, inventory and configuration reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from remedium.cli.common import console, print_json, ready_engine
+from remedium.db.session import transaction
+from remedium.importers.records import ReportError
+from remedium.importers.service import ImportSummary, import_report
+
+SHOWN = (
+    ("devices_added", "devices added"),
+    ("devices_updated", "devices updated"),
+    ("software_added", "software added"),
+    ("findings_added", "findings added"),
+    ("findings_updated", "findings updated"),
+    ("findings_fixed", "findings fixed"),
+    ("configuration_results", "configuration results"),
+    ("vulnerabilities_added", "vulnerabilities added"),
+)
+
+
+def import_command(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    format: str = typer.Option(None, "--format", help="Report format (detected when omitted)."),
+    device_group: str = typer.Option(
+        None, "--device-group", help="Put every device of the files into this device group."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Import FILE... in one transaction: a bad file changes nothing."""
+    engine = ready_engine()
+    summaries: list[ImportSummary] = []
+    try:
+        with (
+            transaction(engine) as session,
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+                disable=as_json or not console.is_terminal,
+            ) as progress,
+        ):
+            for path in files:
+                task = progress.add_task(path.name, total=path.stat().st_size or 1)
+
+                def advance(done: int, total: int, task: Any = task) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                summaries.append(
+                    import_report(
+                        session, path, format=format, device_group=device_group, progress=advance
+                    )
+                )
+    except ReportError as error:
+        console.print(f"[red]import refused, nothing changed:[/red] {error}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print_json(_combined(summaries))
+        return
+    for summary in summaries:
+        table = Table(title=f"{summary.filename} ({summary.format}, source {summary.source})")
+        table.add_column("")
+        table.add_column("count", justify="right")
+        data = summary.as_dict()
+        for key, label in SHOWN:
+            table.add_row(label, str(data[key]))
+        for skipped in summary.skipped:
+            table.add_row(f"skipped: {skipped['reason']}", str(skipped["count"]))
+        console.print(table)
+
+
+def _combined(summaries: list[ImportSummary]) -> dict[str, Any]:
+    """One JSON object for all files: summed counts, plus each file's own summary."""
+    result: dict[str, Any] = {key: 0 for key, _ in SHOWN}
+    result.update(findings_reopened=0, configurations_fixed=0)
+    skipped: dict[str, int] = {}
+    for summary in summaries:
+        data = summary.as_dict()
+        for key in result:
+            result[key] += data[key]
+        for entry in summary.skipped:
+            skipped[entry["reason"]] = skipped.get(entry["reason"], 0) + entry["count"]
+    result["skipped"] = [{"reason": r, "count": c} for r, c in sorted(skipped.items())]
+    result["imports"] = [s.as_dict() for s in summaries]
+    return result

@@ -1,0 +1,81 @@
+"""``/api/v1/imports`` (upload a report, list imports) and the native format's JSON Schema."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+
+from remedium.api.deps import PrincipalDep, SessionDep, require
+from remedium.auth.principal import Right
+from remedium.common.paging import DEFAULT_LIMIT, Page, clamp_limit, make_page
+from remedium.importers.formats.native import inventory_schema
+from remedium.importers.models import ImportRun
+from remedium.importers.records import ReportError
+from remedium.importers.schemas import ImportRunOut
+from remedium.importers.service import import_report
+
+router = APIRouter(tags=["imports"])
+
+
+@router.get("/schemas/remedium-inventory.json", include_in_schema=True)
+def native_schema() -> JSONResponse:
+    """The JSON Schema (draft 2020-12) of remedium's native report format."""
+    return JSONResponse(inventory_schema(), media_type="application/schema+json")
+
+
+@router.post(
+    "/api/v1/imports",
+    response_model=ImportRunOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[require(Right.ADMIN)],  # type: ignore[list-item]
+)
+def upload_report(
+    session: SessionDep,
+    principal: PrincipalDep,
+    file: Annotated[UploadFile, File(description="The report file.")],
+    format: Annotated[str | None, Form(description="Format name; detected when empty.")] = None,
+    device_group: Annotated[str | None, Form(description="Put every device in this group.")] = None,
+) -> Any:
+    """Import one uploaded report in the request's transaction; a bad file changes nothing."""
+    name = Path(file.filename or "upload").name
+    with tempfile.TemporaryDirectory(prefix="remedium-upload-") as folder:
+        path = Path(folder) / name
+        with path.open("wb") as target:
+            shutil.copyfileobj(file.file, target, 1 << 20)
+        try:
+            summary = import_report(
+                session,
+                path,
+                format=format or None,
+                device_group=device_group or None,
+                imported_by=principal.name,
+                filename=name,
+            )
+        except ReportError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    return session.get(ImportRun, summary.import_id)
+
+
+@router.get(
+    "/api/v1/imports",
+    response_model=Page[ImportRunOut],
+    dependencies=[require(Right.ADMIN)],  # type: ignore[list-item]
+)
+def list_imports(
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1)] = DEFAULT_LIMIT,
+) -> Any:
+    """Imports, newest first."""
+    limit = clamp_limit(limit)
+    total = session.scalar(select(func.count()).select_from(ImportRun)) or 0
+    rows = session.scalars(
+        select(ImportRun).order_by(ImportRun.id.desc()).offset(offset).limit(limit)
+    ).all()
+    return make_page([ImportRunOut.model_validate(r) for r in rows], total, offset, limit)

@@ -1,0 +1,1 @@
+"""The published JSON Schema of the native report format."""

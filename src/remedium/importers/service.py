@@ -1,0 +1,648 @@
+"""The import pipeline: any ``ReportParser``'s records, written set-based in one transaction.
+
+Records are buffered and written in batches: each batch reads the rows it may touch with a few
+``IN`` queries, decides in Python what changed, and writes with ``executemany`` inserts and
+updates, never one ORM object per row. The caller owns the transaction: an error anywhere leaves
+the database as it was once the caller rolls back. Rules (device identity, fixed-on-rescan, older
+scans) are in docs/imports.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from remedium.db.base import utcnow
+from remedium.importers.models import ImportRun
+from remedium.importers.records import (
+    ConfigurationCheckRecord,
+    ConfigurationResultRecord,
+    DeviceRecord,
+    FindingRecord,
+    ImportRecord,
+    ReportInfo,
+    SkippedRecord,
+    SoftwareRecord,
+    VulnerabilityRecord,
+    open_report,
+)
+from remedium.importers.registry import detect_parser, get_parser
+from remedium.intel import service as intel_service
+from remedium.intel.models import SecurityConfiguration, Vulnerability
+from remedium.inventory import service as inventory_service
+from remedium.inventory.models import ConfigurationAssessment, InstalledSoftware, Weakness
+
+BATCH = 5000  # records buffered before a batch is written
+IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+T = TypeVar("T")
+
+Progress = Callable[[int, int], None]
+
+
+def table_of(model: type[Any]) -> Table:
+    """The Core table of a mapped class (typed, for set-based statements)."""
+    table: Table = model.__table__
+    return table
+
+
+def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What one import added, updated, fixed and skipped."""
+
+    format: str
+    source: str
+    filename: str
+    scanned_at: datetime | None = None
+    import_id: int | None = None
+    devices_added: int = 0
+    devices_updated: int = 0
+    devices_seen: int = 0
+    software_added: int = 0
+    installed_added: int = 0
+    installed_removed: int = 0
+    findings_added: int = 0
+    findings_updated: int = 0
+    findings_reopened: int = 0
+    findings_fixed: int = 0
+    configuration_results: int = 0
+    configurations_fixed: int = 0
+    configurations_added: int = 0
+    vulnerabilities_added: int = 0
+    vulnerabilities_updated: int = 0
+    devices_matched: int = 0  # devices whose weaknesses matching changed (intel/matching.py)
+    skipped_reasons: Counter[str] = field(default_factory=Counter)
+    changed_vulnerability_ids: set[str] = field(default_factory=set)
+    touched_device_ids: set[int] = field(default_factory=set)
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` records not imported for ``reason``."""
+        self.skipped_reasons[reason] += count
+
+    @property
+    def skipped(self) -> list[dict[str, Any]]:
+        """Skipped records as ``[{"reason": ..., "count": ...}]``, most frequent first."""
+        return [{"reason": r, "count": c} for r, c in self.skipped_reasons.most_common()]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (what ``--json`` prints and ``ImportRun`` keeps)."""
+        return {
+            "import_id": self.import_id,
+            "format": self.format,
+            "source": self.source,
+            "filename": self.filename,
+            "scanned_at": self.scanned_at.isoformat() if self.scanned_at else None,
+            "devices_added": self.devices_added,
+            "devices_updated": self.devices_updated,
+            "devices_seen": self.devices_seen,
+            "software_added": self.software_added,
+            "installed_added": self.installed_added,
+            "installed_removed": self.installed_removed,
+            "findings_added": self.findings_added,
+            "findings_updated": self.findings_updated,
+            "findings_reopened": self.findings_reopened,
+            "findings_fixed": self.findings_fixed,
+            "configuration_results": self.configuration_results,
+            "configurations_fixed": self.configurations_fixed,
+            "configurations_added": self.configurations_added,
+            "vulnerabilities_added": self.vulnerabilities_added,
+            "vulnerabilities_updated": self.vulnerabilities_updated,
+            "devices_matched": self.devices_matched,
+            "skipped": self.skipped,
+        }
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_report(
+    session: Session,
+    path: Path | str,
+    *,
+    format: str | None = None,
+    device_group: str | None = None,
+    imported_by: str = "cli",
+    progress: Progress | None = None,
+    filename: str | None = None,
+    as_of: datetime | None = None,
+) -> ImportSummary:
+    """Import one report file into the inventory and record an ``ImportRun``.
+
+    ``format`` names the parser (detected from the file when ``None``); ``device_group`` puts every
+    device of the file into that group; ``progress(done, total)`` is called with bytes read;
+    ``as_of`` is when derived figures are computed for (default now; the demo replays history).
+    Raises ``ReportError`` on a bad file; the caller then rolls back and nothing has changed.
+    """
+    path = Path(path)
+    parser = get_parser(format) if format else detect_parser(path)
+    total = path.stat().st_size
+    shown_name = filename or path.name
+    started_at = utcnow()
+    with open_report(path) as stream:
+        info, records = parser.parse(stream, shown_name)
+        writer = ReportWriter(session, info, filename=shown_name, device_group=device_group)
+        for record in records:
+            writer.add(record)
+            if writer.pending >= BATCH:
+                writer.flush()
+                if progress is not None:
+                    progress(min(stream.tell(), total), total)
+        writer.finish()
+    summary = writer.summary
+    refresh_derived(session, summary, as_of=as_of)
+    run = ImportRun(
+        format=parser.name,
+        filename=shown_name,
+        source=info.source,
+        device_group_id=writer.forced_group_id,
+        imported_by=imported_by,
+        scanned_at=info.scanned_at,
+        started_at=started_at,
+        finished_at=utcnow(),
+        summary={},
+        sha256=file_sha256(path),
+        note="; ".join(info.notes),
+    )
+    session.add(run)
+    session.flush()
+    summary.import_id = run.id
+    run.summary = summary.as_dict()
+    session.flush()
+    if progress is not None:
+        progress(total, total)
+    return summary
+
+
+def refresh_derived(
+    session: Session, summary: ImportSummary, *, as_of: datetime | None = None
+) -> None:
+    """Bring vulnerability points, recommendations and scores in step with what was written."""
+    from remedium.recommendations import service as recommendations_service
+    from remedium.scoring import service as scoring_service
+
+    devices = set(summary.touched_device_ids)
+    # Inventory-only files get their weaknesses by matching software to stored ranges.
+    from remedium.intel.matching import match_devices
+
+    summary.devices_matched = len(
+        match_devices(session, summary.touched_device_ids, at=as_of or summary.scanned_at)
+    )
+    if summary.changed_vulnerability_ids:
+        # Devices elsewhere in the inventory are affected when a vulnerability's points change.
+        devices |= scoring_service.refresh_vulnerability_points(
+            session, sorted(summary.changed_vulnerability_ids)
+        )
+    if devices:
+        recommendations_service.recompute(session, device_ids=sorted(devices), as_of=as_of)
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_name(value: str) -> str:
+    """Defender-style product naming: lower case, words joined by underscores."""
+    return _SPACES.sub("_", value.strip().lower())
+
+
+def vendor_product(vendor: str, product: str, purl: str = "") -> tuple[str, str]:
+    """The normalised (vendor, product) of a record; the vendor is guessed when missing."""
+    product_name = normalise_name(product)
+    vendor_name = normalise_name(vendor)
+    if not vendor_name and purl.startswith("pkg:"):
+        # pkg:type/namespace/name@version: the namespace (or the ecosystem) stands for the vendor.
+        body = purl[4:].split("@", 1)[0].split("?", 1)[0]
+        parts = body.split("/")
+        vendor_name = normalise_name(parts[1] if len(parts) > 2 else parts[0])
+    return vendor_name or product_name, product_name
+
+
+def is_ip(value: str) -> bool:
+    """True when ``value`` is an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+class ReportWriter:
+    """Buffers one report's records and writes them set-based, batch by batch."""
+
+    def __init__(
+        self,
+        session: Session,
+        info: ReportInfo,
+        *,
+        filename: str = "",
+        device_group: str | None = None,
+    ) -> None:
+        self.session = session
+        self.info = info
+        self.scanned_at = info.scanned_at or utcnow()
+        self.source = info.source[:100]
+        self.summary = ImportSummary(
+            format=info.format, source=info.source, filename=filename, scanned_at=info.scanned_at
+        )
+        session.flush()
+        self.devices = inventory_service.DeviceIndex.load(session)
+        self.groups = inventory_service.GroupIndex.load(session)
+        self.software = inventory_service.SoftwareIndex.load(session)
+        self.forced_group_id = self.groups.ensure(session, device_group) if device_group else None
+        self.known_checks: set[str] = set(session.scalars(select(SecurityConfiguration.id)).all())
+        self.known_vulnerabilities: set[str] = set()
+        self.device_ids: dict[str, int] = {}  # the parser's device_ref -> device.id
+        self.stale: set[int] = set()  # devices this report is older than (per source)
+        self.with_software: set[int] = set()  # devices whose software list the report gives
+        self._buffers: dict[type, list[Any]] = {}
+        self.pending = 0
+
+    def add(self, record: ImportRecord) -> None:
+        """Buffer one record."""
+        if isinstance(record, SkippedRecord):
+            self.summary.skip(record.reason)
+            return
+        self._buffers.setdefault(type(record), []).append(record)
+        self.pending += 1
+
+    def _take(self, kind: type[T]) -> list[T]:
+        taken: list[T] = self._buffers.pop(kind, [])
+        return taken
+
+    def flush(self) -> None:
+        """Write everything buffered, in dependency order."""
+        self._write_vulnerabilities(self._take(VulnerabilityRecord))
+        self._write_checks(self._take(ConfigurationCheckRecord))
+        self._write_devices(self._take(DeviceRecord))
+        software = self._take(SoftwareRecord)
+        findings = self._take(FindingRecord)
+        self._write_software(software, findings)
+        self._write_findings(findings)
+        self._write_configuration_results(self._take(ConfigurationResultRecord))
+        self.pending = 0
+
+    def finish(self) -> None:
+        """Write the last batch, then mark what a complete scan no longer reports as fixed."""
+        self.flush()
+        if not self.info.complete_scan:
+            return
+        current = sorted(set(self.device_ids.values()) - self.stale)
+        weakness = table_of(Weakness)
+        for ids in chunks(current):
+            result = self.session.execute(
+                update(weakness)
+                .where(
+                    weakness.c.device_id.in_(ids),
+                    weakness.c.source == self.source,
+                    weakness.c.fixed_at.is_(None),
+                    weakness.c.last_seen < self.scanned_at,
+                )
+                .values(fixed_at=self.scanned_at)
+            )
+            self.summary.findings_fixed += max(result.rowcount, 0)  # type: ignore[attr-defined]
+        installed = table_of(InstalledSoftware)
+        for ids in chunks(sorted(self.with_software - self.stale)):
+            result = self.session.execute(
+                delete(installed).where(
+                    installed.c.device_id.in_(ids), installed.c.last_seen < self.scanned_at
+                )
+            )
+            self.summary.installed_removed += max(result.rowcount, 0)  # type: ignore[attr-defined]
+
+    # -- intelligence carried by the report ------------------------------------------------
+
+    def _write_vulnerabilities(self, records: list[VulnerabilityRecord]) -> None:
+        if not records:
+            return
+        result = intel_service.upsert_vulnerabilities(
+            self.session, records, source=self.source, observed_at=self.scanned_at
+        )
+        self.summary.vulnerabilities_added += result.added
+        self.summary.vulnerabilities_updated += result.updated
+        self.summary.changed_vulnerability_ids |= result.changed_ids
+        self.known_vulnerabilities.update(r.vulnerability_id for r in records)
+
+    def _write_checks(self, records: list[ConfigurationCheckRecord]) -> None:
+        if not records:
+            return
+        checks = [
+            {
+                "id": r.configuration_id,
+                "name": r.name,
+                "category": r.category,
+                "sub_category": r.sub_category,
+                "weight": r.weight,
+                "description": r.description,
+                "remediation": r.remediation,
+                "related_component": r.related_component,
+                "benchmarks": list(r.benchmarks),
+            }
+            for r in records
+        ]
+        self.summary.configurations_added += intel_service.upsert_configurations(
+            self.session, checks
+        )
+        self.known_checks.update(r.configuration_id for r in records)
+
+    # -- devices ---------------------------------------------------------------------------
+
+    def _write_devices(self, records: list[DeviceRecord]) -> None:
+        if not records:
+            return
+        result = inventory_service.upsert_devices(
+            self.session,
+            records,
+            index=self.devices,
+            groups=self.groups,
+            forced_group_id=self.forced_group_id,
+            scanned_at=self.scanned_at,
+        )
+        self.device_ids.update(result.ids)
+        self.summary.devices_added += result.added
+        self.summary.devices_updated += result.updated
+        new_ids = sorted(set(result.ids.values()) - self.summary.touched_device_ids)
+        self.summary.devices_seen += len(new_ids)
+        self.summary.touched_device_ids.update(new_ids)
+        self.stale |= inventory_service.devices_scanned_after(
+            self.session, new_ids, source=self.source, scanned_at=self.scanned_at
+        )
+
+    def _device(self, ref: str, what: str) -> int | None:
+        device_id = self.device_ids.get(ref)
+        if device_id is None:
+            self.summary.skip(f"{what} for a device the report does not describe")
+        return device_id
+
+    # -- software --------------------------------------------------------------------------
+
+    def _write_software(
+        self, software: list[SoftwareRecord], findings: list[FindingRecord]
+    ) -> None:
+        products: dict[tuple[str, str], dict[str, Any]] = {}
+        installs: dict[tuple[int, int | tuple[str, str], str], None] = {}
+        keyed: list[tuple[int, tuple[str, str], str]] = []
+        for record in software:
+            device_id = self._device(record.device_ref, "software")
+            if device_id is None:
+                continue
+            key = vendor_product(record.vendor, record.product, record.purl)
+            products.setdefault(key, inventory_service.software_row(key, record))
+            self.with_software.add(device_id)
+            keyed.append((device_id, key, record.version[:100]))
+        for finding in findings:
+            if not finding.product:
+                continue
+            device_id = self.device_ids.get(finding.device_ref)
+            if device_id is None:
+                continue
+            key = vendor_product(finding.vendor, finding.product, finding.purl)
+            products.setdefault(key, inventory_service.software_row(key, None, finding))
+            keyed.append((device_id, key, finding.installed_version[:100]))
+        self.summary.software_added += self.software.ensure(self.session, products)
+        rows = []
+        for device_id, key, version in keyed:
+            if device_id in self.stale:
+                continue
+            unique = (device_id, self.software.ids[key], version)
+            if unique not in installs:
+                installs[unique] = None
+                rows.append(unique)
+        if rows:
+            self.summary.installed_added += inventory_service.upsert_installed(
+                self.session, rows, scanned_at=self.scanned_at
+            )
+
+    # -- findings --------------------------------------------------------------------------
+
+    def _write_findings(self, findings: list[FindingRecord]) -> None:
+        if not findings:
+            return
+        wanted: dict[tuple[int, int, str], FindingRecord] = {}
+        for finding in findings:
+            device_id = self._device(finding.device_ref, "finding")
+            if device_id is None:
+                continue
+            if finding.vex_state == "not_affected":
+                why = finding.vex_justification or "no justification given"
+                self.summary.skip(f"not affected according to the report's VEX ({why})")
+                continue
+            if not finding.product:
+                self.summary.skip("finding without an affected product")
+                continue
+            if device_id in self.stale:
+                self.summary.skip("older than the latest scan of the device by this source")
+                continue
+            product = vendor_product(finding.vendor, finding.product, finding.purl)
+            unique = (device_id, self.software.ids[product], finding.vulnerability_id[:100])
+            wanted.setdefault(unique, finding)
+        if not wanted:
+            return
+        self._create_unknown_vulnerabilities(list(wanted.values()))
+        weakness = table_of(Weakness)
+        device_ids = sorted({key[0] for key in wanted})
+        existing: dict[tuple[int, int, str], Any] = {}
+        for ids in chunks(device_ids):
+            for found in self.session.execute(
+                select(
+                    weakness.c.id,
+                    weakness.c.device_id,
+                    weakness.c.software_id,
+                    weakness.c.vulnerability_id,
+                    weakness.c.installed_version,
+                    weakness.c.fixed_version,
+                    weakness.c.last_seen,
+                    weakness.c.fixed_at,
+                    weakness.c.source,
+                ).where(weakness.c.device_id.in_(ids))
+            ):
+                existing[(found.device_id, found.software_id, found.vulnerability_id)] = found
+        at = self.scanned_at
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for key, finding in wanted.items():
+            installed = finding.installed_version[:100]
+            fixed = finding.fixed_version[:100] or None
+            row = existing.get(key)
+            if row is None:
+                inserts.append(
+                    {
+                        "device_id": key[0],
+                        "software_id": key[1],
+                        "vulnerability_id": key[2],
+                        "installed_version": installed,
+                        "fixed_version": fixed,
+                        "source": self.source,
+                        "first_seen": at,
+                        "last_seen": at,
+                        "fixed_at": None,
+                    }
+                )
+                continue
+            if row.fixed_at is not None:
+                if at <= row.fixed_at:
+                    continue  # an older scan never reopens a weakness fixed since
+                self.summary.findings_reopened += 1
+            elif at <= row.last_seen:
+                continue  # nothing newer than what is known
+            elif (row.installed_version, row.fixed_version, row.source) == (
+                installed,
+                fixed,
+                self.source,
+            ):
+                updates.append(self._weakness_update(row.id, installed, fixed))
+                continue  # only last_seen moves: bookkeeping, not an update
+            self.summary.findings_updated += 1
+            updates.append(self._weakness_update(row.id, installed, fixed))
+        if inserts:
+            self.session.execute(insert(weakness), inserts)
+            self.summary.findings_added += len(inserts)
+        if updates:
+            self.session.execute(
+                update(weakness).where(weakness.c.id == bindparam("b_id")), updates
+            )
+
+    def _weakness_update(
+        self, weakness_id: int, installed: str, fixed: str | None
+    ) -> dict[str, Any]:
+        return {
+            "b_id": weakness_id,
+            "installed_version": installed,
+            "fixed_version": fixed,
+            "source": self.source,
+            "last_seen": self.scanned_at,
+            "fixed_at": None,
+        }
+
+    def _create_unknown_vulnerabilities(self, findings: Iterable[FindingRecord]) -> None:
+        facts: dict[str, FindingRecord] = {}
+        for finding in findings:
+            if finding.vulnerability_id not in self.known_vulnerabilities:
+                facts.setdefault(finding.vulnerability_id[:100], finding)
+        if not facts:
+            return
+        ids = list(facts)
+        for part in chunks(ids):
+            self.known_vulnerabilities.update(
+                self.session.scalars(select(Vulnerability.id).where(Vulnerability.id.in_(part)))
+            )
+        unknown = [facts[i] for i in ids if i not in self.known_vulnerabilities]
+        if not unknown:
+            return
+        result = intel_service.upsert_vulnerabilities(
+            self.session,
+            (
+                VulnerabilityRecord(
+                    vulnerability_id=f.vulnerability_id[:100],
+                    description=f.description or f.title or None,
+                    severity=f.severity or None,
+                    cvss_v3_vector=f.cvss_v3_vector or None,
+                )
+                for f in unknown
+            ),
+            source=self.source,
+            observed_at=self.scanned_at,
+            create_only=True,
+        )
+        self.summary.vulnerabilities_added += result.added
+        self.summary.changed_vulnerability_ids |= result.changed_ids
+        self.known_vulnerabilities.update(ids)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def _write_configuration_results(self, results: list[ConfigurationResultRecord]) -> None:
+        if not results:
+            return
+        wanted: dict[tuple[int, str], bool] = {}
+        for result in results:
+            device_id = self._device(result.device_ref, "configuration result")
+            if device_id is None:
+                continue
+            if result.configuration_id not in self.known_checks:
+                self.summary.skip("result of a configuration check remedium does not know")
+                continue
+            if device_id in self.stale:
+                self.summary.skip("older than the latest scan of the device by this source")
+                continue
+            wanted[(device_id, result.configuration_id)] = result.is_compliant
+        if not wanted:
+            return
+        table = table_of(ConfigurationAssessment)
+        existing: dict[tuple[int, str], Any] = {}
+        for ids in chunks(sorted({key[0] for key in wanted})):
+            for found in self.session.execute(
+                select(
+                    table.c.device_id,
+                    table.c.configuration_id,
+                    table.c.is_compliant,
+                    table.c.last_seen,
+                    table.c.fixed_at,
+                ).where(table.c.device_id.in_(ids))
+            ):
+                existing[(found.device_id, found.configuration_id)] = found
+        at = self.scanned_at
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for (device_id, check_id), compliant in wanted.items():
+            row = existing.get((device_id, check_id))
+            if row is None:
+                inserts.append(
+                    {
+                        "device_id": device_id,
+                        "configuration_id": check_id,
+                        "is_compliant": compliant,
+                        "source": self.source,
+                        "first_seen": at,
+                        "last_seen": at,
+                        "fixed_at": None,
+                    }
+                )
+                continue
+            if at <= row.last_seen:
+                continue  # an older (or the same) scan changes nothing
+            fixed_at = row.fixed_at
+            if compliant and not row.is_compliant:
+                fixed_at = at
+                self.summary.configurations_fixed += 1
+            elif not compliant:
+                fixed_at = None
+            updates.append(
+                {
+                    "b_device": device_id,
+                    "b_check": check_id,
+                    "is_compliant": compliant,
+                    "source": self.source,
+                    "last_seen": at,
+                    "fixed_at": fixed_at,
+                }
+            )
+        self.summary.configuration_results += len(inserts) + len(updates)
+        if inserts:
+            self.session.execute(insert(table), inserts)
+        if updates:
+            self.session.execute(
+                update(table).where(
+                    table.c.device_id == bindparam("b_device"),
+                    table.c.configuration_id == bindparam("b_check"),
+                ),
+                updates,
+            )

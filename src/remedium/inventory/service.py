@@ -1,0 +1,481 @@
+"""Write-side inventory upserts used by the import pipeline (set-based, batch by batch).
+
+Device identity (docs/imports.md): a source's asset id first, then the host name (case-insensitive;
+the short name of an FQDN when the FQDN itself is not known), then the IP address for devices
+reported without a name. The first key a device was seen by stays its ``identity_key``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from remedium.importers.records import DeviceRecord, FindingRecord, SoftwareRecord
+from remedium.inventory.models import (
+    DEVICE_VALUES,
+    OS_PLATFORMS,
+    ConfigurationAssessment,
+    Device,
+    DeviceGroup,
+    InstalledSoftware,
+    Software,
+    Weakness,
+)
+
+DEFAULT_GROUP = "Ungrouped devices"
+IN_CHUNK = 500
+
+
+def table_of(model: type[Any]) -> Table:
+    """The Core table of a mapped class (typed, for set-based statements)."""
+    table: Table = model.__table__
+    return table
+
+
+def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
+    return [items[i : i + IN_CHUNK] for i in range(0, len(items), IN_CHUNK)]
+
+
+def short_name(name: str) -> str:
+    """The host part of an FQDN, lower case (IP addresses stay whole)."""
+    lowered = name.strip().lower()
+    if lowered.replace(".", "").isdigit() or ":" in lowered:
+        return lowered
+    return lowered.split(".", 1)[0]
+
+
+def _is_address(name: str) -> bool:
+    lowered = name.strip().lower()
+    return lowered.replace(".", "").isdigit() or (":" in lowered and "." not in lowered)
+
+
+def identity_key(record: DeviceRecord) -> str:
+    """The identity key a new device is stored under."""
+    if record.asset_id:
+        return f"asset:{record.asset_id.strip().lower()}"[:300]
+    if record.name and not _is_address(record.name):
+        return f"host:{record.name.strip().lower()}"[:300]
+    return f"ip:{(record.ip_address or record.name).strip().lower()}"[:300]
+
+
+def machine_id(key: str) -> str:
+    """Defender-style 40-hex machine id, stable for the identity key."""
+    return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(slots=True)
+class DeviceIndex:
+    """Every device's identity keys in memory, so matching a report's devices costs no query."""
+
+    by_key: dict[str, int | str] = field(default_factory=dict)
+    by_name: dict[str, int | str] = field(default_factory=dict)
+    by_short: dict[str, int | str] = field(default_factory=dict)
+    by_ip: dict[str, int | str] = field(default_factory=dict)
+    # Where each device still being inserted is entered, so its id replaces it in one pass.
+    pending: dict[str, list[tuple[dict[str, int | str], str]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session) -> DeviceIndex:
+        """Index the devices already in the database."""
+        index = cls()
+        rows = session.execute(
+            select(Device.id, Device.identity_key, Device.name, Device.ip_address)
+        )
+        for device_id, key, name, ip in rows:
+            index.add(device_id, key, name, ip)
+        return index
+
+    def add(self, device: int | str, key: str, name: str, ip: str) -> None:
+        """Remember a device (``device`` is its id, or its identity key while being inserted)."""
+        entries: list[tuple[dict[str, int | str], str]] = [(self.by_key, key)]
+        if name and not _is_address(name):
+            entries += [(self.by_name, name.strip().lower()), (self.by_short, short_name(name))]
+        if ip:
+            entries.append((self.by_ip, ip.strip().lower()))
+        elif name and _is_address(name):
+            entries.append((self.by_ip, name.strip().lower()))
+        for mapping, entry in entries:
+            if mapping is self.by_key or entry not in mapping:
+                mapping[entry] = device
+                if isinstance(device, str):
+                    self.pending.setdefault(device, []).append((mapping, entry))
+
+    def replace(self, pending: str, device_id: int) -> None:
+        """Swap a pending identity key for the id the database gave the device."""
+        for mapping, entry in self.pending.pop(pending, ()):
+            if mapping.get(entry) == pending:
+                mapping[entry] = device_id
+
+    def match(self, record: DeviceRecord) -> int | str | None:
+        """The known device ``record`` describes (an id, a pending key, or None)."""
+        if record.asset_id:
+            found = self.by_key.get(f"asset:{record.asset_id.strip().lower()}")
+            if found is not None:
+                return found
+        name = record.name.strip().lower()
+        if name and not _is_address(name):
+            found = self.by_name.get(name)
+            if found is None:
+                found = self.by_short.get(short_name(name))
+            if found is not None:
+                return found
+            return None
+        address = (record.ip_address or name).strip().lower()
+        return self.by_ip.get(address) if address else None
+
+
+@dataclass(slots=True)
+class GroupIndex:
+    """Device group ids by name, created on first use."""
+
+    ids: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session) -> GroupIndex:
+        """Index the existing device groups."""
+        return cls(dict(session.execute(select(DeviceGroup.name, DeviceGroup.id)).tuples().all()))
+
+    def ensure(self, session: Session, name: str) -> int:
+        """The id of the group called ``name``, creating it when needed."""
+        name = name.strip()[:200] or DEFAULT_GROUP
+        if name not in self.ids:
+            group = DeviceGroup(name=name, description="")
+            session.add(group)
+            session.flush()
+            self.ids[name] = group.id
+        return self.ids[name]
+
+
+@dataclass(slots=True)
+class DeviceUpsert:
+    """The outcome of writing one batch of device records."""
+
+    ids: dict[str, int] = field(default_factory=dict)  # device_ref -> device id
+    added: int = 0
+    updated: int = 0
+
+
+_ATTRIBUTES = (
+    "name",
+    "ip_address",
+    "os_platform",
+    "os_version",
+    "os_architecture",
+    "device_value",
+    "is_intune_managed",
+    "is_aad_joined",
+    "aad_device_id",
+    "internet_facing",
+    "tags",
+    "device_group_id",
+)
+
+
+_TEXT_LIMITS = {"ip_address": 64, "os_version": 100, "os_architecture": 20, "aad_device_id": 64}
+
+
+def _attributes(
+    session: Session, record: DeviceRecord, groups: GroupIndex, forced_group_id: int | None
+) -> dict[str, Any]:
+    """The device columns ``record`` gives a value for (absent facts are left out)."""
+    values: dict[str, Any] = {}
+    if record.name:
+        values["name"] = record.name.strip()[:255]
+    for column, limit in _TEXT_LIMITS.items():
+        value = getattr(record, column)
+        if value:
+            values[column] = value.strip()[:limit]
+    if record.os_platform:
+        values["os_platform"] = (
+            record.os_platform if record.os_platform in OS_PLATFORMS else "Other"
+        )
+    if record.device_value in DEVICE_VALUES:
+        values["device_value"] = record.device_value
+    for column in ("is_intune_managed", "is_aad_joined", "internet_facing"):
+        value = getattr(record, column)
+        if value is not None:
+            values[column] = bool(value)
+    if record.tags:
+        values["tags"] = sorted(set(record.tags))
+    if forced_group_id is not None:
+        values["device_group_id"] = forced_group_id
+    elif record.device_group:
+        values["device_group_id"] = groups.ensure(session, record.device_group)
+    return values
+
+
+def upsert_devices(
+    session: Session,
+    records: Sequence[DeviceRecord],
+    *,
+    index: DeviceIndex,
+    groups: GroupIndex,
+    forced_group_id: int | None,
+    scanned_at: datetime,
+) -> DeviceUpsert:
+    """Match ``records`` to known devices, insert the new ones and update what changed.
+
+    Attributes are only taken from a record at least as recent as what is known of the device.
+    """
+    outcome = DeviceUpsert()
+    new_rows: dict[str, dict[str, Any]] = {}
+    pending_refs: dict[str, str] = {}
+    matched: dict[str, tuple[int, DeviceRecord]] = {}
+    for record in records:
+        found = index.match(record)
+        if isinstance(found, int):
+            matched[record.device_ref] = (found, record)
+            continue
+        if isinstance(found, str):
+            pending_refs[record.device_ref] = found
+            continue
+        key = identity_key(record)
+        if key in index.by_key:  # an address or asset already taken by another record
+            pending_refs[record.device_ref] = key
+            found_id = index.by_key[key]
+            if isinstance(found_id, int):
+                matched[record.device_ref] = (found_id, record)
+                del pending_refs[record.device_ref]
+            continue
+        seen = record.last_seen or scanned_at
+        row: dict[str, Any] = {
+            "machine_id": machine_id(key),
+            "identity_key": key,
+            "name": (record.name or record.ip_address or key).strip()[:255],
+            "os_platform": "Other",
+            "os_version": "",
+            "os_architecture": "",
+            "ip_address": "",
+            "device_value": "Normal",
+            "is_intune_managed": False,
+            "is_aad_joined": False,
+            "aad_device_id": None,
+            "internet_facing": False,
+            "tags": [],
+            "first_seen": min(record.first_seen or seen, seen),
+            "last_seen": seen,
+            "exposure_points": 0.0,
+            "exposure_score": 0.0,
+            "exposure_level": "None",
+            "secure_passed_weight": 0.0,
+            "secure_total_weight": 0.0,
+        }
+        row.update(_attributes(session, record, groups, forced_group_id))
+        if "device_group_id" not in row:
+            row["device_group_id"] = groups.ensure(session, DEFAULT_GROUP)
+        new_rows[key] = row
+        pending_refs[record.device_ref] = key
+        index.add(key, key, row["name"], row["ip_address"])
+    if new_rows:
+        session.execute(insert(Device), list(new_rows.values()))
+        keys = list(new_rows)
+        for part in _chunks(keys):
+            for device_id, key in session.execute(
+                select(Device.id, Device.identity_key).where(Device.identity_key.in_(part))
+            ):
+                index.replace(key, device_id)
+        outcome.added = len(new_rows)
+    for ref, key in pending_refs.items():
+        device_id = index.by_key[key]
+        if isinstance(device_id, int):
+            outcome.ids[ref] = device_id
+    if matched:
+        outcome.updated = _update_devices(
+            session, list(matched.values()), groups, forced_group_id, scanned_at
+        )
+        outcome.ids.update({ref: device_id for ref, (device_id, _) in matched.items()})
+    return outcome
+
+
+def _update_devices(
+    session: Session,
+    matched: list[tuple[int, DeviceRecord]],
+    groups: GroupIndex,
+    forced_group_id: int | None,
+    scanned_at: datetime,
+) -> int:
+    table = table_of(Device)
+    columns = [table.c[name] for name in ("id", "first_seen", "last_seen", *_ATTRIBUTES)]
+    current: dict[int, dict[str, Any]] = {}
+    ids = sorted({device_id for device_id, _ in matched})
+    for part in _chunks(ids):
+        for found in session.execute(select(*columns).where(table.c.id.in_(part))).mappings():
+            current[found["id"]] = dict(found)
+    changed: set[int] = set()
+    dirty: set[int] = set()
+    for device_id, record in matched:
+        row = current[device_id]
+        seen = record.last_seen or scanned_at
+        if seen >= row["last_seen"]:
+            values = _attributes(session, record, groups, forced_group_id)
+            known_name = str(row["name"]).lower()
+            if "." in known_name and values.get("name", "").lower() == short_name(known_name):
+                del values["name"]  # a short name never replaces the FQDN it abbreviates
+            for column, value in values.items():
+                if row[column] != value:
+                    row[column] = value
+                    changed.add(device_id)
+            if seen > row["last_seen"]:
+                row["last_seen"] = seen
+                dirty.add(device_id)
+        first = record.first_seen or seen
+        if first < row["first_seen"]:
+            row["first_seen"] = first
+            dirty.add(device_id)
+    to_write = sorted(changed | dirty)
+    if to_write:
+        session.execute(
+            update(table).where(table.c.id == bindparam("b_id")),
+            [
+                {"b_id": device_id, **{k: v for k, v in current[device_id].items() if k != "id"}}
+                for device_id in to_write
+            ],
+        )
+    return len(changed)
+
+
+def devices_scanned_after(
+    session: Session, device_ids: Sequence[int], *, source: str, scanned_at: datetime
+) -> set[int]:
+    """Devices that ``source`` has already reported in a scan newer than ``scanned_at``."""
+    newer: set[int] = set()
+    weakness = table_of(Weakness)
+    assessment = table_of(ConfigurationAssessment)
+    for part in _chunks(list(device_ids)):
+        newer.update(
+            session.scalars(
+                select(weakness.c.device_id)
+                .where(
+                    weakness.c.device_id.in_(part),
+                    weakness.c.source == source,
+                    or_(weakness.c.last_seen > scanned_at, weakness.c.fixed_at > scanned_at),
+                )
+                .distinct()
+            )
+        )
+        newer.update(
+            session.scalars(
+                select(assessment.c.device_id)
+                .where(
+                    assessment.c.device_id.in_(part),
+                    assessment.c.source == source,
+                    assessment.c.last_seen > scanned_at,
+                )
+                .distinct()
+            )
+        )
+    return newer
+
+
+def software_row(
+    key: tuple[str, str], record: SoftwareRecord | None, finding: FindingRecord | None = None
+) -> dict[str, Any]:
+    """A ``software`` row for the normalised ``key``, with display names from the record."""
+    vendor, product = key
+    raw_product = (record.product if record else finding.product if finding else "") or product
+    raw_vendor = (record.vendor if record else finding.vendor if finding else "") or vendor
+    purl = (record.purl if record else finding.purl if finding else "") or ""
+    purl_type = purl[4:].split("/", 1)[0] if purl.startswith("pkg:") else None
+    cpe = record.cpe if record else ""
+    return {
+        "vendor": vendor[:200],
+        "product": product[:200],
+        "display_name": ((record.display_name if record else "") or _display(raw_product))[:300],
+        "display_vendor": ((record.display_vendor if record else "") or _display(raw_vendor))[:300],
+        "product_key": f"{vendor}-_-{product}"[:420],
+        "purl_type": purl_type,
+        "purl_name": purl[4:].split("@", 1)[0][:300] if purl_type else None,
+        "cpe_prefix": ":".join(cpe.split(":")[:5])[:300] if cpe else None,
+        "is_operating_system": bool(record.is_operating_system) if record else False,
+        "end_of_support_on": record.end_of_support_on if record else None,
+        "end_of_support_versions": [],
+    }
+
+
+def _display(raw: str) -> str:
+    text = raw.replace("_", " ").strip()
+    # Keep names a source already cased ("OpenSSL"); title-case lower-case ones ("chrome").
+    return text if text != text.lower() else text.title()
+
+
+@dataclass(slots=True)
+class SoftwareIndex:
+    """Software ids by normalised (vendor, product)."""
+
+    ids: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session) -> SoftwareIndex:
+        """Index the known software products."""
+        rows = session.execute(select(Software.vendor, Software.product, Software.id))
+        return cls({(vendor, product): sid for vendor, product, sid in rows})
+
+    def ensure(self, session: Session, products: dict[tuple[str, str], dict[str, Any]]) -> int:
+        """Insert the products not yet known; returns how many were added."""
+        missing = [row for key, row in products.items() if key not in self.ids]
+        if not missing:
+            return 0
+        session.execute(insert(Software), missing)
+        keys = [row["product_key"] for row in missing]
+        for part in _chunks(keys):
+            for vendor, product, sid in session.execute(
+                select(Software.vendor, Software.product, Software.id).where(
+                    Software.product_key.in_(part)
+                )
+            ):
+                self.ids[(vendor, product)] = sid
+        return len(missing)
+
+
+def upsert_installed(
+    session: Session, rows: Sequence[tuple[int, int, str]], *, scanned_at: datetime
+) -> int:
+    """Record (device, software, version) as installed at ``scanned_at``; returns rows added."""
+    table = table_of(InstalledSoftware)
+    known: dict[tuple[int, int, str], datetime] = {}
+    for part in _chunks(sorted({row[0] for row in rows})):
+        for device_id, software_id, version, last_seen in session.execute(
+            select(
+                table.c.device_id, table.c.software_id, table.c.version, table.c.last_seen
+            ).where(table.c.device_id.in_(part))
+        ):
+            known[(device_id, software_id, version)] = last_seen
+    inserts = [
+        {
+            "device_id": d,
+            "software_id": s,
+            "version": v,
+            "first_seen": scanned_at,
+            "last_seen": scanned_at,
+        }
+        for d, s, v in rows
+        if (d, s, v) not in known
+    ]
+    updates = [
+        {"b_device": d, "b_software": s, "b_version": v, "last_seen": scanned_at}
+        for d, s, v in rows
+        if (d, s, v) in known and known[(d, s, v)] < scanned_at
+    ]
+    if inserts:
+        session.execute(insert(table), inserts)
+    if updates:
+        session.execute(
+            update(table).where(
+                table.c.device_id == bindparam("b_device"),
+                table.c.software_id == bindparam("b_software"),
+                table.c.version == bindparam("b_version"),
+            ),
+            updates,
+        )
+    return len(inserts)
+
+
+def count_devices(session: Session) -> int:
+    """How many devices the inventory holds (all groups; used by the demo's reuse check)."""
+    return int(session.scalar(select(func.count()).select_from(Device)) or 0)
