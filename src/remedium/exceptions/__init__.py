@@ -1,0 +1,1 @@
+"""Exceptions to security recommendations and CVEs: filing, lifecycle, resurfacing, VEX export."""

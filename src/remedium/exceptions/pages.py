@@ -1,0 +1,283 @@
+"""Web pages of exceptions: the Remediation page's Exceptions tab, the exception view, filing.
+
+Lists use the page's scope (the user's groups narrowed by the group filter); actions use the
+user's own scope, like the API. Recommendation and vulnerability pages link to the filing form
+with ``/remediation/exceptions/new?recommendation=ID`` or ``?vulnerability=CVE``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Form, HTTPException
+from fastapi import params as fastapi_params
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from remedium.api.deps import SessionDep, require
+from remedium.auth.principal import Principal, Right
+from remedium.common.paging import make_page
+from remedium.common.scoping import in_scope
+from remedium.exceptions import service
+from remedium.exceptions.api import exception_views
+from remedium.exceptions.models import (
+    GROUP_STATUSES,
+    IMPACT_LABELS,
+    IMPACTS,
+    JUSTIFICATION_HELP,
+    JUSTIFICATION_LABELS,
+    JUSTIFICATIONS,
+    STATUS_LABELS,
+)
+from remedium.intel.models import Vulnerability
+from remedium.inventory.models import DeviceGroup
+from remedium.recommendations.models import Recommendation
+from remedium.web.listing import list_state
+from remedium.web.templating import PageDep
+
+VIEW_RIGHT = cast(fastapi_params.Depends, require(Right.VIEW))
+EXCEPTIONS_RIGHT = cast(fastapi_params.Depends, require(Right.EXCEPTIONS))
+
+router = APIRouter(include_in_schema=False, dependencies=[VIEW_RIGHT])
+
+
+def _not_found() -> HTTPException:
+    return HTTPException(404, "This exception does not exist, or is outside your device groups.")
+
+
+@router.get("/remediation/exceptions", response_class=HTMLResponse)
+def exceptions_list(
+    page: PageDep,
+    session: SessionDep,
+    *,
+    justification: str | None = None,
+    type: str | None = None,
+    status: str | None = None,
+    p: str | None = None,
+) -> HTMLResponse:
+    """The Exceptions tab: filters justification, type and status."""
+    state = list_state(None, None, p, allowed=("created",), default_sort="created")
+    filters = {
+        "justification": justification if justification in JUSTIFICATIONS else None,
+        "type": type if type in ("recommendation", "cve") else None,
+        "status": status if status in GROUP_STATUSES else None,
+    }
+    rows, total = service.list_exceptions(
+        session,
+        page.scope,
+        service.ExceptionFilter(
+            justification=filters["justification"],
+            exception_type=filters["type"],
+            status=filters["status"],
+        ),
+        offset=state.offset,
+        limit=state.limit,
+    )
+    result = make_page(exception_views(session, page.scope, rows), total, state.offset, state.limit)
+    return page.render(
+        "exceptions/list.html",
+        {
+            "title": "Remediation",
+            "active": "remediation",
+            "tab": "exceptions",
+            "result": result,
+            "state": state,
+            "filters": filters,
+            "justifications": list(JUSTIFICATION_LABELS.items()),
+            "statuses": [(s, STATUS_LABELS[s]) for s in GROUP_STATUSES],
+        },
+    )
+
+
+def _form_context(
+    session: Session,
+    principal: Principal,
+    *,
+    recommendation: str | None,
+    vulnerability: str | None,
+) -> dict[str, Any]:
+    target: Recommendation | Vulnerability | None = None
+    if recommendation:
+        target = session.get(Recommendation, recommendation)
+        exception_type, target_id = "recommendation", recommendation
+        name = target.name if isinstance(target, Recommendation) else ""
+    elif vulnerability:
+        target = session.get(Vulnerability, vulnerability)
+        exception_type, target_id, name = "cve", vulnerability, vulnerability
+    if target is None:
+        raise HTTPException(404, "Open the exception options from a recommendation or a CVE.")
+    covered = service.covered_groups(session, exception_type, target_id)
+    groups = session.execute(
+        select(DeviceGroup.id, DeviceGroup.name)
+        .where(in_scope(DeviceGroup.id, principal.scope))
+        .order_by(DeviceGroup.name)
+    ).all()
+    return {
+        "title": "Exception options",
+        "active": "remediation",
+        "exception_type": exception_type,
+        "target_id": target_id,
+        "target_name": name,
+        # Groups already under an exception for this target are left out of the choice.
+        "groups": [(g.id, g.name) for g in groups if g.id not in covered],
+        "can_global": principal.has(Right.ADMIN),
+        "justifications": [
+            (j, JUSTIFICATION_LABELS[j], JUSTIFICATION_HELP[j]) for j in JUSTIFICATIONS
+        ],
+        "impacts": [(i, IMPACT_LABELS[i]) for i in IMPACTS],
+        "durations": service.DURATIONS,
+        "values": {},
+        "error": "",
+    }
+
+
+@router.get(
+    "/remediation/exceptions/new", response_class=HTMLResponse, dependencies=[EXCEPTIONS_RIGHT]
+)
+def new_exception(
+    page: PageDep,
+    session: SessionDep,
+    recommendation: str | None = None,
+    vulnerability: str | None = None,
+) -> HTMLResponse:
+    """The "Exception options" form for a recommendation or a CVE."""
+    assert page.principal is not None
+    context = _form_context(
+        session, page.principal, recommendation=recommendation, vulnerability=vulnerability
+    )
+    return page.render("exceptions/new.html", context)
+
+
+def _end_date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    # An end date means "through that day": the exception ends at the next midnight (UTC).
+    return datetime.combine(day, time.max, tzinfo=UTC)
+
+
+@router.post(
+    "/remediation/exceptions/new",
+    response_class=HTMLResponse,
+    dependencies=[EXCEPTIONS_RIGHT],
+    response_model=None,
+)
+def submit_exception(  # noqa: PLR0917 - one argument per form field
+    page: PageDep,
+    session: SessionDep,
+    recommendation: Annotated[str, Form()] = "",
+    vulnerability: Annotated[str, Form()] = "",
+    justification: Annotated[str, Form()] = "",
+    context: Annotated[str, Form()] = "",
+    impact: Annotated[str, Form()] = "",
+    scope: Annotated[str, Form()] = "all_groups",
+    group: Annotated[list[str] | None, Form()] = None,
+    duration: Annotated[str, Form()] = "30",
+    end_date: Annotated[str, Form()] = "",
+) -> Response:
+    """File the exception and show it, or show the form again with what went wrong."""
+    principal = page.principal
+    assert principal is not None
+    custom = duration == "custom"
+    try:
+        exc = service.file_exception(
+            session,
+            principal,
+            recommendation_id=recommendation or None,
+            vulnerability_id=None if recommendation else (vulnerability or None),
+            justification=justification,
+            context=context.strip(),
+            impact=impact or None,
+            is_global=scope == "global",
+            all_groups=scope == "all_groups",
+            device_group_ids=[int(g) for g in group or [] if g.isdigit()],
+            duration_days=None if custom else int(duration) if duration.isdigit() else 0,
+            expires_on=_end_date(end_date) if custom else None,
+        )
+    except service.ExceptionsError as error:
+        session.rollback()
+        form = _form_context(
+            session,
+            principal,
+            recommendation=recommendation or None,
+            vulnerability=vulnerability or None,
+        )
+        form["error"] = error.message
+        form["values"] = {
+            "justification": justification,
+            "context": context,
+            "impact": impact,
+            "scope": scope,
+            "groups": set(group or []),
+            "duration": duration,
+            "end_date": end_date,
+        }
+        return page.render("exceptions/new.html", form, status_code=422)
+    return RedirectResponse(f"/remediation/exceptions/{exc.id}?filed=1", 303)
+
+
+@router.get("/remediation/exceptions/{exception_id}", response_class=HTMLResponse)
+def exception_detail(
+    exception_id: int, page: PageDep, session: SessionDep, filed: str | None = None
+) -> HTMLResponse:
+    """The exception view: every field, covered groups, history, cancel."""
+    exc = service.get_exception(session, page.scope, exception_id)
+    if exc is None:
+        raise _not_found()
+    [view] = exception_views(session, page.scope, [exc], with_history=True)
+    principal = page.principal
+    can_act = principal is not None and principal.has(Right.EXCEPTIONS)
+    return page.render(
+        "exceptions/detail.html",
+        {
+            "title": f"Exception {exc.id}",
+            "active": "remediation",
+            "exc": view,
+            "filed": bool(filed),
+            "can_cancel": can_act and (not exc.is_global or _is_admin(principal)),
+            "active_statuses": ("PendingApproval", "InEffect", "Suspended"),
+        },
+    )
+
+
+def _is_admin(principal: Principal | None) -> bool:
+    return principal is not None and principal.has(Right.ADMIN)
+
+
+@router.post(
+    "/remediation/exceptions/{exception_id}/cancel",
+    dependencies=[EXCEPTIONS_RIGHT],
+    response_model=None,
+)
+def cancel(
+    exception_id: int,
+    page: PageDep,
+    session: SessionDep,
+    device_group_id: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """ "Cancel exception" for one group, or for all the user's groups."""
+    principal = page.principal
+    if principal is None:
+        raise _not_found()
+    try:
+        service.cancel_exception(
+            session,
+            principal,
+            exception_id,
+            device_group_id=int(device_group_id) if device_group_id.isdigit() else None,
+            reason=reason.strip(),
+        )
+    except service.ExceptionNotFound:
+        raise _not_found() from None
+    except service.ExceptionNotAllowed as error:
+        raise HTTPException(403, error.message) from None
+    except service.ExceptionsError:
+        # Already ended meanwhile: the page shows its status.
+        pass
+    return RedirectResponse(f"/remediation/exceptions/{exception_id}", 303)
