@@ -98,3 +98,36 @@ class SecurityConfiguration(Base):
     os_platforms: Mapped[list[str]] = mapped_column(JSON, default=list)
     benchmarks: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AffectedPackage(Base):
+    """One range of versions of one package (OSV) or CPE product (NVD) that a vulnerability
+    affects; inventory is matched against these rows (docs/matching.md).
+
+    ``match_key`` is the normalised join key: ``purl:<type>/<namespace>/<name>`` for OSV ranges,
+    ``cpe:<vendor>:<product>`` for NVD configurations. Bounds follow OSV: ``introduced`` is the
+    first affected version ("0" or "" = from the start), ``fixed`` the first unaffected one,
+    ``last_affected`` the last affected one; ``version_range`` spells the range for people (and
+    carries NVD's ``>start`` exclusive lower bound, which has no column of its own).
+    """
+
+    __tablename__ = "affected_package"
+    __table_args__ = (
+        Index("ix_affected_package_key", "match_key", "vulnerability_id"),
+        Index("ix_affected_package_vulnerability", "vulnerability_id", "source"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    vulnerability_id: Mapped[str] = mapped_column(ForeignKey("vulnerability.id"))
+    match_key: Mapped[str] = mapped_column(String(400))
+    # The OSV ecosystem ("npm", "PyPI", "Debian:12"), or "" for CPE-based (NVD) ranges.
+    ecosystem: Mapped[str] = mapped_column(String(100), default="")
+    package: Mapped[str] = mapped_column(String(300), default="")
+    purl: Mapped[str] = mapped_column(String(400), default="")
+    cpe: Mapped[str] = mapped_column(String(400), default="")
+    introduced: Mapped[str] = mapped_column(String(100), default="")
+    fixed: Mapped[str] = mapped_column(String(100), default="")
+    last_affected: Mapped[str] = mapped_column(String(100), default="")
+    version_range: Mapped[str] = mapped_column(String(300), default="")
+    source: Mapped[str] = mapped_column(String(40), default="")  # osv | nvd | cve5
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

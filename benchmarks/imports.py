@@ -1,0 +1,258 @@
+"""How fast the import pipeline takes in large reports, and whether its memory stays flat.
+
+    .venv/bin/python benchmarks/imports.py [--sizes 100000,1000000] [--formats trivy,nessus,native]
+                                           [--databases sqlite,postgresql]
+
+Builds, in a temporary folder, a Trivy Kubernetes cluster report (100 findings per workload, so
+1,000,000 findings cover 10,000 devices), a Nessus ``.nessus`` file and a remedium native file of
+each size, then imports each into a fresh database through the real pipeline
+(``importers.service.import_report`` in one transaction, recommendations and scores included).
+Each import runs in its own subprocess, so the peak memory (``ru_maxrss``) of one run is not
+polluted by another. Prints findings per second and peak RSS per run, then the memory growth
+from the smallest to the largest file of each format (flat memory: a ratio near 1).
+PostgreSQL runs on a throwaway loopback cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+PER_DEVICE = 100  # findings per device
+PACKAGES = 50  # distinct packages per device
+CVES = 5000  # distinct vulnerabilities in the pool
+CVSS = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+
+
+def _cve(device: int, index: int) -> str:
+    return f"CVE-2024-{10000 + (device * 7 + index) % CVES}"
+
+
+def _findings(device: int) -> Iterator[tuple[str, str, str, str]]:
+    """(cve, package, installed, fixed) of one device: unique per (package, cve)."""
+    for index in range(PER_DEVICE):
+        package = f"pkg{index % PACKAGES}"
+        yield _cve(device, index), package, f"1.{index % PACKAGES}.0", f"1.{index % PACKAGES}.9"
+
+
+def write_trivy(path: Path, findings: int) -> None:
+    """A Trivy Kubernetes cluster report: one workload (device) per 100 findings."""
+    with path.open("w") as out:
+        out.write('{"ClusterName": "bench", "Vulnerabilities": [')
+        for device in range(findings // PER_DEVICE):
+            vulns = [
+                {
+                    "VulnerabilityID": cve,
+                    "PkgName": package,
+                    "InstalledVersion": installed,
+                    "FixedVersion": fixed,
+                    "Severity": "HIGH",
+                    "CVSS": {"nvd": {"V3Vector": CVSS, "V3Score": 9.8}},
+                    "Title": f"{package} flaw",
+                }
+                for cve, package, installed, fixed in _findings(device)
+            ]
+            resource_ = {
+                "Namespace": "default",
+                "Kind": "Deployment",
+                "Name": f"app-{device:06d}",
+                "Results": [
+                    {
+                        "Target": "bench/app (debian 12.5)",
+                        "Class": "os-pkgs",
+                        "Type": "debian",
+                        "Vulnerabilities": vulns,
+                    }
+                ],
+            }
+            out.write(("," if device else "") + json.dumps(resource_))
+        out.write('], "Misconfigurations": []}')
+
+
+def write_nessus(path: Path, findings: int) -> None:
+    """A Nessus v2 file: one host per 100 findings, one CVE per plugin item."""
+    with path.open("w") as out:
+        out.write('<?xml version="1.0" ?>\n<NessusClientData_v2><Report name="bench">\n')
+        for device in range(findings // PER_DEVICE):
+            address = f"10.{device // 65536 % 256}.{device // 256 % 256}.{device % 256}"
+            out.write(
+                f'<ReportHost name="{address}"><HostProperties>'
+                '<tag name="HOST_END_TIMESTAMP">1700000000</tag>'
+                '<tag name="operating-system">Linux Kernel 6.1 on Debian 12</tag>'
+                f'<tag name="host-ip">{address}</tag>'
+                f'<tag name="host-fqdn">host-{device:06d}.bench.test</tag>'
+                "</HostProperties>\n"
+            )
+            for index, (cve, package, installed, fixed) in enumerate(_findings(device)):
+                out.write(
+                    f'<ReportItem port="0" svc_name="general" protocol="tcp" severity="3" '
+                    f'pluginID="{900000 + index}" pluginName="{package} &lt; {fixed}" '
+                    f'pluginFamily="Misc."><cpe>cpe:/a:bench:{package}</cpe><cve>{cve}</cve>'
+                    f"<cvss3_vector>{CVSS}</cvss3_vector><plugin_output>"
+                    f"Installed version : {installed}\nFixed version : {fixed}\n"
+                    "</plugin_output></ReportItem>\n"
+                )
+            out.write("</ReportHost>\n")
+        out.write("</Report></NessusClientData_v2>\n")
+
+
+def write_native(path: Path, findings: int) -> None:
+    """A remedium native inventory: devices with software and findings."""
+    with path.open("w") as out:
+        out.write(
+            '{"schema": "remedium-inventory/1", "source": "bench", '
+            '"scanned_at": "2026-11-01T00:00:00Z", "devices": ['
+        )
+        for device in range(findings // PER_DEVICE):
+            rows = list(_findings(device))
+            entry = {
+                "name": f"native-{device:06d}",
+                "os_platform": "Linux",
+                "software": [
+                    {"vendor": "bench", "product": p, "version": v}
+                    for p, v in {p: v for _, p, v, _ in rows}.items()
+                ],
+                "findings": [
+                    {
+                        "cve": cve,
+                        "vendor": "bench",
+                        "product": package,
+                        "installed_version": installed,
+                        "fixed_version": fixed,
+                    }
+                    for cve, package, installed, fixed in rows
+                ],
+            }
+            out.write(("," if device else "") + json.dumps(entry))
+        out.write("]}")
+
+
+WRITERS = {"trivy": write_trivy, "nessus": write_nessus, "native": write_native}
+SUFFIX = {"trivy": ".json", "nessus": ".nessus", "native": ".json"}
+
+
+PARSER = {"trivy": "trivy", "nessus": "nessus", "native": "remedium"}
+
+
+def run_one(path: Path, url: str, fmt: str) -> dict[str, Any]:
+    """Import ``path`` into a fresh database at ``url`` (in this process) and measure it."""
+    from remedium.db.migrate import upgrade_database
+    from remedium.db.session import make_engine, transaction
+    from remedium.importers.service import import_report
+
+    engine = make_engine(url)
+    upgrade_database(engine)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    with transaction(engine) as session:
+        summary = import_report(session, path, format=PARSER[fmt])
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return {
+        "seconds": seconds,
+        "findings": summary.findings_added,
+        "devices": summary.devices_added,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "baseline_rss_mb": baseline,
+    }
+
+
+def _spawn(path: Path, url: str, fmt: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, __file__, "--run", str(path), "--url", url, "--format", fmt],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"run failed for {path.name}:\n{result.stderr[-3000:]}")
+    measured: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return measured
+
+
+def _databases(names: list[str], folder: Path) -> Iterator[tuple[str, Any]]:
+    for name in names:
+        if name == "sqlite":
+            yield name, None
+        else:
+            from remedium.testing.pgcluster import start_cluster
+
+            cluster = start_cluster()
+            try:
+                yield name, cluster
+            finally:
+                cluster.stop()
+
+
+def main() -> None:
+    """Build the files, run every (database, format, size), print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--formats", default="trivy,nessus,native")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--format", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        print(json.dumps(run_one(Path(args.run), args.url, args.format)))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    formats = args.formats.split(",")
+    with tempfile.TemporaryDirectory(prefix="remedium-bench-") as temp:
+        folder = Path(temp)
+        files: dict[tuple[str, int], Path] = {}
+        for fmt in formats:
+            for size in sizes:
+                path = folder / f"{fmt}-{size}{SUFFIX[fmt]}"
+                started = time.perf_counter()
+                WRITERS[fmt](path, size)
+                files[(fmt, size)] = path
+                mb = path.stat().st_size / 1e6
+                took = time.perf_counter() - started
+                print(f"built {path.name}: {mb:.0f} MB in {took:.0f} s", flush=True)
+        print(
+            f"\n{'database':<11}{'format':<8}{'findings':>10}{'devices':>9}{'seconds':>9}"
+            f"{'findings/s':>12}{'peak RSS MB':>13}",
+            flush=True,
+        )
+        for name, cluster in _databases(args.databases.split(","), folder):
+            peaks: dict[str, list[float]] = {}
+            for fmt in formats:
+                for index, size in enumerate(sizes):
+                    if cluster is None:
+                        url = f"sqlite:///{folder}/bench-{fmt}-{size}.db"
+                    else:
+                        from remedium.testing.pgcluster import create_database
+
+                        url = create_database(cluster, f"bench_{fmt}_{index}")
+                    measured = _spawn(files[(fmt, size)], url, fmt)
+                    peaks.setdefault(fmt, []).append(measured["peak_rss_mb"])
+                    rate = measured["findings"] / measured["seconds"]
+                    print(
+                        f"{name:<11}{fmt:<8}{measured['findings']:>10}{measured['devices']:>9}"
+                        f"{measured['seconds']:>9.1f}{rate:>12,.0f}"
+                        f"{measured['peak_rss_mb']:>13.0f}",
+                        flush=True,
+                    )
+                    if cluster is None:
+                        Path(f"{folder}/bench-{fmt}-{size}.db").unlink(missing_ok=True)
+            for fmt, values in peaks.items():
+                if len(values) > 1:
+                    print(
+                        f"{name} {fmt}: peak RSS x{values[-1] / values[0]:.2f} for "
+                        f"x{sizes[-1] / sizes[0]:.0f} the findings",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()
