@@ -168,6 +168,7 @@ def world(engine: Engine) -> World:
             "report_id": str(report.id),
             "activity_id": activities[0].id,
             "task_id": activities[0].id,
+            "name": "jira",
         }
         outside = {
             "device_id": str(org.b1.id),

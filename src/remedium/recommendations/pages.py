@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException
 from starlette.responses import HTMLResponse
 
 from remedium.api.deps import SessionDep
+from remedium.auth.principal import Right
 from remedium.intel.models import CATEGORY_LABELS, CONFIGURATION_CATEGORIES
 from remedium.recommendations.models import REMEDIATION_TYPES
 from remedium.recommendations.queries import (
@@ -97,5 +98,7 @@ def recommendation_detail(
             "vulnerabilities": recommendation_vulnerabilities(
                 session, page.scope, recommendation_id
             ),
+            # "Remediation options" is offered only to those who may request remediation.
+            "can_remediate": page.principal is not None and page.principal.has(Right.REMEDIATION),
         },
     )

@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, Response
 from remedium.api.deps import SessionDep
 from remedium.inventory.queries import top_exposed_devices, top_vulnerable_software
 from remedium.recommendations.queries import top_recommendations
+from remedium.remediation import pages as remediation_pages
 from remedium.scoring.queries import (
     exposure_by_group,
     exposure_distribution,
@@ -54,6 +55,8 @@ def dashboard(page: PageDep, session: SessionDep) -> HTMLResponse:
             "top_software": top_vulnerable_software(session, scope, 5),
             "top_devices": top_exposed_devices(session, scope, 5),
             "groups_exposure": exposure_by_group(session, scope),
+            "top_activities": remediation_pages.dashboard_rows(session, page),
+            **remediation_pages.template_context(),
         },
     )
 

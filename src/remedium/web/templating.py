@@ -22,6 +22,12 @@ from remedium.web.groups import COOKIE_NAME, QUERY_PARAM, GroupFilter, resolve_s
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = WEB_DIR / "templates"
+# Feature packages that keep their page templates next to their code (``<feature>/templates``),
+# each under a folder named after the feature so template names never collide.
+FEATURE_TEMPLATE_DIRS = [
+    WEB_DIR.parent / feature / "templates"
+    for feature in ("remediation", "connectors", "exceptions")
+]
 STATIC_DIR = WEB_DIR / "static"
 
 DASH = "\N{EN DASH}"  # what a table shows for a missing figure
@@ -121,7 +127,7 @@ def _label(value: Any) -> str:
 def get_templates() -> Jinja2Templates:
     """The one template environment (autoescaped; templates are read once)."""
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        loader=jinja2.FileSystemLoader([TEMPLATES_DIR, *FEATURE_TEMPLATE_DIRS]),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -17,8 +17,8 @@ from functools import cache
 from importlib import resources
 from typing import IO, Any
 
-import ijson
 import fastjsonschema
+import ijson
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import (  # type: ignore[import-untyped]
     ValidationError,
