@@ -7,8 +7,27 @@ from sqlalchemy import Engine
 
 from remedium import __version__
 from remedium.api import health
+from remedium.audit import api as audit_api
+from remedium.audit import pages as audit_pages
+from remedium.auth import api as auth_api
+from remedium.auth import pages as auth_pages
 from remedium.auth.middleware import install_authentication
+from remedium.connectors import api as connectors_api
+from remedium.connectors import pages as connectors_pages
 from remedium.db.session import get_engine
+from remedium.defender import api as defender_api
+from remedium.defender import remediation as defender_remediation
+from remedium.exceptions import api as exceptions_api
+from remedium.exceptions import pages as exceptions_pages
+from remedium.importers import api as importers_api
+from remedium.importers import pages as importers_pages
+from remedium.intel import api as intel_api
+from remedium.inventory import api as inventory_api
+from remedium.recommendations import api as recommendations_api
+from remedium.remediation import api as remediation_api
+from remedium.remediation import pages as remediation_pages
+from remedium.scoring import api as scoring_api
+from remedium.web.pages import install_pages
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
@@ -23,4 +42,23 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine or get_engine()
     install_authentication(app)
     app.include_router(health.router)
+    app.include_router(importers_api.router)
+    app.include_router(importers_pages.router)
+    app.include_router(auth_pages.router)
+    app.include_router(auth_api.router)
+    app.include_router(audit_api.router)
+    app.include_router(audit_pages.router)
+    app.include_router(defender_api.router)
+    app.include_router(defender_remediation.router)
+    app.include_router(inventory_api.router)
+    app.include_router(intel_api.router)
+    app.include_router(recommendations_api.router)
+    app.include_router(remediation_api.router)
+    app.include_router(exceptions_pages.router)
+    app.include_router(remediation_pages.router)
+    app.include_router(connectors_api.router)
+    app.include_router(connectors_pages.router)
+    app.include_router(scoring_api.router)
+    app.include_router(exceptions_api.router)
+    install_pages(app)
     return app

@@ -1,0 +1,1 @@
+"""Small shapes shared by every feature's read side (pages of results, scope filters)."""
