@@ -56,6 +56,7 @@ def upload_report(
                 device_group=device_group or None,
                 imported_by=principal.name,
                 filename=name,
+                actor=principal,
             )
         except ReportError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None

@@ -114,6 +114,7 @@ def upload(
                     device_group=device_group.strip() or None,
                     imported_by=principal.name if principal else "web",
                     filename=name,
+                    actor=principal,
                 ).import_id
         except ReportError as error:
             session.rollback()
@@ -124,15 +125,17 @@ def upload(
                 status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             )
     run = session.get(ImportRun, import_id)
-    audit_service.record(
-        session,
-        actor=principal,
-        action="import.create",
-        object_type="import",
-        object_id=import_id,
-        device_group_id=run.device_group_id if run else None,
-        after=run.summary if run else None,
-        client_address=page.request.client.host if page.request.client else "",
-    )
+    if format.startswith("feed:"):
+        # Report imports are audited by the pipeline itself; feeds are audited here.
+        audit_service.record(
+            session,
+            actor=principal,
+            action="import.create",
+            object_type="import",
+            object_id=import_id,
+            device_group_id=run.device_group_id if run else None,
+            after=run.summary if run else None,
+            client_address=page.request.client.host if page.request.client else "",
+        )
     # Post/redirect/get: a reload must not import the file twice.
     return RedirectResponse(f"/imports?done={import_id}", status_code=status.HTTP_303_SEE_OTHER)

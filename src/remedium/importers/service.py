@@ -22,7 +22,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from remedium.audit import service as audit_service
+from remedium.auth.principal import Principal
 from remedium.db.base import utcnow
+from remedium.exceptions import service as exceptions_service
 from remedium.importers.models import ImportRun
 from remedium.importers.records import (
     ConfigurationCheckRecord,
@@ -41,6 +44,7 @@ from remedium.intel import service as intel_service
 from remedium.intel.models import SecurityConfiguration, Vulnerability
 from remedium.inventory import service as inventory_service
 from remedium.inventory.models import ConfigurationAssessment, InstalledSoftware, Weakness
+from remedium.remediation.progress import refresh_activity_progress
 
 BATCH = 5000  # records buffered before a batch is written
 IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
@@ -146,12 +150,14 @@ def import_report(
     progress: Progress | None = None,
     filename: str | None = None,
     as_of: datetime | None = None,
+    actor: Principal | None = None,
 ) -> ImportSummary:
     """Import one report file into the inventory and record an ``ImportRun``.
 
     ``format`` names the parser (detected from the file when ``None``); ``device_group`` puts every
     device of the file into that group; ``progress(done, total)`` is called with bytes read;
     ``as_of`` is when derived figures are computed for (default now; the demo replays history).
+    The import is recorded in the audit history as ``actor`` (or ``imported_by`` for the system).
     Raises ``ReportError`` on a bad file; the caller then rolls back and nothing has changed.
     """
     path = Path(path)
@@ -188,6 +194,16 @@ def import_report(
     session.flush()
     summary.import_id = run.id
     run.summary = summary.as_dict()
+    audit_service.record(
+        session,
+        actor=actor,
+        actor_name=None if actor is not None else imported_by,
+        action="import.create",
+        object_type="import",
+        object_id=run.id,
+        device_group_id=run.device_group_id,
+        after={"format": run.format, "filename": run.filename, **run.summary},
+    )
     session.flush()
     if progress is not None:
         progress(total, total)
@@ -209,12 +225,17 @@ def refresh_derived(
         match_devices(session, summary.touched_device_ids, at=as_of or summary.scanned_at)
     )
     if summary.changed_vulnerability_ids:
-        # Devices elsewhere in the inventory are affected when a vulnerability's points change.
-        devices |= scoring_service.refresh_vulnerability_points(
-            session, sorted(summary.changed_vulnerability_ids)
-        )
+        # Devices elsewhere in the inventory are affected when a vulnerability's facts change
+        # (the upsert already stored the new points, so ask who holds them, not what changed).
+        changed = sorted(summary.changed_vulnerability_ids)
+        scoring_service.refresh_vulnerability_points(session, changed)
+        devices |= inventory_service.devices_with_open_weaknesses(session, changed)
     if devices:
         recommendations_service.recompute(session, device_ids=sorted(devices), as_of=as_of)
+    # Exceptions react to the new threat picture, then activities are measured against it.
+    exceptions_service.run_exception_jobs(session, as_of)
+    if devices:
+        refresh_activity_progress(session, device_ids=sorted(devices), now=as_of)
 
 
 _SPACES = re.compile(r"\s+")

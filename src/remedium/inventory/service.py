@@ -479,3 +479,20 @@ def upsert_installed(
 def count_devices(session: Session) -> int:
     """How many devices the inventory holds (all groups; used by the demo's reuse check)."""
     return int(session.scalar(select(func.count()).select_from(Device)) or 0)
+
+
+def devices_with_open_weaknesses(session: Session, vulnerability_ids: Sequence[str]) -> set[int]:
+    """The devices that hold an open weakness of any of ``vulnerability_ids``."""
+    devices: set[int] = set()
+    for start in range(0, len(vulnerability_ids), 500):
+        devices.update(
+            session.scalars(
+                select(Weakness.device_id)
+                .where(
+                    Weakness.vulnerability_id.in_(vulnerability_ids[start : start + 500]),
+                    Weakness.fixed_at.is_(None),
+                )
+                .distinct()
+            )
+        )
+    return devices

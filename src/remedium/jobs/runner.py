@@ -13,7 +13,7 @@ scores are copied into the history last, so the snapshot sees everything before 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -61,27 +61,15 @@ class RecomputeJob(Job):
 
 
 class ExceptionLifecycleJob(Job):
-    """Exception expiry and resurfacing.
-
-    The place where the exceptions feature plugs in: it is to provide
-    ``remedium.exceptions.service.run_lifecycle(session, as_of) -> dict``. Until then this job
-    reports that there is nothing to do.
-    """
+    """Exception expiry and resurfacing, then the expiring-soon flags (docs/exceptions.md)."""
 
     name = "exception_lifecycle"
 
     def run(self, context: JobContext) -> dict[str, Any]:
-        try:
-            from remedium.exceptions import service as exceptions_service  # type: ignore[attr-defined,unused-ignore]
-        except ImportError:
-            return {"skipped": "the exceptions feature is not installed"}
-        lifecycle: Callable[..., dict[str, Any]] | None = getattr(
-            exceptions_service, "run_lifecycle", None
-        )
-        if lifecycle is None:
-            return {"skipped": "exceptions.service.run_lifecycle is not there yet"}
+        from remedium.exceptions.service import run_exception_jobs
+
         with transaction(context.engine) as session:
-            return lifecycle(session, context.as_of)
+            return run_exception_jobs(session, context.as_of).as_json()
 
 
 class ActivityProgressJob(Job):
