@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     inactive_after_days: int = 30
     completed_activity_retention_days: int = 180
     exception_expiry_warning_days: int = 10
+    exceptions_require_approval: bool = Field(
+        default=False,
+        description="A second user with the exceptions right must approve an exception first.",
+    )
+    exception_resurface_impact_margin: float = Field(
+        default=0.2,
+        description="Relative growth of exposure impact (0.2 = +20%) that voids an exception.",
+    )
     max_devices_per_ticket: int = 10_000
     secure_cookies: bool = False
     log_sql: bool = False

@@ -5,12 +5,25 @@ from __future__ import annotations
 import typer
 
 from remedium.cli.common import console, ready_engine
+from remedium.cli.demo import demo_command
+from remedium.cli.imports import import_command
+from remedium.cli.intel import intel_app
+from remedium.cli.jobs import jobs_app, worker_command
+from remedium.cli.tokens import tokens_app
+from remedium.cli.users import users_app
 from remedium.db.migrate import current_revision, head_revision
 from remedium.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="remedium: remediation and exception management.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(intel_app, name="intel")
+app.add_typer(jobs_app, name="jobs")
+app.command("worker")(worker_command)
+app.command("import")(import_command)
+app.command("demo")(demo_command)
 
 
 @db_app.command("upgrade")
