@@ -9,19 +9,26 @@ from sqlalchemy.orm import Session
 from remedium.cli.common import console, ready_engine
 from remedium.db.migrate import upgrade_database
 from remedium.db.session import session_factory
-
-# Where the sign-in engineer's hook prints how to sign in (e.g. the demo administrator).
-SIGN_IN_HINT = "Sign-in: every request acts as the local administrator until sign-in is enabled."
+from remedium.settings import get_settings
 
 
-def sign_in_hint(engine: Engine) -> str:
-    """How to sign in to the demo (the auth feature may provide ``demo_sign_in_hint``)."""
-    try:
-        from remedium.auth import service as auth_service
-    except ImportError:  # pragma: no cover - the auth feature is part of remedium
-        return SIGN_IN_HINT
-    hook = getattr(auth_service, "demo_sign_in_hint", None)
-    return str(hook(engine)) if callable(hook) else SIGN_IN_HINT
+def print_sign_in(engine: Engine, url: str) -> None:
+    """Create the demo accounts when missing and say how to sign in with them."""
+    from rich.table import Table
+
+    from remedium.auth.service import ensure_demo_users
+    from remedium.db.session import transaction
+
+    with transaction(engine) as session:
+        users = ensure_demo_users(session)
+    console.print(f"Sign in at {url}/signin with a demo account (public passwords, demo only):")
+    table = Table()
+    table.add_column("user")
+    table.add_column("password")
+    table.add_column("roles")
+    for name, password, roles in users:
+        table.add_row(name, password, ", ".join(roles))
+    console.print(table)
 
 
 def reset_database(engine: Engine) -> None:
@@ -66,7 +73,8 @@ def demo_command(
             f"{summary.device_groups} groups, {summary.vulnerabilities} vulnerabilities, "
             f"{summary.imports} daily imports"
         )
-    console.print(sign_in_hint(engine))
+    settings = get_settings()
+    print_sign_in(engine, f"http://{settings.host}:{settings.port}")
     if serve_after:
         from remedium.cli.main import serve
 
