@@ -26,6 +26,11 @@ class Recommendation(Base):
     """
 
     __tablename__ = "recommendation"
+    # The recompute joins inventory rows to their recommendation through these.
+    __table_args__ = (
+        Index("ix_recommendation_software", "software_id"),
+        Index("ix_recommendation_configuration", "configuration_id"),
+    )
 
     # "va-_-google-_-chrome" for software, "sca-_-scid-2000" for configuration.
     id: Mapped[str] = mapped_column(String(440), primary_key=True)
@@ -111,6 +116,8 @@ class RecommendationGroupStat(Base):
     delta_high: Mapped[float] = mapped_column(Float, default=0.0)
     # Sum of the failing check's weight over exposed devices (Secure Score impact).
     config_weight: Mapped[float] = mapped_column(Float, default=0.0)
+    # Exposed devices that are internet facing (the "internetFacing" tag).
+    internet_facing_devices: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RecommendationVulnerability(Base):
@@ -126,3 +133,8 @@ class RecommendationVulnerability(Base):
         ForeignKey("device_group.id", ondelete="CASCADE"), primary_key=True
     )
     exposed_devices: Mapped[int] = mapped_column(Integer, default=0)
+    # The version that fixes this vulnerability (the highest one reported in the group), and
+    # how many exposed devices have no fix for it: both feed the recommended version and the
+    # "No security update" tag without rescanning weaknesses.
+    fixed_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    unpatchable_devices: Mapped[int] = mapped_column(Integer, default=0)

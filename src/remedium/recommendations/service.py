@@ -1,0 +1,786 @@
+"""Deriving security recommendations and every score sum from the inventory (docs/scoring.md).
+
+:func:`recompute` is the one write path of the derived tables. It runs set-based in SQL that
+SQLite and PostgreSQL both understand (``INSERT ... SELECT``, ``UPDATE ... FROM``, temporary
+tables for the sets it works on); Python only loops over recommendations, a small set, to apply
+the rules of :mod:`remedium.recommendations.engine` that SQL cannot (version comparison, names).
+
+Order of the work, full or incremental:
+
+1. what each target device's open weaknesses and failed checks add up to, per recommendation;
+2. the devices' exposure points, score and level, and their Secure Score weights;
+3. ``device_recommendation`` rows of those devices, with the exact ``score_delta``;
+4. recommendations that appear are created, those left without exposed devices deleted;
+5. ``group_score_stat`` (every group: cheap), ``group_secure_stat`` (touched groups);
+6. ``recommendation_group_stat`` and ``recommendation_vulnerability`` for the touched
+   (recommendation, group) pairs;
+7. the fields of touched recommendations, and the organisation-wide counts and impacts of all
+   recommendations (they depend on the organisation's sums, which any change moves).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy.orm import Session
+
+from remedium.db.base import utcnow
+from remedium.db.types import UtcDateTime
+from remedium.recommendations import engine as rules
+from remedium.recommendations.models import Recommendation
+from remedium.scoring import engine as scoring
+from remedium.settings import get_settings
+
+_TEMP_TABLES = (
+    "tmp_rm_devices",
+    "tmp_rm_dr",
+    "tmp_rm_recs",
+    "tmp_rm_groups",
+    "tmp_rm_pairs",
+    "tmp_rm_exp",
+    "tmp_rm_inst",
+)
+_CHUNK = 5000
+# Points below this are float noise left by subtracting a device's only recommendation.
+_EPSILON = 1e-9
+
+
+@dataclass
+class RecomputeStats:
+    """What one :func:`recompute` did, and how long each step took (seconds)."""
+
+    full: bool
+    devices: int = 0
+    device_recommendations: int = 0
+    recommendations_touched: int = 0
+    recommendations_created: int = 0
+    recommendations_deleted: int = 0
+    groups_touched: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        """Total time spent."""
+        return sum(self.timings.values())
+
+
+class _Runner:
+    """Runs the recompute's SQL with the formula constants bound as parameters."""
+
+    def __init__(self, session: Session, as_of: datetime, stats: RecomputeStats) -> None:
+        self.session = session
+        self.as_of = as_of
+        self.cutoff = as_of - timedelta(days=get_settings().inactive_after_days)
+        self.stats = stats
+        self.params: dict[str, Any] = {
+            "k": scoring.SATURATION,
+            "face": scoring.INTERNET_FACING,
+            "cfactor": scoring.CONFIGURATION_FACTOR,
+            "low_weight": scoring.DEVICE_WEIGHTS["Low"],
+            "normal_weight": scoring.DEVICE_WEIGHTS["Normal"],
+            "low_max": scoring.LOW_BAND_MAX,
+            "high_min": scoring.HIGH_BAND_MIN,
+            "eps": _EPSILON,
+            "cutoff": self.cutoff,
+        }
+
+    def run(self, sql: str, **extra: Any) -> int:
+        """Execute one statement; returns the row count the database reports."""
+        statement = text(sql)
+        if ":cutoff" in sql:
+            # Bound through the column type so SQLite compares timestamps in the stored shape.
+            statement = statement.bindparams(bindparam("cutoff", type_=UtcDateTime()))
+        params = {name: value for name, value in self.params.items() if f":{name}" in sql}
+        params.update(extra)
+        result = self.session.execute(statement, params)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def rows(self, sql: str, **extra: Any) -> list[Any]:
+        """Execute one query and return its rows."""
+        statement = text(sql)
+        if ":cutoff" in sql:
+            statement = statement.bindparams(bindparam("cutoff", type_=UtcDateTime()))
+        params = {name: value for name, value in self.params.items() if f":{name}" in sql}
+        params.update(extra)
+        return list(self.session.execute(statement, params))
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time one step of the recompute."""
+        started = time.perf_counter()
+        yield
+        self.stats.timings[name] = self.stats.timings.get(name, 0.0) + (
+            time.perf_counter() - started
+        )
+
+
+# SQL fragments shared by the steps. A device's multiplier and weight, from its columns:
+_MULTIPLIER = "(CASE WHEN d.internet_facing THEN :face ELSE 1.0 END)"
+_WEIGHT = (
+    "(CASE WHEN d.device_value = 'High' THEN 0.0 "
+    "WHEN d.device_value = 'Low' THEN :low_weight ELSE :normal_weight END)"
+)
+_IS_HIGH = "(CASE WHEN d.device_value = 'High' THEN 1 ELSE 0 END)"
+_ACTIVE = "d.last_seen >= :cutoff"
+
+
+def recompute(
+    session: Session,
+    *,
+    device_ids: Collection[int] | None = None,
+    as_of: datetime | None = None,
+) -> RecomputeStats:
+    """Rebuild recommendations and score sums from the inventory; flushes, never commits.
+
+    ``device_ids=None`` rebuilds everything. Otherwise only what the given devices touch is
+    rebuilt (their points and recommendation rows, the (recommendation, group) pairs and groups
+    they are in, the fields of their recommendations), and the result equals a full rebuild for
+    those devices. Devices that age into inactivity on their own are picked up by the next full
+    rebuild (the daily job runs one).
+    """
+    session.flush()
+    as_of = as_of or utcnow()
+    full = device_ids is None
+    stats = RecomputeStats(full=full)
+    run = _Runner(session, as_of, stats)
+    with run.step("prepare"):
+        _drop_temp_tables(run)
+        if not full:
+            assert device_ids is not None
+            run.run("CREATE TEMPORARY TABLE tmp_rm_devices (id BIGINT PRIMARY KEY)")
+            ids = sorted(set(device_ids))
+            for start in range(0, len(ids), _CHUNK):
+                session.execute(
+                    text("INSERT INTO tmp_rm_devices (id) VALUES (:id)"),
+                    [{"id": i} for i in ids[start : start + _CHUNK]],
+                )
+            stats.devices = len(ids)
+            # PostgreSQL never analyses temporary tables itself; without statistics it guesses
+            # thousands of rows and scans the big tables instead of looking devices up.
+            run.run("ANALYZE tmp_rm_devices")
+    with run.step("device_points"):
+        _stage_device_recommendations(run, full)
+        _update_devices(run, full)
+    with run.step("device_recommendations"):
+        old_groups = _score_stat_counts(run)
+        _collect_touched_recommendations(run, full)
+        # The recommendation rows must exist before their device rows (foreign key).
+        stats.recommendations_created = _create_recommendations(run)
+        stats.device_recommendations = _replace_device_recommendations(run, full)
+    with run.step("recommendations"):
+        stats.recommendations_deleted = _delete_orphans(run, full)
+    with run.step("group_stats"):
+        _rebuild_group_score_stat(run)
+        stats.groups_touched = _collect_touched_groups(run, full, old_groups)
+        _rebuild_group_secure_stat(run, full)
+    with run.step("recommendation_group_stats"):
+        _rebuild_recommendation_stats(run, full)
+    with run.step("recommendation_fields"):
+        stats.recommendations_touched = _refresh_recommendation_fields(run, full)
+        _refresh_organisation_figures(run)
+    with run.step("cleanup"):
+        _drop_temp_tables(run)
+        if full:
+            _analyze_derived_tables(run)
+            stats.devices = int(run.rows("SELECT count(*) FROM device")[0][0])
+    return stats
+
+
+def _analyze_derived_tables(run: _Runner) -> None:
+    """Refresh planner statistics after a full rebuild: the incremental queries start from a
+    few pairs only when the planner knows how big the derived tables really are."""
+    if run.session.get_bind().dialect.name == "sqlite":
+        # Sample instead of scanning every row of the big tables.
+        run.run("PRAGMA analysis_limit = 1000")
+    for table in (
+        "recommendation",
+        "device_recommendation",
+        "recommendation_group_stat",
+        "recommendation_vulnerability",
+        "group_score_stat",
+        "group_secure_stat",
+    ):
+        run.run(f"ANALYZE {table}")
+
+
+def _drop_temp_tables(run: _Runner) -> None:
+    for name in _TEMP_TABLES:
+        run.run(f"DROP TABLE IF EXISTS {name}")
+
+
+def _device_filter(full: bool, column: str) -> str:
+    return "" if full else f" AND {column} IN (SELECT id FROM tmp_rm_devices)"
+
+
+def _stage_device_recommendations(run: _Runner, full: bool) -> None:
+    """Per (device, recommendation): weaknesses, raw points (before the device multiplier)."""
+    run.run(
+        "CREATE TEMPORARY TABLE tmp_rm_dr ("
+        "device_id BIGINT NOT NULL, recommendation_id VARCHAR(440) NOT NULL, "
+        "software_id INTEGER, configuration_id VARCHAR(300), weaknesses INTEGER NOT NULL, "
+        "points FLOAT NOT NULL, config_weight FLOAT NOT NULL)"
+    )
+    run.run(
+        "INSERT INTO tmp_rm_dr (device_id, recommendation_id, software_id, configuration_id, "
+        "weaknesses, points, config_weight) "
+        "SELECT w.device_id, 'va-_-' || s.product_key, s.id, NULL, count(*), "
+        "sum(v.exposure_points), 0.0 "
+        "FROM weakness w JOIN vulnerability v ON v.id = w.vulnerability_id "
+        "JOIN software s ON s.id = w.software_id "
+        f"WHERE w.fixed_at IS NULL{_device_filter(full, 'w.device_id')} "
+        "GROUP BY w.device_id, s.id, s.product_key"
+    )
+    run.run(
+        "INSERT INTO tmp_rm_dr (device_id, recommendation_id, software_id, configuration_id, "
+        "weaknesses, points, config_weight) "
+        "SELECT ca.device_id, 'sca-_-' || c.id, NULL, c.id, 1, c.weight * :cfactor, c.weight "
+        "FROM configuration_assessment ca "
+        "JOIN security_configuration c ON c.id = ca.configuration_id "
+        f"WHERE NOT ca.is_compliant{_device_filter(full, 'ca.device_id')}"
+    )
+    run.run("CREATE INDEX ix_tmp_rm_dr_device ON tmp_rm_dr (device_id)")
+    run.run("ANALYZE tmp_rm_dr")
+
+
+def _update_devices(run: _Runner, full: bool) -> None:
+    """Exposure points, score and level, and Secure Score weights of the target devices."""
+    where = "" if full else " WHERE id IN (SELECT id FROM tmp_rm_devices)"
+    run.run(
+        "UPDATE device SET exposure_points = 0.0, exposure_score = 0.0, exposure_level = 'None', "
+        f"secure_passed_weight = 0.0, secure_total_weight = 0.0{where}"
+    )
+    score = "(100.0 * x.points / (x.points + :k))"
+    run.run(
+        "UPDATE device SET exposure_points = x.points, "
+        f"exposure_score = CASE WHEN x.points > 0 THEN {score} ELSE 0.0 END, "
+        "exposure_level = CASE WHEN x.points <= 0 THEN 'None' "
+        f"WHEN {score} < :low_max THEN 'Low' WHEN {score} < :high_min THEN 'Medium' "
+        "ELSE 'High' END "
+        f"FROM (SELECT t.device_id, sum(t.points) * {_MULTIPLIER} AS points "
+        "FROM tmp_rm_dr t JOIN device d ON d.id = t.device_id "
+        "GROUP BY t.device_id, d.internet_facing) x "
+        "WHERE device.id = x.device_id"
+    )
+    run.run(
+        "UPDATE device SET secure_passed_weight = x.passed, secure_total_weight = x.total "
+        "FROM (SELECT ca.device_id, "
+        "sum(CASE WHEN ca.is_compliant THEN c.weight ELSE 0.0 END) AS passed, "
+        "sum(c.weight) AS total "
+        "FROM configuration_assessment ca "
+        "JOIN security_configuration c ON c.id = ca.configuration_id "
+        f"WHERE 1 = 1{_device_filter(full, 'ca.device_id')} "
+        "GROUP BY ca.device_id) x "
+        "WHERE device.id = x.device_id"
+    )
+
+
+def _collect_touched_recommendations(run: _Runner, full: bool) -> None:
+    """Recommendations the target devices had before and have now, or count as installed on
+    (incremental only). A product uninstalled from a device it was not exposed on is not seen
+    here: its installed count is one too high until the next full rebuild."""
+    if full:
+        return
+    run.run("CREATE TEMPORARY TABLE tmp_rm_recs (id VARCHAR(440) PRIMARY KEY)")
+    run.run(
+        "INSERT INTO tmp_rm_recs (id) "
+        "SELECT recommendation_id FROM device_recommendation "
+        "WHERE device_id IN (SELECT id FROM tmp_rm_devices) "
+        "UNION SELECT recommendation_id FROM tmp_rm_dr "
+        # Their installed products and assessed checks count in "installed devices".
+        "UNION SELECT r.id FROM recommendation r "
+        "JOIN installed_software i ON i.software_id = r.software_id "
+        "WHERE i.device_id IN (SELECT id FROM tmp_rm_devices) "
+        "UNION SELECT r.id FROM recommendation r "
+        "JOIN configuration_assessment ca ON ca.configuration_id = r.configuration_id "
+        "WHERE ca.device_id IN (SELECT id FROM tmp_rm_devices)"
+    )
+    run.run("ANALYZE tmp_rm_recs")
+
+
+def _replace_device_recommendations(run: _Runner, full: bool) -> int:
+    """Delete and re-insert the target devices' rows, with points and exact score deltas."""
+    where = "" if full else " WHERE device_id IN (SELECT id FROM tmp_rm_devices)"
+    run.run(f"DELETE FROM device_recommendation{where}")
+    remaining = f"(d.exposure_points - t.points * {_MULTIPLIER})"
+    return run.run(
+        "INSERT INTO device_recommendation (device_id, recommendation_id, weaknesses, points, "
+        "score_delta, config_weight) "
+        f"SELECT t.device_id, t.recommendation_id, t.weaknesses, t.points * {_MULTIPLIER}, "
+        f"d.exposure_score - CASE WHEN {remaining} > :eps "
+        f"THEN 100.0 * {remaining} / ({remaining} + :k) ELSE 0.0 END, "
+        "t.config_weight "
+        "FROM tmp_rm_dr t JOIN device d ON d.id = t.device_id"
+    )
+
+
+def _create_recommendations(run: _Runner) -> int:
+    """Insert the recommendations that appear for the first time, with placeholder fields."""
+    new = run.rows(
+        "SELECT DISTINCT t.recommendation_id, t.software_id, t.configuration_id "
+        "FROM tmp_rm_dr t WHERE NOT EXISTS "
+        "(SELECT 1 FROM recommendation r WHERE r.id = t.recommendation_id)"
+    )
+    if not new:
+        return 0
+    rows = [
+        {
+            "id": rec_id,
+            "kind": "software" if software_id is not None else "configuration",
+            "software_id": software_id,
+            "configuration_id": configuration_id,
+            "name": rec_id,
+            "category": "Application" if software_id is not None else "OS",
+            "remediation_type": "Update" if software_id is not None else "ConfigurationChange",
+            "first_seen": run.as_of,
+            "updated_at": run.as_of,
+        }
+        for rec_id, software_id, configuration_id in new
+    ]
+    run.session.execute(insert(Recommendation), rows)
+    return len(rows)
+
+
+def _delete_orphans(run: _Runner, full: bool) -> int:
+    """Delete recommendations no device is exposed to any more (their group rows cascade)."""
+    within = "" if full else " AND id IN (SELECT id FROM tmp_rm_recs)"
+    orphan = (
+        "NOT EXISTS (SELECT 1 FROM device_recommendation dr "
+        "WHERE dr.recommendation_id = recommendation.id)"
+    )
+    # Delete the dependent rows explicitly: cascades are not guaranteed on every connection.
+    for table in ("recommendation_group_stat", "recommendation_vulnerability"):
+        run.run(
+            f"DELETE FROM {table} WHERE recommendation_id IN "
+            f"(SELECT id FROM recommendation WHERE {orphan}{within})"
+        )
+    return run.run(f"DELETE FROM recommendation WHERE {orphan}{within}")
+
+
+def _score_stat_counts(run: _Runner) -> dict[int, tuple[int, int]]:
+    rows = run.rows(
+        "SELECT device_group_id, active_devices, high_value_devices FROM group_score_stat"
+    )
+    return {int(g): (int(a), int(h)) for g, a, h in rows}
+
+
+def _rebuild_group_score_stat(run: _Runner) -> None:
+    """Exposure sums of every group: one aggregate over the device table, cheap enough always."""
+    run.run("DELETE FROM group_score_stat")
+    run.run(
+        "INSERT INTO group_score_stat (device_group_id, active_devices, high_value_devices, "
+        "weight_low_normal, exposure_weighted, exposure_high, devices_none, devices_low, "
+        "devices_medium, devices_high) "
+        f"SELECT d.device_group_id, count(*), sum({_IS_HIGH}), sum({_WEIGHT}), "
+        f"sum({_WEIGHT} * d.exposure_score), "
+        "sum(CASE WHEN d.device_value = 'High' THEN d.exposure_score ELSE 0.0 END), "
+        "sum(CASE WHEN d.exposure_level = 'None' THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN d.exposure_level = 'Low' THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN d.exposure_level = 'Medium' THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN d.exposure_level = 'High' THEN 1 ELSE 0 END) "
+        f"FROM device d WHERE {_ACTIVE} GROUP BY d.device_group_id"
+    )
+
+
+def _collect_touched_groups(run: _Runner, full: bool, old: dict[int, tuple[int, int]]) -> int:
+    """Groups of the target devices, plus groups whose active devices changed (a device moved
+    out of them): the pairs rebuilt are the touched recommendations in these groups."""
+    if full:
+        return len(old)
+    new = _score_stat_counts(run)
+    changed = {g for g in set(old) | set(new) if old.get(g) != new.get(g)}
+    current = {
+        int(g)
+        for (g,) in run.rows(
+            "SELECT DISTINCT device_group_id FROM device "
+            "WHERE id IN (SELECT id FROM tmp_rm_devices)"
+        )
+    }
+    groups = sorted(changed | current)
+    run.run("CREATE TEMPORARY TABLE tmp_rm_groups (id INTEGER PRIMARY KEY)")
+    if groups:
+        run.session.execute(
+            text("INSERT INTO tmp_rm_groups (id) VALUES (:id)"), [{"id": g} for g in groups]
+        )
+    run.run("ANALYZE tmp_rm_groups")
+    run.run(
+        "CREATE TEMPORARY TABLE tmp_rm_pairs (recommendation_id VARCHAR(440) NOT NULL, "
+        "device_group_id INTEGER NOT NULL, PRIMARY KEY (recommendation_id, device_group_id))"
+    )
+    run.run(
+        "INSERT INTO tmp_rm_pairs (recommendation_id, device_group_id) "
+        "SELECT r.id, g.id FROM tmp_rm_recs r CROSS JOIN tmp_rm_groups g "
+        "WHERE EXISTS (SELECT 1 FROM recommendation x WHERE x.id = r.id)"
+    )
+    run.run("ANALYZE tmp_rm_pairs")
+    return len(groups)
+
+
+def _rebuild_group_secure_stat(run: _Runner, full: bool) -> None:
+    """Secure Score sums by (group, category) over active devices, for the touched groups."""
+    within = "" if full else " AND d.device_group_id IN (SELECT id FROM tmp_rm_groups)"
+    where = "" if full else " WHERE device_group_id IN (SELECT id FROM tmp_rm_groups)"
+    run.run(f"DELETE FROM group_secure_stat{where}")
+    run.run(
+        "INSERT INTO group_secure_stat (device_group_id, category, passed_weight, total_weight) "
+        "SELECT d.device_group_id, c.category, "
+        "sum(CASE WHEN ca.is_compliant THEN c.weight ELSE 0.0 END), sum(c.weight) "
+        "FROM device d JOIN configuration_assessment ca ON ca.device_id = d.id "
+        "JOIN security_configuration c ON c.id = ca.configuration_id "
+        f"WHERE {_ACTIVE}{within} GROUP BY d.device_group_id, c.category"
+    )
+
+
+def _rebuild_recommendation_stats(run: _Runner, full: bool) -> None:
+    """``recommendation_group_stat`` and ``recommendation_vulnerability`` for touched pairs."""
+    if full:
+        run.run("DELETE FROM recommendation_group_stat")
+        run.run("DELETE FROM recommendation_vulnerability")
+        exposed_from = "FROM device_recommendation dr JOIN device d ON d.id = dr.device_id "
+        # Driven from the inventory rows, each looking its recommendation up by index.
+        software_from = (
+            "FROM device d JOIN installed_software i ON i.device_id = d.id "
+            "JOIN recommendation r ON r.software_id = i.software_id "
+        )
+        # The full rebuild has its own queries for these two, below.
+        config_from = weakness_from = ""
+    else:
+        for table in ("recommendation_group_stat", "recommendation_vulnerability"):
+            run.run(
+                f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM tmp_rm_pairs p "
+                f"WHERE p.recommendation_id = {table}.recommendation_id "
+                f"AND p.device_group_id = {table}.device_group_id)"
+            )
+        # Driven from the group's devices: cost follows the group size, not the organisation.
+        pair_devices = (
+            "FROM tmp_rm_pairs p JOIN recommendation r ON r.id = p.recommendation_id "
+            "JOIN device d ON d.device_group_id = p.device_group_id "
+        )
+        exposed_from = (
+            pair_devices + "JOIN device_recommendation dr "
+            "ON dr.device_id = d.id AND dr.recommendation_id = p.recommendation_id "
+        )
+        software_from = (
+            pair_devices + "JOIN installed_software i "
+            "ON i.device_id = d.id AND i.software_id = r.software_id "
+        )
+        config_from = (
+            pair_devices + "JOIN configuration_assessment ca "
+            "ON ca.device_id = d.id AND ca.configuration_id = r.configuration_id "
+        )
+        weakness_from = (
+            pair_devices
+            + "JOIN weakness w ON w.device_id = d.id AND w.software_id = r.software_id "
+        )
+    run.run(
+        "CREATE TEMPORARY TABLE tmp_rm_exp (recommendation_id VARCHAR(440) NOT NULL, "
+        "device_group_id INTEGER NOT NULL, exposed INTEGER, critical INTEGER, facing INTEGER, "
+        "delta_weighted FLOAT, delta_high FLOAT, config_weight FLOAT)"
+    )
+    run.run(
+        "INSERT INTO tmp_rm_exp SELECT dr.recommendation_id, d.device_group_id, count(*), "
+        f"sum({_IS_HIGH}), sum(CASE WHEN d.internet_facing THEN 1 ELSE 0 END), "
+        f"sum({_WEIGHT} * dr.score_delta), "
+        "sum(CASE WHEN d.device_value = 'High' THEN dr.score_delta ELSE 0.0 END), "
+        "sum(dr.config_weight) "
+        f"{exposed_from}WHERE {_ACTIVE} GROUP BY dr.recommendation_id, d.device_group_id"
+    )
+    run.run(
+        "CREATE TEMPORARY TABLE tmp_rm_inst (recommendation_id VARCHAR(440) NOT NULL, "
+        "device_group_id INTEGER NOT NULL, installed INTEGER)"
+    )
+    run.run(
+        "INSERT INTO tmp_rm_inst SELECT r.id, d.device_group_id, count(DISTINCT d.id) "
+        f"{software_from}WHERE r.kind = 'software' AND {_ACTIVE} "
+        "GROUP BY r.id, d.device_group_id"
+    )
+    if full:
+        # Nearly every check has a recommendation somewhere: read all assessments in device
+        # order and aggregate before naming the recommendation (as for the vulnerabilities).
+        run.run(
+            "INSERT INTO tmp_rm_inst SELECT r.id, x.device_group_id, x.installed "
+            "FROM (SELECT ca.configuration_id, d.device_group_id, count(*) AS installed "
+            "FROM device d JOIN configuration_assessment ca ON ca.device_id = d.id "
+            f"WHERE {_ACTIVE} GROUP BY ca.configuration_id, d.device_group_id) x "
+            "JOIN recommendation r ON r.configuration_id = x.configuration_id"
+        )
+    else:
+        run.run(
+            "INSERT INTO tmp_rm_inst SELECT r.id, d.device_group_id, count(*) "
+            f"{config_from}WHERE r.kind = 'configuration' AND {_ACTIVE} "
+            "GROUP BY r.id, d.device_group_id"
+        )
+    run.run(
+        "INSERT INTO recommendation_group_stat (recommendation_id, device_group_id, "
+        "exposed_devices, exposed_critical_devices, installed_devices, delta_weighted, "
+        "delta_high, config_weight, internet_facing_devices) "
+        "SELECT k.recommendation_id, k.device_group_id, coalesce(e.exposed, 0), "
+        "coalesce(e.critical, 0), coalesce(i.installed, 0), coalesce(e.delta_weighted, 0.0), "
+        "coalesce(e.delta_high, 0.0), coalesce(e.config_weight, 0.0), coalesce(e.facing, 0) "
+        "FROM (SELECT recommendation_id, device_group_id FROM tmp_rm_exp "
+        "UNION SELECT recommendation_id, device_group_id FROM tmp_rm_inst) k "
+        "LEFT JOIN tmp_rm_exp e ON e.recommendation_id = k.recommendation_id "
+        "AND e.device_group_id = k.device_group_id "
+        "LEFT JOIN tmp_rm_inst i ON i.recommendation_id = k.recommendation_id "
+        "AND i.device_group_id = k.device_group_id"
+    )
+    unfixed = "(CASE WHEN w.fixed_version IS NULL OR w.fixed_version = '' THEN 1 ELSE 0 END)"
+    insert_vulnerabilities = (
+        "INSERT INTO recommendation_vulnerability (recommendation_id, vulnerability_id, "
+        "device_group_id, exposed_devices, fixed_version, unpatchable_devices) "
+    )
+    if full:
+        # Aggregate the weaknesses first, reading them in device order (the order they are
+        # stored in), and name the recommendation after: at 100,000 devices, visiting them
+        # product by product through an index jumps all over the table.
+        run.run(
+            insert_vulnerabilities + "SELECT r.id, x.vulnerability_id, x.device_group_id, "
+            "x.exposed, x.fixed_version, x.unpatchable FROM (SELECT w.software_id, "
+            "w.vulnerability_id, d.device_group_id, count(*) AS exposed, "
+            f"max(w.fixed_version) AS fixed_version, sum({unfixed}) AS unpatchable "
+            f"FROM device d JOIN weakness w ON w.device_id = d.id "
+            f"WHERE w.fixed_at IS NULL AND {_ACTIVE} "
+            "GROUP BY w.software_id, w.vulnerability_id, d.device_group_id) x "
+            "JOIN recommendation r ON r.software_id = x.software_id"
+        )
+        return
+    run.run(
+        insert_vulnerabilities + "SELECT r.id, w.vulnerability_id, d.device_group_id, count(*), "
+        f"max(w.fixed_version), sum({unfixed}) "
+        f"{weakness_from}WHERE r.kind = 'software' AND w.fixed_at IS NULL AND {_ACTIVE} "
+        "GROUP BY r.id, w.vulnerability_id, d.device_group_id"
+    )
+
+
+def _touched_filter(full: bool, column: str) -> str:
+    return "" if full else f" AND {column} IN (SELECT id FROM tmp_rm_recs)"
+
+
+def _refresh_recommendation_fields(run: _Runner, full: bool) -> int:
+    """Name, remediation type, version, threats and tags of the touched recommendations."""
+    recs = run.rows(
+        "SELECT r.id, r.kind, s.display_name, s.display_vendor, s.vendor, s.product, "
+        "s.is_operating_system, s.end_of_support_on, s.end_of_support_versions, s.id, "
+        "c.name, c.category, c.sub_category, c.weight, c.description, c.remediation, "
+        "c.related_component "
+        "FROM recommendation r LEFT JOIN software s ON s.id = r.software_id "
+        "LEFT JOIN security_configuration c ON c.id = r.configuration_id "
+        f"WHERE 1 = 1{_touched_filter(full, 'r.id')}"
+    )
+    if not recs:
+        return 0
+    threats: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "weaknesses": 0,
+            "public_exploit": False,
+            "exploit_verified": False,
+            "active_alert": False,
+            "max_cvss": 0.0,
+            "max_epss": 0.0,
+            "severities": [],
+            "unpatchable": False,
+            "fixed_versions": set(),
+        }
+    )
+    for rec_id, _vuln, exploit, verified, kev, cvss, epss, severity, unpatchable in run.rows(
+        "SELECT x.recommendation_id, v.id, v.public_exploit, v.exploit_verified, v.kev_listed, "
+        "coalesce(v.cvss_v3_score, v.cvss_v4_score, 0.0), coalesce(v.epss, 0.0), v.severity, "
+        "x.unpatchable "
+        "FROM (SELECT rv.recommendation_id, rv.vulnerability_id, "
+        "sum(rv.unpatchable_devices) AS unpatchable "
+        "FROM recommendation_vulnerability rv "
+        f"WHERE 1 = 1{_touched_filter(full, 'rv.recommendation_id')} "
+        "GROUP BY rv.recommendation_id, rv.vulnerability_id) x "
+        "JOIN vulnerability v ON v.id = x.vulnerability_id"
+    ):
+        facts = threats[rec_id]
+        facts["weaknesses"] += 1
+        facts["public_exploit"] |= bool(exploit)
+        facts["exploit_verified"] |= bool(verified)
+        facts["active_alert"] |= bool(kev)
+        facts["max_cvss"] = max(facts["max_cvss"], float(cvss))
+        facts["max_epss"] = max(facts["max_epss"], float(epss))
+        facts["severities"].append(severity)
+        facts["unpatchable"] |= int(unpatchable or 0) > 0
+    for rec_id, fixed_version in run.rows(
+        "SELECT DISTINCT rv.recommendation_id, rv.fixed_version "
+        "FROM recommendation_vulnerability rv "
+        f"WHERE rv.fixed_version IS NOT NULL{_touched_filter(full, 'rv.recommendation_id')}"
+    ):
+        threats[rec_id]["fixed_versions"].add(fixed_version)
+    facing = {
+        rec_id
+        for (rec_id,) in run.rows(
+            "SELECT DISTINCT recommendation_id FROM recommendation_group_stat "
+            f"WHERE internet_facing_devices > 0{_touched_filter(full, 'recommendation_id')}"
+        )
+    }
+    updates = []
+    for row in recs:
+        (rec_id, kind, display_name, display_vendor, vendor, product, is_os, eos_on) = row[:8]
+        (eos_versions, software_id, c_name, c_category, c_sub, c_weight) = row[8:14]
+        (c_description, c_remediation, c_component) = row[14:]
+        facts = threats[rec_id]
+        values: dict[str, Any] = {
+            "id": rec_id,
+            "public_exploit": facts["public_exploit"],
+            "exploit_verified": facts["exploit_verified"],
+            "active_alert": facts["active_alert"],
+            "max_cvss": facts["max_cvss"],
+            "max_epss": facts["max_epss"],
+            "max_severity": rules.max_severity(facts["severities"]),
+            "updated_at": run.as_of,
+        }
+        if kind == "software":
+            eos_at = _as_datetime(eos_on)
+            advice = rules.software_advice(
+                rules.SoftwareFacts(
+                    display_name=display_name,
+                    display_vendor=display_vendor or "",
+                    end_of_support_on=eos_at,
+                    has_eos_version_installed=_has_eos_version(run, software_id, eos_versions),
+                    has_unpatchable_cve=facts["unpatchable"],
+                    fixed_versions=tuple(sorted(facts["fixed_versions"])),
+                    internet_facing_exposed=rec_id in facing,
+                ),
+                run.as_of,
+            )
+            values.update(
+                name=advice.name,
+                product_name=product,
+                vendor=vendor,
+                related_component=display_name,
+                recommended_version=advice.recommended_version,
+                recommended_program="",
+                recommended_vendor="",
+                category="OS" if is_os else "Application",
+                sub_category="",
+                severity_score=0.0,
+                remediation_type=advice.remediation_type,
+                weaknesses=facts["weaknesses"],
+                has_unpatchable_cve=facts["unpatchable"],
+                tags=list(advice.tags),
+            )
+        else:
+            values.update(
+                name=c_name,
+                product_name="",
+                vendor="",
+                related_component=c_component or c_category,
+                recommended_version="",
+                category=c_category,
+                sub_category=c_sub or "",
+                severity_score=float(c_weight),
+                remediation_type="ConfigurationChange",
+                description=c_description or "",
+                remediation_text=c_remediation or "",
+                # One misconfiguration, whatever the number of devices that have it.
+                weaknesses=1,
+                has_unpatchable_cve=False,
+                tags=list(rules.configuration_tags(internet_facing_exposed=rec_id in facing)),
+            )
+        updates.append(values)
+    _bulk_update(run, updates)
+    return len(updates)
+
+
+def _refresh_organisation_figures(run: _Runner) -> None:
+    """Organisation-wide counts and impacts of every recommendation, from the group rows.
+
+    All recommendations, not only touched ones: the organisation's sums (its active devices,
+    hence the weight of High-value devices, and its Secure Score weight) move with any change.
+    Only rows whose figures changed are written.
+    """
+    sums_row = run.rows(
+        "SELECT coalesce(sum(active_devices), 0), coalesce(sum(high_value_devices), 0), "
+        "coalesce(sum(weight_low_normal), 0.0), coalesce(sum(exposure_weighted), 0.0), "
+        "coalesce(sum(exposure_high), 0.0) FROM group_score_stat"
+    )[0]
+    sums = scoring.ExposureSums(
+        int(sums_row[0]), int(sums_row[1]), float(sums_row[2]), float(sums_row[3]),
+        float(sums_row[4]),
+    )  # fmt: skip
+    secure_total = float(
+        run.rows("SELECT coalesce(sum(total_weight), 0.0) FROM group_secure_stat")[0][0]
+    )
+    updates = []
+    for rec_id, total, exposed, critical, dw, dh, cw, *old in run.rows(
+        "SELECT r.id, coalesce(sum(g.installed_devices), 0), coalesce(sum(g.exposed_devices), 0), "
+        "coalesce(sum(g.exposed_critical_devices), 0), coalesce(sum(g.delta_weighted), 0.0), "
+        "coalesce(sum(g.delta_high), 0.0), coalesce(sum(g.config_weight), 0.0), "
+        "r.total_machine_count, r.exposed_machines_count, r.exposed_critical_devices, "
+        "r.exposure_impact, r.config_score_impact "
+        "FROM recommendation r LEFT JOIN recommendation_group_stat g "
+        "ON g.recommendation_id = r.id "
+        "GROUP BY r.id, r.total_machine_count, r.exposed_machines_count, "
+        "r.exposed_critical_devices, r.exposure_impact, r.config_score_impact"
+    ):
+        values = {
+            "id": rec_id,
+            "total_machine_count": int(total),
+            "exposed_machines_count": int(exposed),
+            "exposed_critical_devices": int(critical),
+            "exposure_impact": sums.impact(float(dw), float(dh)),
+            "config_score_impact": scoring.secure_score_impact(float(cw), secure_total),
+        }
+        if _changed(old, values):
+            updates.append(values)
+    _bulk_update(run, updates)
+
+
+_ORGANISATION_FIELDS = (
+    "total_machine_count",
+    "exposed_machines_count",
+    "exposed_critical_devices",
+    "exposure_impact",
+    "config_score_impact",
+)
+
+
+def _changed(old: list[Any], values: dict[str, Any]) -> bool:
+    return any(
+        abs(float(stored or 0) - float(values[name])) > _EPSILON
+        for stored, name in zip(old, _ORGANISATION_FIELDS, strict=True)
+    )
+
+
+def _bulk_update(run: _Runner, updates: list[dict[str, Any]]) -> None:
+    for start in range(0, len(updates), _CHUNK):
+        run.session.execute(update(Recommendation), updates[start : start + _CHUNK])
+
+
+def _has_eos_version(run: _Runner, software_id: int | None, versions: Any) -> bool:
+    """True when an active device has a version of the product the vendor no longer supports."""
+    if isinstance(versions, str):  # SQLite hands JSON back as text through raw SQL
+        versions = json.loads(versions)
+    if software_id is None or not versions:
+        return False
+    found = run.session.execute(
+        text(
+            "SELECT 1 FROM installed_software i JOIN device d ON d.id = i.device_id "
+            "WHERE i.software_id = :software_id AND i.version IN :versions AND "
+            f"{_ACTIVE} LIMIT 1"
+        ).bindparams(
+            bindparam("versions", expanding=True), bindparam("cutoff", type_=UtcDateTime())
+        ),
+        {"software_id": software_id, "versions": list(versions), "cutoff": run.cutoff},
+    ).first()
+    return found is not None
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """A timestamp read through raw SQL (SQLite returns text) as an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a timestamp: {value!r}")
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
