@@ -49,6 +49,8 @@ from remedium.recommendations.models import (
     RecommendationGroupStat,
     RecommendationVulnerability,
 )
+from remedium.recommendations.queries import FULL as FULL_EXCEPTION
+from remedium.recommendations.queries import exception_statuses
 from remedium.scoring import queries as scoring_queries
 from remedium.scoring.engine import ExposureSums
 
@@ -179,13 +181,24 @@ class ScopeTotals:
 
     exposure: ExposureSums
     secure_total_weight: float
+    # Recommendations under a full exception in the scope (their status is "Exception").
+    full_exceptions: frozenset[str] = frozenset()
 
 
-def scope_totals(session: Session, scope: Scope) -> ScopeTotals:
-    """Exposure and Secure Score sums over the device groups in ``scope``."""
+def scope_totals(session: Session, scope: Scope, *, with_exceptions: bool = False) -> ScopeTotals:
+    """Exposure and Secure Score sums over the device groups in ``scope`` (and, when asked,
+    the recommendations fully under exception there)."""
+    full: frozenset[str] = frozenset()
+    if with_exceptions:
+        full = frozenset(
+            rec_id
+            for rec_id, covered in exception_statuses(session, scope).items()
+            if covered.status == FULL_EXCEPTION
+        )
     return ScopeTotals(
         scoring_queries.exposure_sums(session, scope),
         scoring_queries.secure_total_weight(session, scope),
+        full,
     )
 
 
@@ -223,9 +236,15 @@ def _impact_expressions(stats: Any, totals: ScopeTotals) -> tuple[Any, Any]:
     return exposure_impact, config_impact
 
 
-def recommendation_status() -> ColumnElement[str]:
-    """Microsoft's ``status``: Active, or Exception once the exceptions feature marks one."""
-    return _constant("Active")
+def recommendation_status(full_exceptions: frozenset[str] = frozenset()) -> ColumnElement[str]:
+    """Microsoft's ``status``: "Exception" when an exception in effect covers every exposed
+    group of the scope (or is global), else "Active"."""
+    if not full_exceptions:
+        return _constant("Active")
+    return case(
+        (Recommendation.id.in_(sorted(full_exceptions)), _constant("Exception")),
+        else_=_constant("Active"),
+    )
 
 
 def recommendation_fields(scope: Scope, stats: Any, totals: ScopeTotals) -> FieldSet:
@@ -246,7 +265,7 @@ def recommendation_fields(scope: Scope, stats: Any, totals: ScopeTotals) -> Fiel
             Field("subCategory", rec.sub_category),
             Field("severityScore", rec.severity_score, FieldType.NUMBER),
             Field("remediationType", rec.remediation_type),
-            Field("status", recommendation_status()),
+            Field("status", recommendation_status(totals.full_exceptions)),
             Field("relatedComponent", rec.related_component),
             Field("weaknesses", _scoped_weaknesses(scope, stats), FieldType.NUMBER),
             Field("publicExploit", rec.public_exploit, FieldType.BOOLEAN),
@@ -314,7 +333,7 @@ def _recommendation_item(row: Any, totals: ScopeTotals) -> dict[str, Any]:
         "activeAlert": bool(rec.active_alert),
         "associatedThreats": list(rec.associated_threats or []),
         "remediationType": rec.remediation_type,
-        "status": "Active",
+        "status": "Exception" if rec.id in totals.full_exceptions else "Active",
         "configScoreImpact": config_impact,
         "exposureImpact": exposure_impact,
         "totalMachineCount": int(row.installed or 0),
@@ -330,7 +349,7 @@ def _recommendation_item(row: Any, totals: ScopeTotals) -> dict[str, Any]:
 
 def list_recommendations(session: Session, scope: Scope, query: Query) -> Page:
     """Recommendations with exposed devices in scope, with figures summed over the scope."""
-    totals = scope_totals(session, scope)
+    totals = scope_totals(session, scope, with_exceptions=True)
     statement, stats = _recommendations(scope)
     statement = _apply(
         statement, recommendation_fields(scope, stats, totals), query, Recommendation.id
@@ -347,7 +366,7 @@ def get_recommendation(
     row = session.execute(statement.where(Recommendation.id == recommendation_id)).first()
     if row is None:
         return None
-    return _recommendation_item(row, scope_totals(session, scope))
+    return _recommendation_item(row, scope_totals(session, scope, with_exceptions=True))
 
 
 def machine_reference_fields() -> FieldSet:

@@ -7,6 +7,7 @@ resolving inaccuracy reports needs an administrator.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Literal
@@ -39,6 +40,8 @@ from remedium.exceptions.schemas import (
     ExceptionEventView,
     ExceptionGroupView,
     ExceptionPage,
+    ExceptionPreviewRequest,
+    ExceptionPreviewView,
     ExceptionView,
     InaccuracyCreate,
     InaccuracyPage,
@@ -286,6 +289,37 @@ def file_exception(
             expires_on=body.expires_on,
         )
     return _one(session, principal, exc.id)
+
+
+@router.post("/exceptions/preview", response_model=ExceptionPreviewView)
+def preview_exception(
+    session: SessionDep, principal: ExceptionsDep, body: ExceptionPreviewRequest
+) -> ExceptionPreviewView:
+    """The exposure score and Secure Score of your scope with this exception (nothing is
+    written): as they are, after the exceptions in effect, and with this one too."""
+    impact = body.impact or (
+        service.DEFAULT_IMPACT[body.justification] if body.justification else "MitigationLike"
+    )
+    if body.scope == "all_groups":
+        groups = list(service.preview_groups(session, principal.scope))
+    else:
+        groups = body.device_group_ids
+    with _answering():
+        outside = [g for g in groups if not principal.scope.allows(g)]
+        if outside:
+            raise service.ExceptionNotAllowed(
+                "device groups outside your scope", "device_group_ids"
+            )
+        preview = service.preview_exception(
+            session,
+            principal.scope,
+            recommendation_id=body.recommendation_id,
+            vulnerability_id=body.vulnerability_id,
+            impact=impact,
+            is_global=body.scope == "global",
+            device_group_ids=groups,
+        )
+    return ExceptionPreviewView(**dataclasses.asdict(preview))
 
 
 @router.post("/exceptions/{exception_id}/cancel", response_model=ExceptionView)

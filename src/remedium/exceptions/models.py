@@ -206,3 +206,33 @@ class InaccuracyReport(Base):
     exception_id: Mapped[int | None] = mapped_column(
         ForeignKey("remediation_exception.id", ondelete="SET NULL"), nullable=True
     )
+
+
+class ExceptionNotification(Base):
+    """An ``exception.expiring`` webhook event to deliver (a minimal outbox row).
+
+    Written in the exception job's transaction for each enabled webhook connection, delivered by
+    the worker (``exceptions.notify.deliver_notifications``) with retries; the ticket outbox
+    (``remediation.outbox``) belongs to remediation activities and cannot carry these.
+    """
+
+    __tablename__ = "exception_notification"
+    __table_args__ = (
+        CheckConstraint(_in("state", ("pending", "delivered", "failed")), name="state"),
+        Index("ix_exception_notification_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    exception_id: Mapped[int] = mapped_column(
+        ForeignKey("remediation_exception.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(60))
+    connector_name: Mapped[str] = mapped_column(String(100))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

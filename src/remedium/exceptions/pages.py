@@ -130,6 +130,15 @@ def _form_context(
         "durations": service.DURATIONS,
         "values": {},
         "error": "",
+        # What the scores would be with a Mitigation-like (or Hybrid) exception on every listed
+        # group; "No impact" leaves them as they are (docs/scoring.md, "After exceptions").
+        "preview": service.preview_exception(
+            session,
+            principal.scope,
+            recommendation_id=target_id if exception_type == "recommendation" else None,
+            vulnerability_id=target_id if exception_type == "cve" else None,
+            device_group_ids=[g.id for g in groups if g.id not in covered],
+        ),
     }
 
 

@@ -168,3 +168,29 @@ class InaccuracyView(BaseModel):
 
 
 InaccuracyPage = Page[InaccuracyView]
+
+
+class ExceptionPreviewRequest(BaseModel):
+    """What an exception would cover, for ``POST /api/v1/exceptions/preview`` (nothing is
+    written). ``scope`` as for filing; ``impact`` defaults from the justification, or to
+    Mitigation-like when neither is given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recommendation_id: str | None = Field(default=None, max_length=440)
+    vulnerability_id: str | None = Field(default=None, max_length=100)
+    justification: Justification | None = None
+    impact: Impact | None = None
+    scope: ScopeKind = "groups"
+    device_group_ids: list[int] = Field(default_factory=list)
+
+
+class ExceptionPreviewView(BaseModel):
+    """The caller's scores now, after the exceptions in effect, and with this exception."""
+
+    exposure_score: float
+    exposure_score_after_exceptions: float
+    exposure_score_with_exception: float
+    secure_score: float
+    secure_score_after_exceptions: float
+    secure_score_with_exception: float

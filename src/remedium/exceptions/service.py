@@ -42,8 +42,13 @@ from remedium.exceptions.models import (
     RemediationException,
 )
 from remedium.intel.models import IntelEvent, Vulnerability
-from remedium.inventory.models import DeviceGroup
-from remedium.recommendations.models import Recommendation, RecommendationVulnerability
+from remedium.inventory.models import Device, DeviceGroup, Weakness
+from remedium.recommendations.models import (
+    DeviceRecommendation,
+    Recommendation,
+    RecommendationVulnerability,
+)
+from remedium.recommendations.service import recompute
 from remedium.settings import get_settings
 
 DURATIONS = (30, 60, 90, 180)
@@ -408,6 +413,54 @@ def _chosen_groups(
     return wanted
 
 
+def rescore(
+    session: Session, exceptions: Iterable[RemediationException], *, as_of: datetime
+) -> int:
+    """Recompute the scores of the devices exposed to these exceptions' targets.
+
+    Called after every change of what is in effect (take effect, cancel, expire, resurface,
+    resume), so that the after-exceptions scores follow at once. A global exception, or any
+    exception whose change releases or holds others on the same target, touches the target's
+    devices in every group; a group exception only its groups. Returns the devices recomputed.
+    """
+    everywhere: set[tuple[str, str]] = set()
+    by_group: dict[tuple[str, str], set[int]] = {}
+    for exc in exceptions:
+        target = _target(exc)
+        if exc.is_global:
+            everywhere.add(target)
+        else:
+            by_group.setdefault(target, set()).update(g.device_group_id for g in exc.groups)
+    devices: set[int] = set()
+    for target in everywhere | set(by_group):
+        groups = None if target in everywhere else by_group[target]
+        devices |= _exposed_devices(session, *target, groups)
+    if devices:
+        recompute(session, device_ids=devices, as_of=as_of)
+    return len(devices)
+
+
+def _exposed_devices(
+    session: Session, exception_type: str, target_id: str, groups: Collection[int] | None
+) -> set[int]:
+    """Devices with open weaknesses of the target (in ``groups``; ``None`` means all)."""
+    if exception_type == "recommendation":
+        query = (
+            select(DeviceRecommendation.device_id)
+            .join(Device, Device.id == DeviceRecommendation.device_id)
+            .where(DeviceRecommendation.recommendation_id == target_id)
+        )
+    else:
+        query = (
+            select(Weakness.device_id)
+            .join(Device, Device.id == Weakness.device_id)
+            .where(Weakness.vulnerability_id == target_id, Weakness.fixed_at.is_(None))
+        )
+    if groups is not None:
+        query = query.where(Device.device_group_id.in_(sorted(groups)))
+    return set(session.scalars(query.distinct()))
+
+
 def file_exception(
     session: Session,
     principal: Principal,
@@ -508,6 +561,12 @@ def file_exception(
     )
     if not pending:
         _take_effect(session, exc, actor=principal, as_of=as_of)
+        if rescore(session, [exc], as_of=as_of):
+            # The recompute may have refreshed stale derived figures (an intelligence change
+            # not yet recomputed): the picture the exception accepts is the refreshed one.
+            exc.snapshot = rules.snapshot_of(
+                threat_picture(session, exception_type, target_id), as_of
+            ).as_json()
     return exc
 
 
@@ -667,6 +726,7 @@ def approve_exception(
         reason=comment,
     )
     _take_effect(session, exc, actor=principal, as_of=as_of)
+    rescore(session, [exc], as_of=as_of)
     return exc
 
 
@@ -744,6 +804,7 @@ def cancel_exception(
         )
         exception_type, target_id = _target(exc)
         _resume_groups(session, exception_type, target_id, as_of=as_of)
+        rescore(session, [exc], as_of=as_of)
         return exc
     mine = [g for g in exc.groups if principal.scope.allows(g.device_group_id)]
     if device_group_id is not None:
@@ -772,6 +833,7 @@ def cancel_exception(
         after="Canceled",
         reason=reason,
     )
+    rescore(session, [exc], as_of=as_of)
     return exc
 
 
@@ -825,6 +887,8 @@ def expire_exceptions(
         released = _resume_groups(session, exception_type, target_id, as_of=as_of)
         if resumed is not None:
             resumed.extend(released)
+    ended = [e for e in (_load(session, i) for i in expired) if e is not None]
+    rescore(session, ended, as_of=as_of)
     return expired
 
 
@@ -876,6 +940,8 @@ def resurface_exceptions(
         released = _resume_groups(session, exception_type, target_id, as_of=as_of)
         if resumed is not None:
             resumed.extend(released)
+    voided = [e for e in (_load(session, i) for i in resurfaced) if e is not None]
+    rescore(session, voided, as_of=as_of)
     return resurfaced
 
 
@@ -902,13 +968,15 @@ def run_exception_jobs(session: Session, as_of: datetime | None = None) -> Excep
     """The periodic exception job: expire, then resurface, then flag what expires soon.
 
     Called by the job runner (``remedium jobs run [--as-of]``) and right after an import.
-    Expiring-soon exceptions are marked (``expiry_warned_at``) once, so a notifier announces
-    each only once; the ids returned are the newly flagged ones.
+    Expiring-soon exceptions are marked (``expiry_warned_at``) once and announced once through
+    every enabled webhook connection (``exceptions.notify``); the ids returned are the newly
+    flagged ones.
     """
     as_of = as_of or utcnow()
     result = ExceptionJobResult()
     result.expired = expire_exceptions(session, as_of, resumed=result.resumed)
     result.resurfaced = resurface_exceptions(session, as_of, resumed=result.resumed)
+    flagged: list[RemediationException] = []
     for exc in expiring_soon(session, Scope(), as_of=as_of):
         if exc.expiry_warned_at is None:
             exc.expiry_warned_at = as_of
@@ -923,6 +991,12 @@ def run_exception_jobs(session: Session, as_of: datetime | None = None) -> Excep
                 detail={"expires_on": exc.expires_on.isoformat()},
             )
             result.expiring_soon.append(exc.id)
+            flagged.append(exc)
+    if flagged:
+        # Imported here: the notifier reads connectors, which the rest of this module does not.
+        from remedium.exceptions.notify import enqueue_expiring
+
+        enqueue_expiring(session, flagged, as_of=as_of)
     session.flush()
     return result
 
@@ -1026,3 +1100,137 @@ def effective_coverage(session: Session, as_of: datetime | None = None) -> list[
             )
         )
     return result
+
+
+# --- score preview --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScorePreview:
+    """The scope's scores now, after the exceptions in effect, and with one more exception."""
+
+    exposure_score: float
+    exposure_score_after_exceptions: float
+    exposure_score_with_exception: float
+    secure_score: float
+    secure_score_after_exceptions: float
+    secure_score_with_exception: float
+
+
+def preview_exception(
+    session: Session,
+    scope: Scope,
+    *,
+    recommendation_id: str | None = None,
+    vulnerability_id: str | None = None,
+    impact: str = "MitigationLike",
+    is_global: bool = False,
+    device_group_ids: Collection[int] = (),
+    as_of: datetime | None = None,
+) -> ScorePreview:
+    """What the scope's scores would be with this exception, without writing anything.
+
+    Reads the scope's stored after-exceptions sums and the target's rows on the covered active
+    devices (``device_recommendation`` for a recommendation, open weaknesses for a CVE), and
+    applies ``scoring.service.preview_after_exceptions``. ``NoImpact`` changes nothing. For a
+    CVE, points a recommendation exception already removes are not told apart (the preview can
+    then overstate the fall on those devices).
+    """
+    # Imported here: scoring.queries reads only scoring tables, but keeps this module light.
+    from remedium.common.scoping import active_since
+    from remedium.scoring import engine as scoring_engine
+    from remedium.scoring.models import GroupSecureStat
+    from remedium.scoring.queries import exposure_sums_both
+    from remedium.scoring.service import PreviewDevice, preview_after_exceptions
+
+    if impact not in IMPACTS:
+        raise ExceptionInvalid(f"unknown impact {impact!r}", "impact")
+    if (recommendation_id is None) == (vulnerability_id is None):
+        raise ExceptionInvalid("give either a recommendation or a vulnerability", "type")
+    sums, sums_after = exposure_sums_both(session, scope)
+    passed, passed_after, total = (
+        float(v or 0.0)
+        for v in session.execute(
+            select(
+                func.sum(GroupSecureStat.passed_weight),
+                func.sum(GroupSecureStat.passed_weight_after),
+                func.sum(GroupSecureStat.total_weight),
+            ).where(in_scope(GroupSecureStat.device_group_id, scope))
+        ).one()
+    )
+    devices: list[PreviewDevice] = []
+    if impact != "NoImpact":
+        conditions: list[ColumnElement[bool]] = [
+            Device.last_seen >= active_since(as_of),
+            in_scope(Device.device_group_id, scope),
+        ]
+        if not is_global:
+            conditions.append(Device.device_group_id.in_(sorted(set(device_group_ids))))
+        if recommendation_id is not None:
+            dr = DeviceRecommendation
+            devices = [
+                PreviewDevice(
+                    value,
+                    float(points_after),
+                    max(float(points) - float(covered), 0.0),
+                    float(weight) if float(covered) <= 0 else 0.0,
+                )
+                for value, points_after, points, covered, weight in session.execute(
+                    select(
+                        Device.device_value,
+                        Device.exposure_points_after,
+                        dr.points,
+                        dr.covered_points,
+                        dr.config_weight,
+                    )
+                    .join(Device, Device.id == dr.device_id)
+                    .where(dr.recommendation_id == recommendation_id, *conditions)
+                )
+            ]
+        else:
+            multiplier = scoring_engine.INTERNET_FACING
+            devices = [
+                PreviewDevice(
+                    value,
+                    float(points_after),
+                    float(raw) * (multiplier if facing else 1.0),
+                )
+                for value, points_after, facing, raw in session.execute(
+                    select(
+                        Device.device_value,
+                        Device.exposure_points_after,
+                        Device.internet_facing,
+                        func.sum(Vulnerability.exposure_points),
+                    )
+                    .join(Weakness, Weakness.device_id == Device.id)
+                    .join(Vulnerability, Vulnerability.id == Weakness.vulnerability_id)
+                    .where(
+                        Weakness.vulnerability_id == vulnerability_id,
+                        Weakness.fixed_at.is_(None),
+                        *conditions,
+                    )
+                    .group_by(
+                        Device.id,
+                        Device.device_value,
+                        Device.exposure_points_after,
+                        Device.internet_facing,
+                    )
+                )
+            ]
+    exposure_with, secure_with = preview_after_exceptions(sums_after, passed_after, total, devices)
+    return ScorePreview(
+        exposure_score=round(sums.score(), 2),
+        exposure_score_after_exceptions=round(sums_after.score(), 2),
+        exposure_score_with_exception=round(exposure_with, 2),
+        secure_score=round(scoring_engine.secure_score(passed, total), 2),
+        secure_score_after_exceptions=round(scoring_engine.secure_score(passed_after, total), 2),
+        secure_score_with_exception=round(secure_with, 2),
+    )
+
+
+def preview_groups(session: Session, scope: Scope) -> list[int]:
+    """Every device group in ``scope`` (the "all groups" choice of the preview)."""
+    return [
+        int(g)
+        for g in session.scalars(select(DeviceGroup.id).where(in_scope(DeviceGroup.id, scope)))
+    ]

@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException
 from starlette.responses import HTMLResponse
 
 from remedium.api.deps import SessionDep
+from remedium.auth.principal import Right
 from remedium.intel.models import SEVERITIES
 from remedium.intel.queries import (
     VULNERABILITY_SORTS,
@@ -84,5 +85,7 @@ def vulnerability_detail(
                 session, page.scope, vulnerability_id, offset=state.offset, limit=state.limit
             ),
             "software": vulnerability_software(session, page.scope, vulnerability_id),
+            # "File a CVE exception" only for those with the exception-handling right.
+            "can_except": page.principal is not None and page.principal.has(Right.EXCEPTIONS),
         },
     )

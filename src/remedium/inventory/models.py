@@ -82,6 +82,11 @@ class Device(Base):
     exposure_level: Mapped[str] = mapped_column(String(10), default="None")
     secure_passed_weight: Mapped[float] = mapped_column(Float, default=0.0)
     secure_total_weight: Mapped[float] = mapped_column(Float, default=0.0)
+    # The same figures after exceptions (docs/scoring.md, "After exceptions"): points of weaknesses
+    # covered by in-effect Mitigation-like or Hybrid exceptions left out, covered checks passing.
+    exposure_points_after: Mapped[float] = mapped_column(Float, default=0.0)
+    exposure_score_after: Mapped[float] = mapped_column(Float, default=0.0)
+    secure_passed_weight_after: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Software(Base):

@@ -105,8 +105,12 @@ class OutboxDeliveryJob(Job):
     name = "ticket_outbox"
 
     def run(self, context: JobContext) -> dict[str, Any]:
+        from remedium.exceptions.notify import deliver_notifications
+
         stats = outbox.deliver_pending(context.engine, context.resolve, now=context.as_of)
-        return stats.as_dict()
+        # Exception announcements (exception.expiring) go out with the tickets.
+        notified = deliver_notifications(context.engine, context.resolve, now=context.as_of)
+        return {**stats.as_dict(), **notified.as_dict()}
 
 
 class TicketSyncJob(Job):

@@ -40,6 +40,13 @@ def list_recommendations(
     | None = None,
     kind: Literal["software", "configuration"] | None = None,
     threats: Literal["exploit", "kev"] | None = None,
+    status: Annotated[
+        Literal["default", "active", "partial", "full", "exceptions", "all"] | None,
+        Query(
+            description="Exception status; by default full exceptions are left out, "
+            "'exceptions' lists partial and full ones, 'all' everything."
+        ),
+    ] = None,
     sort: Annotated[
         str,
         Query(description=f"One of {', '.join(queries.RECOMMENDATION_SORTS)}; '-' for descending."),
@@ -57,6 +64,7 @@ def list_recommendations(
         remediation_type=remediation_type,
         kind=kind,
         threats=threats,
+        status=status,
         sort=field,
         descending=descending,
         offset=offset,

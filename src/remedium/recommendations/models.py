@@ -93,6 +93,13 @@ class DeviceRecommendation(Base):
     score_delta: Mapped[float] = mapped_column(Float, default=0.0)
     # Secure-score weight of the failing configuration check (configuration recommendations).
     config_weight: Mapped[float] = mapped_column(Float, default=0.0)
+    # After exceptions (docs/scoring.md): points removed by Mitigation-like/Hybrid exceptions;
+    # whether some of its weaknesses stay uncovered by any exception (1) or not (0); and how far
+    # the device's after-exceptions score falls when the recommendation is fixed on it (0 when
+    # nothing stays uncovered).
+    covered_points: Mapped[float] = mapped_column(Float, default=0.0)
+    open_after: Mapped[int] = mapped_column(Integer, default=1)
+    score_delta_after: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class RecommendationGroupStat(Base):
@@ -118,6 +125,12 @@ class RecommendationGroupStat(Base):
     config_weight: Mapped[float] = mapped_column(Float, default=0.0)
     # Exposed devices that are internet facing (the "internetFacing" tag).
     internet_facing_devices: Mapped[int] = mapped_column(Integer, default=0)
+    # After exceptions: exposed devices with weaknesses no exception covers, and the delta sums
+    # over them, with after-exceptions score deltas; covered failing-check weight.
+    exposed_devices_after: Mapped[int] = mapped_column(Integer, default=0)
+    delta_weighted_after: Mapped[float] = mapped_column(Float, default=0.0)
+    delta_high_after: Mapped[float] = mapped_column(Float, default=0.0)
+    config_weight_after: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class RecommendationVulnerability(Base):

@@ -7,10 +7,18 @@ from starlette.responses import HTMLResponse
 
 from remedium.api.deps import SessionDep
 from remedium.auth.principal import Right
+from remedium.exceptions.models import (
+    ACTIVE_STATUSES,
+    IMPACT_LABELS,
+    JUSTIFICATION_LABELS,
+    STATUS_LABELS,
+)
+from remedium.exceptions.service import ExceptionFilter, list_exceptions
 from remedium.intel.models import CATEGORY_LABELS, CONFIGURATION_CATEGORIES
 from remedium.recommendations.models import REMEDIATION_TYPES
 from remedium.recommendations.queries import (
     RECOMMENDATION_SORTS,
+    STATUS_FILTERS,
     THREAT_FILTERS,
     get_recommendation,
     list_recommendations,
@@ -23,6 +31,14 @@ from remedium.web.templating import REMEDIATION_LABELS, PageDep
 router = APIRouter(include_in_schema=False)
 
 THREAT_LABELS = {"exploit": "Exploit available", "kev": "Actively exploited (KEV)"}
+STATUS_FILTER_LABELS = {
+    "default": "Active and partial exceptions",
+    "active": "Active",
+    "partial": "Partial exception",
+    "full": "Full exception",
+    "exceptions": "Exceptions (partial and full)",
+    "all": "All",
+}
 
 
 @router.get("/recommendations", response_class=HTMLResponse)
@@ -34,6 +50,7 @@ def recommendations_list(
     category: str | None = None,
     remediation_type: str | None = None,
     threats: str | None = None,
+    status: str | None = None,
     sort: str | None = None,
     dir: str | None = None,
     p: str | None = None,
@@ -45,6 +62,8 @@ def recommendations_list(
         "category": category if category in CONFIGURATION_CATEGORIES else None,
         "remediation_type": remediation_type if remediation_type in REMEDIATION_TYPES else None,
         "threats": threats if threats in THREAT_FILTERS else None,
+        # Full exceptions are left out by default; "Show exceptions" asks for them.
+        "status": status if status in STATUS_FILTERS and status != "default" else None,
     }
     result = list_recommendations(
         session,
@@ -53,6 +72,7 @@ def recommendations_list(
         category=filters["category"],
         remediation_type=filters["remediation_type"],
         threats=filters["threats"],
+        status=filters["status"],
         sort=state.sort,
         descending=state.descending,
         offset=state.offset,
@@ -69,6 +89,7 @@ def recommendations_list(
             "categories": [(c, CATEGORY_LABELS[c]) for c in CONFIGURATION_CATEGORIES],
             "remediation_types": [(t, REMEDIATION_LABELS[t]) for t in REMEDIATION_TYPES],
             "threat_options": list(THREAT_LABELS.items()),
+            "status_options": list(STATUS_FILTER_LABELS.items()),
         },
     )
 
@@ -100,5 +121,20 @@ def recommendation_detail(
             ),
             # "Remediation options" is offered only to those who may request remediation.
             "can_remediate": page.principal is not None and page.principal.has(Right.REMEDIATION),
+            # "Exception options" only to those with the exception-handling right.
+            "can_except": page.principal is not None and page.principal.has(Right.EXCEPTIONS),
+            "exceptions": [
+                e
+                for e in list_exceptions(
+                    session,
+                    page.scope,
+                    ExceptionFilter(recommendation_id=recommendation_id),
+                    limit=100,
+                )[0]
+                if e.status in ACTIVE_STATUSES
+            ],
+            "impact_labels": IMPACT_LABELS,
+            "justification_labels": JUSTIFICATION_LABELS,
+            "status_labels": STATUS_LABELS,
         },
     )

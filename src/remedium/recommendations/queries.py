@@ -28,7 +28,7 @@ from remedium.recommendations.models import (
     RecommendationGroupStat,
     RecommendationVulnerability,
 )
-from remedium.scoring.queries import exposure_sums, secure_total_weight
+from remedium.scoring.queries import exposure_sums_both, secure_total_weight
 
 RECOMMENDATION_SORTS = (
     "exposure_impact",
@@ -43,6 +43,21 @@ RECOMMENDATION_SORTS = (
     "remediation_type",
 )
 THREAT_FILTERS = ("exploit", "kev")
+# Recommendation statuses for a scope (docs/scoring.md, "After exceptions").
+ACTIVE, PARTIAL, FULL = "Active", "Partial exception", "Full exception"
+# The list's status filter: the default hides full exceptions (they leave the list as if
+# fixed); "exceptions" shows the partial and full ones ("Show exceptions"), "all" everything.
+STATUS_FILTERS = ("default", "active", "partial", "full", "exceptions", "all")
+
+
+class ExceptionStatus(BaseModel):
+    """How exceptions in effect cover one recommendation in a scope."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str
+    impacts: list[str]
+    exception_ids: list[int]
 
 
 class RecommendationView(BaseModel):
@@ -86,6 +101,13 @@ class RecommendationView(BaseModel):
     config_score_impact: float
     first_seen: datetime
     updated_at: datetime
+    # After exceptions: devices with weaknesses no exception covers, and the impacts over them
+    # measured on the after-exceptions scores; the exceptions covering it here (any impact).
+    exposed_devices_after: int = 0
+    exposure_impact_after: float = 0.0
+    config_score_impact_after: float = 0.0
+    exception_impacts: list[str] = []
+    exception_ids: list[int] = []
 
 
 class ExposedDeviceView(BaseModel):
@@ -123,6 +145,10 @@ def _stat_subquery(scope: Scope) -> Any:
             func.sum(stat.delta_weighted).label("delta_weighted"),
             func.sum(stat.delta_high).label("delta_high"),
             func.sum(stat.config_weight).label("config_weight"),
+            func.sum(stat.exposed_devices_after).label("exposed_after"),
+            func.sum(stat.delta_weighted_after).label("delta_weighted_after"),
+            func.sum(stat.delta_high_after).label("delta_high_after"),
+            func.sum(stat.config_weight_after).label("config_weight_after"),
         )
         .where(in_scope(stat.device_group_id, scope))
         .group_by(stat.recommendation_id)
@@ -154,7 +180,7 @@ def _scoped_select(
     it for the rows of its page with :func:`_page_weaknesses`. For the unrestricted scope the
     recompute's stored organisation-wide count is exact and free.
     """
-    sums = exposure_sums(session, scope)
+    sums, sums_after = exposure_sums_both(session, scope)
     secure_total = secure_total_weight(session, scope)
     stat = _stat_subquery(scope)
     total_weight = sums.total_weight
@@ -168,6 +194,13 @@ def _scoped_select(
         + literal(sums.high_weight) * func.coalesce(stat.c.delta_high, 0.0)
     ) * literal(exposure_factor)
     config_impact = func.coalesce(stat.c.config_weight, 0.0) * literal(secure_factor)
+    # After exceptions the weights are the same (exceptions change no device's weight), the
+    # deltas are measured on the after-exceptions scores over the uncovered devices.
+    exposure_impact_after = (
+        func.coalesce(stat.c.delta_weighted_after, 0.0)
+        + literal(sums_after.high_weight) * func.coalesce(stat.c.delta_high_after, 0.0)
+    ) * literal(exposure_factor)
+    config_impact_after = func.coalesce(stat.c.config_weight_after, 0.0) * literal(secure_factor)
     # A software recommendation's weaknesses are its CVEs; a configuration recommendation is
     # one misconfiguration however many devices have it (as the recompute counts it).
     weak = None
@@ -190,6 +223,9 @@ def _scoped_select(
         exposure_impact.label("scoped_exposure_impact"),
         config_impact.label("scoped_config_score_impact"),
         weaknesses.label("scoped_weaknesses"),
+        func.coalesce(stat.c.exposed_after, 0).label("scoped_exposed_devices_after"),
+        exposure_impact_after.label("scoped_exposure_impact_after"),
+        config_impact_after.label("scoped_config_score_impact_after"),
     )
     if outer:
         query = query.outerjoin(stat, stat.c.recommendation_id == Recommendation.id)
@@ -228,17 +264,79 @@ def _page_weaknesses(session: Session, scope: Scope, rows: Sequence[Any]) -> dic
     return counts
 
 
+def exception_statuses(
+    session: Session, scope: Scope, as_of: datetime | None = None
+) -> dict[str, ExceptionStatus]:
+    """Recommendations under an exception in effect in ``scope``, with their status.
+
+    **Full exception** when a global exception covers it, or every group of the scope where it
+    has exposed devices is covered; **Partial exception** when some are. Recommendations not in
+    the result are **Active**. Any impact counts (docs/exceptions.md). A few small queries: one
+    for the exceptions in effect, one for the exposed groups of the covered recommendations.
+    """
+    # Imported here: the exceptions feature reads recommendations, not the other way round.
+    from remedium.exceptions.service import effective_coverage
+
+    covered: dict[str, tuple[set[int] | None, list[str], list[int]]] = {}
+    for item in effective_coverage(session, as_of):
+        if item.recommendation_id is None:
+            continue
+        groups, impacts, ids = covered.setdefault(item.recommendation_id, (set(), [], []))
+        if item.device_group_ids is None:
+            groups = None
+        elif groups is not None:
+            groups |= set(item.device_group_ids)
+        covered[item.recommendation_id] = (
+            groups,
+            [*impacts, item.impact],
+            [*ids, item.exception_id],
+        )
+    if not covered:
+        return {}
+    stat = RecommendationGroupStat
+    exposed: dict[str, set[int]] = {}
+    for rec_id, group_id in session.execute(
+        select(stat.recommendation_id, stat.device_group_id).where(
+            stat.recommendation_id.in_(sorted(covered)),
+            stat.exposed_devices > 0,
+            in_scope(stat.device_group_id, scope),
+        )
+    ):
+        exposed.setdefault(rec_id, set()).add(int(group_id))
+    result = {}
+    for rec_id, (groups, impacts, ids) in covered.items():
+        in_scope_groups = exposed.get(rec_id, set())
+        hit = in_scope_groups if groups is None else in_scope_groups & groups
+        if groups is not None and not hit:
+            continue  # its groups are outside this scope
+        status = FULL if groups is None or hit == in_scope_groups else PARTIAL
+        result[rec_id] = ExceptionStatus(
+            status=status, impacts=sorted(set(impacts)), exception_ids=sorted(ids)
+        )
+    return result
+
+
 def _views(
-    session: Session, scope: Scope, rows: Sequence[Any], *, weaknesses_in_sql: bool
+    session: Session,
+    scope: Scope,
+    rows: Sequence[Any],
+    *,
+    weaknesses_in_sql: bool,
+    statuses: dict[str, ExceptionStatus] | None = None,
 ) -> list[RecommendationView]:
+    if statuses is None:
+        statuses = exception_statuses(session, scope)
     if scope.is_unrestricted or weaknesses_in_sql:
-        return [_view(row) for row in rows]
+        return [_view(row, statuses=statuses) for row in rows]
     counts = _page_weaknesses(session, scope, rows)
-    return [_view(row, counts.get(row[0].id, 0)) for row in rows]
+    return [_view(row, counts.get(row[0].id, 0), statuses=statuses) for row in rows]
 
 
-def _view(row: Any, weaknesses: int | None = None) -> RecommendationView:
+def _view(
+    row: Any, weaknesses: int | None = None, *, statuses: dict[str, ExceptionStatus]
+) -> RecommendationView:
     rec: Recommendation = row[0]
+    covered = statuses.get(rec.id)
     return RecommendationView(
         id=rec.id,
         name=rec.name,
@@ -266,7 +364,12 @@ def _view(row: Any, weaknesses: int | None = None) -> RecommendationView:
         max_epss=rec.max_epss,
         associated_threats=list(rec.associated_threats or []),
         tags=list(rec.tags or []),
-        status="Active",
+        status=covered.status if covered is not None else ACTIVE,
+        exception_impacts=covered.impacts if covered is not None else [],
+        exception_ids=covered.exception_ids if covered is not None else [],
+        exposed_devices_after=int(row.scoped_exposed_devices_after or 0),
+        exposure_impact_after=round(float(row.scoped_exposure_impact_after or 0.0), 2),
+        config_score_impact_after=round(float(row.scoped_config_score_impact_after or 0.0), 2),
         weaknesses=int(row.scoped_weaknesses or 0) if weaknesses is None else weaknesses,
         exposed_devices=int(row.scoped_exposed_devices or 0),
         exposed_critical_devices=int(row.scoped_exposed_critical_devices or 0),
@@ -291,12 +394,17 @@ def list_recommendations(
     descending: bool = True,
     offset: int = 0,
     limit: int = 25,
+    status: str | None = None,
 ) -> Page[RecommendationView]:
     """Recommendations with exposed devices in scope, filtered, sorted and paged in SQL.
 
-    ``sort`` is one of :data:`RECOMMENDATION_SORTS` and ``threats`` one of
-    :data:`THREAT_FILTERS`; anything else raises ``ValueError`` naming the parameter.
+    ``sort`` is one of :data:`RECOMMENDATION_SORTS`, ``threats`` one of
+    :data:`THREAT_FILTERS` and ``status`` one of :data:`STATUS_FILTERS` (default: full
+    exceptions hidden); anything else raises ``ValueError`` naming the parameter.
     """
+    status = status or "default"
+    if status not in STATUS_FILTERS:
+        raise ValueError(f"status: use one of {', '.join(STATUS_FILTERS)}")
     if sort not in RECOMMENDATION_SORTS:
         raise ValueError(
             f"sort: unknown field {sort!r}; use one of {', '.join(RECOMMENDATION_SORTS)}"
@@ -331,6 +439,22 @@ def list_recommendations(
         conditions.append(Recommendation.public_exploit.is_(True))
     elif threats == "kev":
         conditions.append(Recommendation.active_alert.is_(True))
+    # One read of the exceptions in effect serves the filter and the rows' status.
+    statuses = exception_statuses(session, scope)
+    if status != "all":
+        full = sorted(r for r, v in statuses.items() if v.status == FULL)
+        partial = sorted(r for r, v in statuses.items() if v.status == PARTIAL)
+        wanted = {
+            "full": full,
+            "partial": partial,
+            "exceptions": full + partial,
+        }.get(status)
+        if wanted is not None:
+            conditions.append(Recommendation.id.in_(wanted))
+        elif status == "active":
+            conditions.append(Recommendation.id.not_in(full + partial))
+        elif full:
+            conditions.append(Recommendation.id.not_in(full))
     query = query.where(*conditions)
     total = session.execute(
         select(func.count()).select_from(query.with_only_columns(Recommendation.id).subquery())
@@ -345,7 +469,7 @@ def list_recommendations(
     rows = session.execute(
         query.order_by(order, Recommendation.id).offset(offset).limit(limit)
     ).all()
-    items = _views(session, scope, rows, weaknesses_in_sql=in_sql)
+    items = _views(session, scope, rows, weaknesses_in_sql=in_sql, statuses=statuses)
     return make_page(items, int(total), offset, limit)
 
 

@@ -47,6 +47,7 @@ _TEMP_TABLES = (
     "tmp_rm_pairs",
     "tmp_rm_exp",
     "tmp_rm_inst",
+    "tmp_rm_cov",
 )
 _CHUNK = 5000
 # Points below this are float noise left by subtracting a device's only recommendation.
@@ -168,7 +169,8 @@ def recompute(
             run.run("ANALYZE tmp_rm_devices")
     with run.step("device_points"):
         _stage_device_recommendations(run, full)
-        _update_devices(run, full)
+        covered = _apply_coverage(run, full)
+        _update_devices(run, full, covered)
     with run.step("device_recommendations"):
         old_groups = _score_stat_counts(run)
         _collect_touched_recommendations(run, full)
@@ -180,7 +182,7 @@ def recompute(
     with run.step("group_stats"):
         _rebuild_group_score_stat(run)
         stats.groups_touched = _collect_touched_groups(run, full, old_groups)
-        _rebuild_group_secure_stat(run, full)
+        _rebuild_group_secure_stat(run, full, covered)
     with run.step("recommendation_group_stats"):
         _rebuild_recommendation_stats(run, full)
     with run.step("recommendation_fields"):
@@ -226,7 +228,11 @@ def _stage_device_recommendations(run: _Runner, full: bool) -> None:
         "CREATE TEMPORARY TABLE tmp_rm_dr ("
         "device_id BIGINT NOT NULL, recommendation_id VARCHAR(440) NOT NULL, "
         "software_id INTEGER, configuration_id VARCHAR(300), weaknesses INTEGER NOT NULL, "
-        "points FLOAT NOT NULL, config_weight FLOAT NOT NULL)"
+        "points FLOAT NOT NULL, config_weight FLOAT NOT NULL, "
+        # After exceptions (see _apply_coverage): raw points removed by Mitigation-like/Hybrid
+        # exceptions, weaknesses of CVEs under an exception, recommendation under an exception.
+        "covered_points FLOAT NOT NULL DEFAULT 0.0, covered_weak INTEGER NOT NULL DEFAULT 0, "
+        "rec_covered INTEGER NOT NULL DEFAULT 0)"
     )
     run.run(
         "INSERT INTO tmp_rm_dr (device_id, recommendation_id, software_id, configuration_id, "
@@ -250,27 +256,35 @@ def _stage_device_recommendations(run: _Runner, full: bool) -> None:
     run.run("ANALYZE tmp_rm_dr")
 
 
-def _update_devices(run: _Runner, full: bool) -> None:
-    """Exposure points, score and level, and Secure Score weights of the target devices."""
+def _update_devices(run: _Runner, full: bool, covered: bool) -> None:
+    """Exposure points, score and level, and Secure Score weights of the target devices, as
+    they are and after exceptions."""
     where = "" if full else " WHERE id IN (SELECT id FROM tmp_rm_devices)"
     run.run(
         "UPDATE device SET exposure_points = 0.0, exposure_score = 0.0, exposure_level = 'None', "
-        f"secure_passed_weight = 0.0, secure_total_weight = 0.0{where}"
+        "secure_passed_weight = 0.0, secure_total_weight = 0.0, exposure_points_after = 0.0, "
+        f"exposure_score_after = 0.0, secure_passed_weight_after = 0.0{where}"
     )
     score = "(100.0 * x.points / (x.points + :k))"
+    score_after = "(100.0 * x.after / (x.after + :k))"
     run.run(
         "UPDATE device SET exposure_points = x.points, "
         f"exposure_score = CASE WHEN x.points > 0 THEN {score} ELSE 0.0 END, "
         "exposure_level = CASE WHEN x.points <= 0 THEN 'None' "
         f"WHEN {score} < :low_max THEN 'Low' WHEN {score} < :high_min THEN 'Medium' "
-        "ELSE 'High' END "
-        f"FROM (SELECT t.device_id, sum(t.points) * {_MULTIPLIER} AS points "
+        "ELSE 'High' END, "
+        # Below epsilon is the float noise of subtracting every point the device has.
+        "exposure_points_after = CASE WHEN x.after > :eps THEN x.after ELSE 0.0 END, "
+        f"exposure_score_after = CASE WHEN x.after > :eps THEN {score_after} ELSE 0.0 END "
+        f"FROM (SELECT t.device_id, sum(t.points) * {_MULTIPLIER} AS points, "
+        f"sum(t.points - t.covered_points) * {_MULTIPLIER} AS after "
         "FROM tmp_rm_dr t JOIN device d ON d.id = t.device_id "
         "GROUP BY t.device_id, d.internet_facing) x "
         "WHERE device.id = x.device_id"
     )
     run.run(
-        "UPDATE device SET secure_passed_weight = x.passed, secure_total_weight = x.total "
+        "UPDATE device SET secure_passed_weight = x.passed, secure_total_weight = x.total, "
+        "secure_passed_weight_after = x.passed "
         "FROM (SELECT ca.device_id, "
         "sum(CASE WHEN ca.is_compliant THEN c.weight ELSE 0.0 END) AS passed, "
         "sum(c.weight) AS total "
@@ -280,6 +294,77 @@ def _update_devices(run: _Runner, full: bool) -> None:
         "GROUP BY ca.device_id) x "
         "WHERE device.id = x.device_id"
     )
+    if covered:
+        # A failing check under a Mitigation-like/Hybrid exception counts as passed.
+        run.run(
+            "UPDATE device SET secure_passed_weight_after = device.secure_passed_weight + x.w "
+            "FROM (SELECT device_id, sum(config_weight) AS w FROM tmp_rm_dr "
+            "WHERE configuration_id IS NOT NULL AND covered_points > 0 GROUP BY device_id) x "
+            "WHERE device.id = x.device_id"
+        )
+
+
+def _apply_coverage(run: _Runner, full: bool) -> bool:
+    """Mark in ``tmp_rm_dr`` what the exceptions in effect at ``as_of`` cover.
+
+    ``exceptions.service.effective_coverage`` gives the exceptions; a global one is spread over
+    every group that exists now (a group created later gets it at its devices' next recompute,
+    which reads the coverage afresh). A CVE exception covers that CVE's open weaknesses on every
+    recommendation; a recommendation exception covers all of the recommendation's rows, and
+    only Mitigation-like and Hybrid exceptions remove points. Returns whether anything is
+    covered, so that the common case without exceptions costs one small query.
+    """
+    # Imported here: the exceptions feature itself calls recompute after filing and cancelling.
+    from remedium.exceptions.service import effective_coverage
+
+    coverage = effective_coverage(run.session, run.as_of)
+    if not coverage:
+        return False
+    all_groups = [int(g) for (g,) in run.rows("SELECT id FROM device_group")]
+    pairs: dict[tuple[str | None, str | None, int], int] = {}
+    for item in coverage:
+        mitigating = 0 if item.impact == "NoImpact" else 1
+        groups = all_groups if item.device_group_ids is None else sorted(item.device_group_ids)
+        for group in groups:
+            key = (item.recommendation_id, item.vulnerability_id, group)
+            pairs[key] = max(pairs.get(key, 0), mitigating)
+    run.run(
+        "CREATE TEMPORARY TABLE tmp_rm_cov (recommendation_id VARCHAR(440), "
+        "vulnerability_id VARCHAR(100), device_group_id INTEGER NOT NULL, "
+        "mitigating INTEGER NOT NULL)"
+    )
+    run.session.execute(
+        text(
+            "INSERT INTO tmp_rm_cov (recommendation_id, vulnerability_id, device_group_id, "
+            "mitigating) VALUES (:r, :v, :g, :m)"
+        ),
+        [{"r": r, "v": v, "g": g, "m": m} for (r, v, g), m in pairs.items()],
+    )
+    run.run("ANALYZE tmp_rm_cov")
+    # CVE exceptions first: the weaknesses of covered CVEs, per (device, product).
+    run.run(
+        "UPDATE tmp_rm_dr SET covered_points = x.cp, covered_weak = x.cw "
+        "FROM (SELECT w.device_id, w.software_id, "
+        "sum(CASE WHEN c.mitigating = 1 THEN v.exposure_points ELSE 0.0 END) AS cp, "
+        "count(*) AS cw FROM tmp_rm_cov c "
+        "JOIN weakness w ON w.vulnerability_id = c.vulnerability_id "
+        "JOIN device d ON d.id = w.device_id AND d.device_group_id = c.device_group_id "
+        "JOIN vulnerability v ON v.id = w.vulnerability_id "
+        f"WHERE w.fixed_at IS NULL{_device_filter(full, 'w.device_id')} "
+        "GROUP BY w.device_id, w.software_id) x "
+        "WHERE tmp_rm_dr.device_id = x.device_id AND tmp_rm_dr.software_id = x.software_id"
+    )
+    # Then recommendation exceptions, which cover every weakness of the row (no double count).
+    run.run(
+        "UPDATE tmp_rm_dr SET rec_covered = 1, covered_points = CASE WHEN x.mitigating = 1 "
+        "THEN tmp_rm_dr.points ELSE tmp_rm_dr.covered_points END "
+        "FROM (SELECT d.id AS device_id, c.recommendation_id, c.mitigating FROM tmp_rm_cov c "
+        "JOIN device d ON d.device_group_id = c.device_group_id "
+        f"WHERE c.recommendation_id IS NOT NULL{_device_filter(full, 'd.id')}) x "
+        "WHERE tmp_rm_dr.device_id = x.device_id "
+        "AND tmp_rm_dr.recommendation_id = x.recommendation_id"
+    )
+    return True
 
 
 def _collect_touched_recommendations(run: _Runner, full: bool) -> None:
@@ -310,13 +395,19 @@ def _replace_device_recommendations(run: _Runner, full: bool) -> int:
     where = "" if full else " WHERE device_id IN (SELECT id FROM tmp_rm_devices)"
     run.run(f"DELETE FROM device_recommendation{where}")
     remaining = f"(d.exposure_points - t.points * {_MULTIPLIER})"
+    # After exceptions: what fixing it removes from the after-exceptions points is what the
+    # exceptions have not already removed.
+    left = f"(d.exposure_points_after - (t.points - t.covered_points) * {_MULTIPLIER})"
+    score_left = f"CASE WHEN {left} > :eps THEN 100.0 * {left} / ({left} + :k) ELSE 0.0 END"
+    open_after = "(CASE WHEN t.rec_covered = 0 AND t.weaknesses > t.covered_weak THEN 1 ELSE 0 END)"
     return run.run(
         "INSERT INTO device_recommendation (device_id, recommendation_id, weaknesses, points, "
-        "score_delta, config_weight) "
+        "score_delta, config_weight, covered_points, open_after, score_delta_after) "
         f"SELECT t.device_id, t.recommendation_id, t.weaknesses, t.points * {_MULTIPLIER}, "
         f"d.exposure_score - CASE WHEN {remaining} > :eps "
         f"THEN 100.0 * {remaining} / ({remaining} + :k) ELSE 0.0 END, "
-        "t.config_weight "
+        f"t.config_weight, t.covered_points * {_MULTIPLIER}, {open_after}, "
+        f"CASE WHEN {open_after} = 0 THEN 0.0 ELSE d.exposure_score_after - {score_left} END "
         "FROM tmp_rm_dr t JOIN device d ON d.id = t.device_id"
     )
 
@@ -377,14 +468,16 @@ def _rebuild_group_score_stat(run: _Runner) -> None:
     run.run(
         "INSERT INTO group_score_stat (device_group_id, active_devices, high_value_devices, "
         "weight_low_normal, exposure_weighted, exposure_high, devices_none, devices_low, "
-        "devices_medium, devices_high) "
+        "devices_medium, devices_high, exposure_weighted_after, exposure_high_after) "
         f"SELECT d.device_group_id, count(*), sum({_IS_HIGH}), sum({_WEIGHT}), "
         f"sum({_WEIGHT} * d.exposure_score), "
         "sum(CASE WHEN d.device_value = 'High' THEN d.exposure_score ELSE 0.0 END), "
         "sum(CASE WHEN d.exposure_level = 'None' THEN 1 ELSE 0 END), "
         "sum(CASE WHEN d.exposure_level = 'Low' THEN 1 ELSE 0 END), "
         "sum(CASE WHEN d.exposure_level = 'Medium' THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN d.exposure_level = 'High' THEN 1 ELSE 0 END) "
+        "sum(CASE WHEN d.exposure_level = 'High' THEN 1 ELSE 0 END), "
+        f"sum({_WEIGHT} * d.exposure_score_after), "
+        "sum(CASE WHEN d.device_value = 'High' THEN d.exposure_score_after ELSE 0.0 END) "
         f"FROM device d WHERE {_ACTIVE} GROUP BY d.device_group_id"
     )
 
@@ -423,19 +516,35 @@ def _collect_touched_groups(run: _Runner, full: bool, old: dict[int, tuple[int, 
     return len(groups)
 
 
-def _rebuild_group_secure_stat(run: _Runner, full: bool) -> None:
-    """Secure Score sums by (group, category) over active devices, for the touched groups."""
+def _rebuild_group_secure_stat(run: _Runner, full: bool, covered: bool) -> None:
+    """Secure Score sums by (group, category) over active devices, for the touched groups; the
+    after-exceptions passed weight adds the failing checks under a mitigating exception."""
     within = "" if full else " AND d.device_group_id IN (SELECT id FROM tmp_rm_groups)"
     where = "" if full else " WHERE device_group_id IN (SELECT id FROM tmp_rm_groups)"
     run.run(f"DELETE FROM group_secure_stat{where}")
     run.run(
-        "INSERT INTO group_secure_stat (device_group_id, category, passed_weight, total_weight) "
+        "INSERT INTO group_secure_stat (device_group_id, category, passed_weight, total_weight, "
+        "passed_weight_after) "
         "SELECT d.device_group_id, c.category, "
-        "sum(CASE WHEN ca.is_compliant THEN c.weight ELSE 0.0 END), sum(c.weight) "
+        "sum(CASE WHEN ca.is_compliant THEN c.weight ELSE 0.0 END), sum(c.weight), "
+        "sum(CASE WHEN ca.is_compliant THEN c.weight ELSE 0.0 END) "
         "FROM device d JOIN configuration_assessment ca ON ca.device_id = d.id "
         "JOIN security_configuration c ON c.id = ca.configuration_id "
         f"WHERE {_ACTIVE}{within} GROUP BY d.device_group_id, c.category"
     )
+    if covered:
+        run.run(
+            "UPDATE group_secure_stat SET passed_weight_after = "
+            "group_secure_stat.passed_weight + x.w "
+            "FROM (SELECT d.device_group_id, c.category, sum(dr.config_weight) AS w "
+            "FROM device_recommendation dr JOIN device d ON d.id = dr.device_id "
+            "JOIN recommendation r ON r.id = dr.recommendation_id "
+            "JOIN security_configuration c ON c.id = r.configuration_id "
+            f"WHERE dr.covered_points > 0 AND dr.config_weight > 0 AND {_ACTIVE}{within} "
+            "GROUP BY d.device_group_id, c.category) x "
+            "WHERE group_secure_stat.device_group_id = x.device_group_id "
+            "AND group_secure_stat.category = x.category"
+        )
 
 
 def _rebuild_recommendation_stats(run: _Runner, full: bool) -> None:
@@ -482,14 +591,18 @@ def _rebuild_recommendation_stats(run: _Runner, full: bool) -> None:
     run.run(
         "CREATE TEMPORARY TABLE tmp_rm_exp (recommendation_id VARCHAR(440) NOT NULL, "
         "device_group_id INTEGER NOT NULL, exposed INTEGER, critical INTEGER, facing INTEGER, "
-        "delta_weighted FLOAT, delta_high FLOAT, config_weight FLOAT)"
+        "delta_weighted FLOAT, delta_high FLOAT, config_weight FLOAT, exposed_after INTEGER, "
+        "delta_weighted_after FLOAT, delta_high_after FLOAT, config_weight_after FLOAT)"
     )
     run.run(
         "INSERT INTO tmp_rm_exp SELECT dr.recommendation_id, d.device_group_id, count(*), "
         f"sum({_IS_HIGH}), sum(CASE WHEN d.internet_facing THEN 1 ELSE 0 END), "
         f"sum({_WEIGHT} * dr.score_delta), "
         "sum(CASE WHEN d.device_value = 'High' THEN dr.score_delta ELSE 0.0 END), "
-        "sum(dr.config_weight) "
+        "sum(dr.config_weight), sum(dr.open_after), "
+        f"sum({_WEIGHT} * dr.score_delta_after), "
+        "sum(CASE WHEN d.device_value = 'High' THEN dr.score_delta_after ELSE 0.0 END), "
+        "sum(dr.open_after * dr.config_weight) "
         f"{exposed_from}WHERE {_ACTIVE} GROUP BY dr.recommendation_id, d.device_group_id"
     )
     run.run(
@@ -520,10 +633,13 @@ def _rebuild_recommendation_stats(run: _Runner, full: bool) -> None:
     run.run(
         "INSERT INTO recommendation_group_stat (recommendation_id, device_group_id, "
         "exposed_devices, exposed_critical_devices, installed_devices, delta_weighted, "
-        "delta_high, config_weight, internet_facing_devices) "
+        "delta_high, config_weight, internet_facing_devices, exposed_devices_after, "
+        "delta_weighted_after, delta_high_after, config_weight_after) "
         "SELECT k.recommendation_id, k.device_group_id, coalesce(e.exposed, 0), "
         "coalesce(e.critical, 0), coalesce(i.installed, 0), coalesce(e.delta_weighted, 0.0), "
-        "coalesce(e.delta_high, 0.0), coalesce(e.config_weight, 0.0), coalesce(e.facing, 0) "
+        "coalesce(e.delta_high, 0.0), coalesce(e.config_weight, 0.0), coalesce(e.facing, 0), "
+        "coalesce(e.exposed_after, 0), coalesce(e.delta_weighted_after, 0.0), "
+        "coalesce(e.delta_high_after, 0.0), coalesce(e.config_weight_after, 0.0) "
         "FROM (SELECT recommendation_id, device_group_id FROM tmp_rm_exp "
         "UNION SELECT recommendation_id, device_group_id FROM tmp_rm_inst) k "
         "LEFT JOIN tmp_rm_exp e ON e.recommendation_id = k.recommendation_id "

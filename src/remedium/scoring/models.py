@@ -30,6 +30,9 @@ class GroupScoreStat(Base):
     exposure_weighted: Mapped[float] = mapped_column(Float, default=0.0)
     # Sum over active High-value devices of exposure score.
     exposure_high: Mapped[float] = mapped_column(Float, default=0.0)
+    # The same two sums over the devices' after-exceptions scores (weights do not change).
+    exposure_weighted_after: Mapped[float] = mapped_column(Float, default=0.0)
+    exposure_high_after: Mapped[float] = mapped_column(Float, default=0.0)
     # Device exposure distribution (active devices by exposure level).
     devices_none: Mapped[int] = mapped_column(Integer, default=0)
     devices_low: Mapped[int] = mapped_column(Integer, default=0)
@@ -48,6 +51,8 @@ class GroupSecureStat(Base):
     category: Mapped[str] = mapped_column(String(20), primary_key=True)
     passed_weight: Mapped[float] = mapped_column(Float, default=0.0)
     total_weight: Mapped[float] = mapped_column(Float, default=0.0)
+    # Passed weight counting failing checks covered by Mitigation-like/Hybrid exceptions.
+    passed_weight_after: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class ScoreSnapshot(Base):
@@ -64,6 +69,8 @@ class ScoreSnapshot(Base):
     weight_low_normal: Mapped[float] = mapped_column(Float, default=0.0)
     exposure_weighted: Mapped[float] = mapped_column(Float, default=0.0)
     exposure_high: Mapped[float] = mapped_column(Float, default=0.0)
+    exposure_weighted_after: Mapped[float] = mapped_column(Float, default=0.0)
+    exposure_high_after: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class SecureSnapshot(Base):
@@ -78,3 +85,5 @@ class SecureSnapshot(Base):
     category: Mapped[str] = mapped_column(String(20), primary_key=True)
     passed_weight: Mapped[float] = mapped_column(Float, default=0.0)
     total_weight: Mapped[float] = mapped_column(Float, default=0.0)
+    # Passed weight counting failing checks covered by Mitigation-like/Hybrid exceptions.
+    passed_weight_after: Mapped[float] = mapped_column(Float, default=0.0)

@@ -30,6 +30,9 @@ class ExposureScoreView(BaseModel):
     band: str
     time: datetime
     active_devices: int
+    # The same score after exceptions (docs/scoring.md, "After exceptions").
+    score_after_exceptions: float = 0.0
+    band_after_exceptions: str = "Low"
 
 
 class GroupExposureView(BaseModel):
@@ -65,6 +68,9 @@ class SecureScoreView(BaseModel):
     passed_weight: float
     total_weight: float
     categories: list[CategoryScoreView]
+    # Counting failing checks under Mitigation-like/Hybrid exceptions as passed.
+    score_after_exceptions: float = 100.0
+    passed_weight_after_exceptions: float = 0.0
 
 
 class DistributionView(BaseModel):
@@ -86,10 +92,22 @@ class HistoryPointView(BaseModel):
     day: date
     exposure_score: float
     secure_score: float
+    exposure_score_after_exceptions: float = 0.0
+    secure_score_after_exceptions: float = 100.0
 
 
-def exposure_sums(session: Session, scope: Scope) -> engine.ExposureSums:
-    """The exposure sums of every active device in ``scope`` (one aggregate query)."""
+def exposure_sums(
+    session: Session, scope: Scope, *, after_exceptions: bool = False
+) -> engine.ExposureSums:
+    """The exposure sums of every active device in ``scope`` (one aggregate query), as they
+    are or, with ``after_exceptions``, over the devices' after-exceptions scores."""
+    return exposure_sums_both(session, scope)[1 if after_exceptions else 0]
+
+
+def exposure_sums_both(
+    session: Session, scope: Scope
+) -> tuple[engine.ExposureSums, engine.ExposureSums]:
+    """The scope's exposure sums as they are and after exceptions, in one aggregate query."""
     stat = GroupScoreStat
     row = session.execute(
         select(
@@ -98,10 +116,14 @@ def exposure_sums(session: Session, scope: Scope) -> engine.ExposureSums:
             func.coalesce(func.sum(stat.weight_low_normal), 0.0),
             func.coalesce(func.sum(stat.exposure_weighted), 0.0),
             func.coalesce(func.sum(stat.exposure_high), 0.0),
+            func.coalesce(func.sum(stat.exposure_weighted_after), 0.0),
+            func.coalesce(func.sum(stat.exposure_high_after), 0.0),
         ).where(in_scope(stat.device_group_id, scope))
     ).one()
-    return engine.ExposureSums(
-        int(row[0]), int(row[1]), float(row[2]), float(row[3]), float(row[4])
+    active, high, weight = int(row[0]), int(row[1]), float(row[2])
+    return (
+        engine.ExposureSums(active, high, weight, float(row[3]), float(row[4])),
+        engine.ExposureSums(active, high, weight, float(row[5]), float(row[6])),
     )
 
 
@@ -116,14 +138,18 @@ def secure_total_weight(session: Session, scope: Scope) -> float:
 
 
 def exposure_score(session: Session, scope: Scope) -> ExposureScoreView:
-    """The scope's exposure score: the weighted average of its active devices' scores."""
-    sums = exposure_sums(session, scope)
+    """The scope's exposure score: the weighted average of its active devices' scores, as
+    they are and after exceptions."""
+    sums, after = exposure_sums_both(session, scope)
     score = sums.score()
+    score_after = after.score()
     return ExposureScoreView(
         score=round(score, 2),
         band=engine.score_band(score),
         time=datetime.now(UTC),
         active_devices=sums.active_devices,
+        score_after_exceptions=round(score_after, 2),
+        band_after_exceptions=engine.score_band(score_after),
     )
 
 
@@ -173,11 +199,13 @@ def secure_score(session: Session, scope: Scope) -> SecureScoreView:
             GroupSecureStat.category,
             func.sum(GroupSecureStat.passed_weight),
             func.sum(GroupSecureStat.total_weight),
+            func.sum(GroupSecureStat.passed_weight_after),
         )
         .where(in_scope(GroupSecureStat.device_group_id, scope))
         .group_by(GroupSecureStat.category)
     ).all()
-    by_category = {category: (float(p or 0), float(t or 0)) for category, p, t in rows}
+    by_category = {category: (float(p or 0), float(t or 0)) for category, p, t, _ in rows}
+    passed_after = sum(float(a or 0) for _, _, _, a in rows)
     categories = []
     for category in CONFIGURATION_CATEGORIES:
         passed, total = by_category.get(category, (0.0, 0.0))
@@ -197,6 +225,8 @@ def secure_score(session: Session, scope: Scope) -> SecureScoreView:
         passed_weight=passed,
         total_weight=total,
         categories=categories,
+        score_after_exceptions=round(engine.secure_score(passed_after, total), 2),
+        passed_weight_after_exceptions=passed_after,
     )
 
 
@@ -233,6 +263,8 @@ def score_history(
             func.sum(snap.weight_low_normal),
             func.sum(snap.exposure_weighted),
             func.sum(snap.exposure_high),
+            func.sum(snap.exposure_weighted_after),
+            func.sum(snap.exposure_high_after),
         )
         .where(in_scope(snap.device_group_id, scope), snap.day >= start, snap.day <= end)
         .group_by(snap.day)
@@ -242,6 +274,7 @@ def score_history(
             SecureSnapshot.day,
             func.sum(SecureSnapshot.passed_weight),
             func.sum(SecureSnapshot.total_weight),
+            func.sum(SecureSnapshot.passed_weight_after),
         )
         .where(
             in_scope(SecureSnapshot.device_group_id, scope),
@@ -251,20 +284,31 @@ def score_history(
         .group_by(SecureSnapshot.day)
     ).all()
     exposure_by_day = {
-        day: engine.ExposureSums(
-            int(a or 0), int(h or 0), float(w or 0), float(ew or 0), float(eh or 0)
-        ).score()
-        for day, a, h, w, ew, eh in exposure_rows
+        day: (
+            engine.ExposureSums(
+                int(a or 0), int(h or 0), float(w or 0), float(ew or 0), float(eh or 0)
+            ).score(),
+            engine.ExposureSums(
+                int(a or 0), int(h or 0), float(w or 0), float(ewa or 0), float(eha or 0)
+            ).score(),
+        )
+        for day, a, h, w, ew, eh, ewa, eha in exposure_rows
     }
     secure_by_day = {
-        day: engine.secure_score(float(p or 0), float(t or 0)) for day, p, t in secure_rows
+        day: (
+            engine.secure_score(float(p or 0), float(t or 0)),
+            engine.secure_score(float(pa or 0), float(t or 0)),
+        )
+        for day, p, t, pa in secure_rows
     }
     days_seen = sorted(set(exposure_by_day) | set(secure_by_day))
     return [
         HistoryPointView(
             day=day,
-            exposure_score=round(exposure_by_day.get(day, 0.0), 2),
-            secure_score=round(secure_by_day.get(day, 100.0), 2),
+            exposure_score=round(exposure_by_day.get(day, (0.0, 0.0))[0], 2),
+            secure_score=round(secure_by_day.get(day, (100.0, 100.0))[0], 2),
+            exposure_score_after_exceptions=round(exposure_by_day.get(day, (0.0, 0.0))[1], 2),
+            secure_score_after_exceptions=round(secure_by_day.get(day, (100.0, 100.0))[1], 2),
         )
         for day in days_seen
     ]

@@ -8,6 +8,7 @@ together); read-side scoped queries live in :mod:`remedium.scoring.queries`.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -101,6 +102,8 @@ def snapshot_scores(session: Session, day: date) -> int:
                 "weight_low_normal",
                 "exposure_weighted",
                 "exposure_high",
+                "exposure_weighted_after",
+                "exposure_high_after",
             ],
             select(
                 _day_literal(day),
@@ -110,19 +113,29 @@ def snapshot_scores(session: Session, day: date) -> int:
                 stat.weight_low_normal,
                 stat.exposure_weighted,
                 stat.exposure_high,
+                stat.exposure_weighted_after,
+                stat.exposure_high_after,
             ),
         )
     )
     secure = GroupSecureStat
     session.execute(
         insert(SecureSnapshot).from_select(
-            ["day", "device_group_id", "category", "passed_weight", "total_weight"],
+            [
+                "day",
+                "device_group_id",
+                "category",
+                "passed_weight",
+                "total_weight",
+                "passed_weight_after",
+            ],
             select(
                 _day_literal(day),
                 secure.device_group_id,
                 secure.category,
                 secure.passed_weight,
                 secure.total_weight,
+                secure.passed_weight_after,
             ),
         )
     )
@@ -163,3 +176,40 @@ def secure_score_of(rows: Iterable[GroupSecureStat | SecureSnapshot]) -> float:
         passed += row.passed_weight
         total += row.total_weight
     return engine.secure_score(passed, total)
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewDevice:
+    """One active device an exception would cover, as the preview needs it."""
+
+    device_value: str
+    points_after: float  # the device's after-exceptions points now
+    removed: float  # the points the exception would remove that no exception removes yet
+    config_weight: float = 0.0  # failing-check weight it would count as passed
+
+
+def preview_after_exceptions(
+    sums_after: engine.ExposureSums,
+    passed_after: float,
+    secure_total: float,
+    devices: Iterable[PreviewDevice],
+) -> tuple[float, float]:
+    """Exposure score and Secure Score after exceptions if one more Mitigation-like exception
+    covered ``devices``: pure, from the scope's current after-exceptions sums.
+
+    Each device's score falls from ``f(P)`` to ``f(P - removed)``; weights and active counts do
+    not change, so the scope's score falls by ``sums_after.impact`` of those falls (exact, as in
+    docs/scoring.md "After exceptions"); covered failing checks add their weight to the passed
+    weight.
+    """
+    delta_weighted = delta_high = config = 0.0
+    for device in devices:
+        before = engine.exposure_score(device.points_after)
+        after = engine.exposure_score(max(device.points_after - device.removed, 0.0))
+        if device.device_value == "High":
+            delta_high += before - after
+        else:
+            delta_weighted += engine.DEVICE_WEIGHTS.get(device.device_value, 1.0) * (before - after)
+        config += device.config_weight
+    exposure = sums_after.score() - sums_after.impact(delta_weighted, delta_high)
+    return max(exposure, 0.0), engine.secure_score(passed_after + config, secure_total)
