@@ -86,6 +86,10 @@ def recommendations_list(
             "result": result,
             "state": state,
             "filters": filters,
+            # Like Defender's optional columns: the "after exceptions" figures appear when the
+            # page holds a recommendation under exception, or when exceptions are asked for.
+            "show_after": bool(filters["status"])
+            or any(rec.status != "Active" for rec in result.items),
             "categories": [(c, CATEGORY_LABELS[c]) for c in CONFIGURATION_CATEGORIES],
             "remediation_types": [(t, REMEDIATION_LABELS[t]) for t in REMEDIATION_TYPES],
             "threat_options": list(THREAT_LABELS.items()),
