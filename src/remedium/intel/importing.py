@@ -29,7 +29,7 @@ from remedium.intel import service as intel_service
 from remedium.intel.feeds import read_feed
 from remedium.intel.feeds.records import AffectedRange
 from remedium.intel.models import AffectedPackage, Vulnerability
-from remedium.inventory.models import Weakness
+from remedium.inventory.service import devices_with_open_weaknesses
 
 BATCH = 5000  # records buffered before a batch is written
 Progress = Callable[[int], None]
@@ -163,7 +163,9 @@ def refresh_after_intel(
 ) -> None:
     """Match devices holding packages with new ranges, then bring vulnerability points,
     recommendations and scores in step for every device that changed."""
+    from remedium.exceptions import service as exceptions_service
     from remedium.recommendations import service as recommendations_service
+    from remedium.remediation.progress import refresh_activity_progress
     from remedium.scoring import service as scoring_service
 
     devices: set[int] = set()
@@ -180,21 +182,11 @@ def refresh_after_intel(
         devices |= devices_with_open_weaknesses(session, changed)
     summary.devices_recomputed = len(devices)
     if devices:
-        recommendations_service.recompute(session, device_ids=sorted(devices))
-
-
-def devices_with_open_weaknesses(session: Session, vulnerability_ids: list[str]) -> set[int]:
-    """The devices with an open weakness of one of ``vulnerability_ids``."""
-    devices: set[int] = set()
-    for part in matching.chunks(vulnerability_ids, 1000):
-        devices.update(
-            session.scalars(
-                select(Weakness.device_id)
-                .where(Weakness.vulnerability_id.in_(part), Weakness.fixed_at.is_(None))
-                .distinct()
-            )
-        )
-    return devices
+        recommendations_service.recompute(session, device_ids=sorted(devices), as_of=at)
+    # A KEV listing or a new exploit voids exceptions at once; fixed devices move activities.
+    exceptions_service.run_exception_jobs(session, at)
+    if devices:
+        refresh_activity_progress(session, device_ids=sorted(devices), now=at)
 
 
 class _FeedWriter:
