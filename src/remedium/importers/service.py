@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from remedium.audit import service as audit_service
@@ -47,6 +48,7 @@ from remedium.inventory.models import ConfigurationAssessment, InstalledSoftware
 from remedium.remediation.progress import refresh_activity_progress
 
 BATCH = 5000  # records buffered before a batch is written
+ANALYZE_FROM = 20000  # findings an import adds before PostgreSQL's statistics are refreshed
 IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 T = TypeVar("T")
 
@@ -63,6 +65,15 @@ def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
     """``items`` in slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def chunk_pairs(
+    first: Sequence[T], second: Sequence[T], size: int = IN_CHUNK
+) -> Iterator[tuple[Sequence[T], Sequence[T]]]:
+    """Every (slice of ``first``, slice of ``second``), for two ``IN`` lists of bounded length."""
+    for left in chunks(first, size):
+        for right in chunks(second, size):
+            yield left, right
 
 
 @dataclass(slots=True)
@@ -151,6 +162,7 @@ def import_report(
     filename: str | None = None,
     as_of: datetime | None = None,
     actor: Principal | None = None,
+    derive: bool = True,
 ) -> ImportSummary:
     """Import one report file into the inventory and record an ``ImportRun``.
 
@@ -158,6 +170,7 @@ def import_report(
     device of the file into that group; ``progress(done, total)`` is called with bytes read;
     ``as_of`` is when derived figures are computed for (default now; the demo replays history).
     The import is recorded in the audit history as ``actor`` (or ``imported_by`` for the system).
+    ``derive=False`` skips recomputing recommendations and scores (benchmarks time it apart).
     Raises ``ReportError`` on a bad file; the caller then rolls back and nothing has changed.
     """
     path = Path(path)
@@ -176,7 +189,8 @@ def import_report(
                     progress(min(stream.tell(), total), total)
         writer.finish()
     summary = writer.summary
-    refresh_derived(session, summary, as_of=as_of)
+    if derive:
+        refresh_derived(session, summary, as_of=as_of)
     run = ImportRun(
         format=parser.name,
         filename=shown_name,
@@ -238,6 +252,18 @@ def refresh_derived(
         refresh_activity_progress(session, device_ids=sorted(devices), now=as_of)
 
 
+_WEAKNESS_INSERT = (
+    "device_id",
+    "software_id",
+    "vulnerability_id",
+    "installed_version",
+    "fixed_version",
+    "source",
+    "first_seen",
+    "last_seen",
+    "fixed_at",
+)
+_WEAKNESS_UPDATE = ("installed_version", "fixed_version", "source", "last_seen", "fixed_at")
 _SPACES = re.compile(r"\s+")
 
 
@@ -246,8 +272,12 @@ def normalise_name(value: str) -> str:
     return _SPACES.sub("_", value.strip().lower())
 
 
+@lru_cache(maxsize=65536)
 def vendor_product(vendor: str, product: str, purl: str = "") -> tuple[str, str]:
-    """The normalised (vendor, product) of a record; the vendor is guessed when missing."""
+    """The normalised (vendor, product) of a record; the vendor is guessed when missing.
+
+    Cached: a report names the same few thousand packages on every device and finding.
+    """
     product_name = normalise_name(product)
     vendor_name = normalise_name(vendor)
     if not vendor_name and purl.startswith("pkg:"):
@@ -297,6 +327,7 @@ class ReportWriter:
         self.with_software: set[int] = set()  # devices whose software list the report gives
         self._buffers: dict[type, list[Any]] = {}
         self.pending = 0
+        self._analyzed_at: int | None = ANALYZE_FROM // 2  # findings added at the last ANALYZE
 
     def add(self, record: ImportRecord) -> None:
         """Buffer one record."""
@@ -321,6 +352,21 @@ class ReportWriter:
         self._write_findings(findings)
         self._write_configuration_results(self._take(ConfigurationResultRecord))
         self.pending = 0
+        self._refresh_statistics()
+
+    def _refresh_statistics(self) -> None:
+        # PostgreSQL plans the per-batch lookups from table statistics, which this transaction's
+        # own inserts do not update: an empty-looking weakness table gets sequential scans, read
+        # again for every batch (quadratic). ANALYZE samples our own uncommitted rows too; once
+        # the import has doubled what the tables were thought to hold, refresh the statistics.
+        if self._analyzed_at is None or self.summary.findings_added < 2 * self._analyzed_at:
+            return
+        if self.session.get_bind().dialect.name != "postgresql":
+            self._analyzed_at = None  # SQLite plans from the indexes it has
+            return
+        for table in ("weakness", "installed_software"):
+            self.session.execute(text(f"ANALYZE {table}"))
+        self._analyzed_at = max(self.summary.findings_added, ANALYZE_FROM)
 
     def finish(self) -> None:
         """Write the last batch, then mark what a complete scan no longer reports as fixed."""
@@ -422,12 +468,14 @@ class ReportWriter:
         products: dict[tuple[str, str], dict[str, Any]] = {}
         installs: dict[tuple[int, int | tuple[str, str], str], None] = {}
         keyed: list[tuple[int, tuple[str, str], str]] = []
+        known = self.software.ids  # rows are only built for products not yet stored
         for record in software:
             device_id = self._device(record.device_ref, "software")
             if device_id is None:
                 continue
             key = vendor_product(record.vendor, record.product, record.purl)
-            products.setdefault(key, inventory_service.software_row(key, record))
+            if key not in products and key not in known:
+                products[key] = inventory_service.software_row(key, record)
             self.with_software.add(device_id)
             keyed.append((device_id, key, record.version[:100]))
         for finding in findings:
@@ -437,7 +485,8 @@ class ReportWriter:
             if device_id is None:
                 continue
             key = vendor_product(finding.vendor, finding.product, finding.purl)
-            products.setdefault(key, inventory_service.software_row(key, None, finding))
+            if key not in products and key not in known:
+                products[key] = inventory_service.software_row(key, None, finding)
             keyed.append((device_id, key, finding.installed_version[:100]))
         self.summary.software_added += self.software.ensure(self.session, products)
         rows = []
@@ -481,8 +530,11 @@ class ReportWriter:
         self._create_unknown_vulnerabilities(list(wanted.values()))
         weakness = table_of(Weakness)
         device_ids = sorted({key[0] for key in wanted})
+        software_ids = sorted({key[1] for key in wanted})
         existing: dict[tuple[int, int, str], Any] = {}
-        for ids in chunks(device_ids):
+        # Read by (device, product), not by device alone: one large device (an image with a
+        # million matches) would otherwise be read again, whole, for every batch.
+        for ids, sids in chunk_pairs(device_ids, software_ids):
             for found in self.session.execute(
                 select(
                     weakness.c.id,
@@ -494,29 +546,21 @@ class ReportWriter:
                     weakness.c.last_seen,
                     weakness.c.fixed_at,
                     weakness.c.source,
-                ).where(weakness.c.device_id.in_(ids))
+                ).where(weakness.c.device_id.in_(ids), weakness.c.software_id.in_(sids))
             ):
                 existing[(found.device_id, found.software_id, found.vulnerability_id)] = found
         at = self.scanned_at
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
+        at_bound = inventory_service.bound(self.session, weakness.c.last_seen, at)
+        source = self.source
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
         for key, finding in wanted.items():
             installed = finding.installed_version[:100]
             fixed = finding.fixed_version[:100] or None
             row = existing.get(key)
             if row is None:
                 inserts.append(
-                    {
-                        "device_id": key[0],
-                        "software_id": key[1],
-                        "vulnerability_id": key[2],
-                        "installed_version": installed,
-                        "fixed_version": fixed,
-                        "source": self.source,
-                        "first_seen": at,
-                        "last_seen": at,
-                        "fixed_at": None,
-                    }
+                    (key[0], key[1], key[2], installed, fixed, source, at_bound, at_bound, None)
                 )
                 continue
             if row.fixed_at is not None:
@@ -530,29 +574,13 @@ class ReportWriter:
                 fixed,
                 self.source,
             ):
-                updates.append(self._weakness_update(row.id, installed, fixed))
+                updates.append((installed, fixed, source, at_bound, None, row.id))
                 continue  # only last_seen moves: bookkeeping, not an update
             self.summary.findings_updated += 1
-            updates.append(self._weakness_update(row.id, installed, fixed))
-        if inserts:
-            self.session.execute(insert(weakness), inserts)
-            self.summary.findings_added += len(inserts)
-        if updates:
-            self.session.execute(
-                update(weakness).where(weakness.c.id == bindparam("b_id")), updates
-            )
-
-    def _weakness_update(
-        self, weakness_id: int, installed: str, fixed: str | None
-    ) -> dict[str, Any]:
-        return {
-            "b_id": weakness_id,
-            "installed_version": installed,
-            "fixed_version": fixed,
-            "source": self.source,
-            "last_seen": self.scanned_at,
-            "fixed_at": None,
-        }
+            updates.append((installed, fixed, source, at_bound, None, row.id))
+        inventory_service.bulk_insert(self.session, weakness, _WEAKNESS_INSERT, inserts)
+        self.summary.findings_added += len(inserts)
+        inventory_service.bulk_update(self.session, weakness, _WEAKNESS_UPDATE, ("id",), updates)
 
     def _create_unknown_vulnerabilities(self, findings: Iterable[FindingRecord]) -> None:
         facts: dict[str, FindingRecord] = {}

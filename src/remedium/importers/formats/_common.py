@@ -251,3 +251,29 @@ def seekable(stream: IO[bytes]) -> IO[bytes]:
     shutil.copyfileobj(stream, copy)
     copy.seek(0)
     return copy
+
+
+_FACTS_REMEMBERED = 50_000  # vulnerability facts remembered per report to skip repeats
+
+
+class FactsFilter:
+    """Tells whether a vulnerability's facts repeat the last facts given for it.
+
+    A report repeats a vulnerability's facts on every package and workload it affects; writing
+    the same facts again changes nothing, so only the first of a run of equal ones is kept.
+    Parsers pass the raw fields the facts are built from, so a repeat costs no record.
+    Bounded: past the limit it forgets, which only costs a repeat.
+    """
+
+    def __init__(self) -> None:
+        self.last: dict[str, object] = {}
+
+    def new(self, vulnerability_id: str, raw: object) -> bool:
+        """True when ``raw`` differs from the last facts kept for ``vulnerability_id``."""
+        last = self.last
+        if vulnerability_id in last and last[vulnerability_id] == raw:
+            return False
+        if len(last) >= _FACTS_REMEMBERED:
+            last.clear()
+        last[vulnerability_id] = raw
+        return True

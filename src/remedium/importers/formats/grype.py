@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import IO, Any
 
 from remedium.importers.formats._common import (
+    FactsFilter,
     as_dict,
     as_list,
     ecosystem_vendor,
@@ -66,8 +68,9 @@ def _tail_objects(stream: IO[bytes]) -> dict[str, dict[str, Any]]:
 
 
 def _cvss_v3(vuln: dict[str, Any]) -> tuple[str, float | None]:
-    for raw_entry in as_list(vuln.get("cvss")):
-        entry = as_dict(raw_entry)
+    for entry in as_list(vuln.get("cvss")):
+        if type(entry) is not dict:
+            continue
         if text(entry.get("version")).startswith("3"):
             score = as_dict(entry.get("metrics")).get("baseScore")
             return text(entry.get("vector")), float(score) if isinstance(
@@ -133,20 +136,26 @@ class GrypeParser:
     ) -> Iterator[ImportRecord]:
         yield _device(source, distro, filename)
         seen_packages: set[tuple[str, str, str]] = set()
+        facts = FactsFilter()
+        # Each match is built as a dict by ijson's C code; the Python work per match is kept to
+        # plain dict lookups (this loop runs a million times for a large image).
         for index, value in enumerate(json_items(stream, "matches.item", filename)):
-            match = as_dict(value)
-            where = f"matches[{index}]"
-            artifact = as_dict(match.get("artifact"))
-            vuln = as_dict(match.get("vulnerability"))
+            match = value if type(value) is dict else {}
+            artifact = match.get("artifact")
+            if type(artifact) is not dict:
+                artifact = {}
+            vuln = match.get("vulnerability")
+            if type(vuln) is not dict:
+                vuln = {}
             vulnerability_id = _vulnerability_id(match)
             if not vulnerability_id:
-                yield SkippedRecord("match without a vulnerability id", where)
+                yield SkippedRecord("match without a vulnerability id", f"matches[{index}]")
                 continue
-            purl = text(artifact.get("purl"))
-            vendor = (purl_vendor_product(purl)[0] if purl else "") or ecosystem_vendor(
-                text(artifact.get("type"))
+            purl = _str(artifact.get("purl"))
+            vendor = (_purl_vendor(purl) if purl else "") or ecosystem_vendor(
+                _str(artifact.get("type"))
             )
-            product, version = text(artifact.get("name")), text(artifact.get("version"))
+            product, version = _str(artifact.get("name")), _str(artifact.get("version"))
             # Grype lists each package once per match; the installed package is recorded once.
             key = (vendor, product, version)
             if product and key not in seen_packages:
@@ -161,27 +170,44 @@ class GrypeParser:
                     cpe=text(cpes[0]) if cpes else "",
                 )
             vector, score = _cvss_v3(vuln)
-            fix = as_dict(vuln.get("fix"))
-            fixed = [text(v) for v in as_list(fix.get("versions")) if text(v)]
+            fix = vuln.get("fix")
+            fixed = ""
+            if type(fix) is dict:
+                for candidate in as_list(fix.get("versions")):
+                    fixed = text(candidate)
+                    if fixed:
+                        break
+            description = _str(vuln.get("description"))
             yield FindingRecord(
                 device_ref=_DEVICE_REF,
                 vulnerability_id=vulnerability_id,
                 vendor=vendor,
                 product=product,
                 installed_version=version,
-                fixed_version=fixed[0] if fixed else "",
+                fixed_version=fixed,
                 purl=purl,
                 severity=severity(vuln.get("severity")) or severity_from_score(score),
                 cvss_v3_vector=vector,
                 cvss_v3_score=score,
-                description=text(vuln.get("description")),
+                description=description,
             )
-            if vector or text(vuln.get("description")):
+            if (vector or description) and facts.new(vulnerability_id, (description, vector)):
                 yield VulnerabilityRecord(
                     vulnerability_id=vulnerability_id,
-                    description=text(vuln.get("description")) or None,
+                    description=description or None,
                     cvss_v3_vector=vector or None,
                 )
+
+
+def _str(value: object) -> str:
+    # The common case (a JSON string) without text()'s type checks: this runs per field.
+    return value.strip() if type(value) is str else text(value)
+
+
+@lru_cache(maxsize=65536)
+def _purl_vendor(purl: str) -> str:
+    # A package's purl repeats on every match of the package: parse it once.
+    return purl_vendor_product(purl)[0]
 
 
 def _device(source: dict[str, Any], distro: dict[str, Any], filename: str) -> DeviceRecord:

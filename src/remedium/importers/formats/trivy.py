@@ -12,10 +12,12 @@ from pathlib import PurePosixPath
 from typing import IO, Any
 
 from remedium.importers.formats._common import (
+    FactsFilter,
     as_dict,
     as_list,
     ecosystem_vendor,
     json_head_keys,
+    json_items,
     json_values,
     looks_like_json,
     parse_time,
@@ -49,79 +51,103 @@ def _stem(filename: str) -> str:
     return PurePosixPath(filename).stem or "trivy-report"
 
 
+def _str(value: object) -> str:
+    # The common case (a JSON string) without text()'s type checks: this runs per field.
+    return value.strip() if type(value) is str else text(value)
+
+
 def _vendor_for(vuln: dict[str, Any], result_type: str) -> tuple[str, str]:
     """(vendor, purl) of the package a vulnerability or package entry names."""
-    ident = as_dict(vuln.get("PkgIdentifier") or vuln.get("Identifier"))
-    purl = text(ident.get("PURL"))
+    ident = vuln.get("PkgIdentifier") or vuln.get("Identifier")
+    purl = _str(ident.get("PURL")) if type(ident) is dict else ""
     vendor = purl_vendor_product(purl)[0] if purl else ""
     return vendor or ecosystem_vendor(result_type), purl
 
 
 def _cvss_v3(vuln: dict[str, Any]) -> tuple[str, float | None]:
     """The CVSS v3 vector and score, preferring the source Trivy rated the severity from."""
-    sources = as_dict(vuln.get("CVSS"))
-    preferred = text(vuln.get("SeveritySource"))
-    ordered = [preferred, "nvd", "ghsa", "redhat", *sources.keys()]
-    for name in ordered:
-        entry = as_dict(sources.get(name))
-        vector = text(entry.get("V3Vector"))
+    sources = vuln.get("CVSS")
+    if type(sources) is not dict or not sources:
+        return "", None
+    preferred = _str(vuln.get("SeveritySource"))
+    for name in (preferred, "nvd", "ghsa", "redhat", *sources.keys()):
+        entry = sources.get(name)
+        if type(entry) is not dict:
+            continue
+        vector = _str(entry.get("V3Vector"))
         if vector:
             score = entry.get("V3Score")
             return vector, float(score) if isinstance(score, int | float) else None
     return "", None
 
 
-def _finding(device_ref: str, vuln: dict[str, Any], result_type: str) -> FindingRecord:
+def _finding(
+    device_ref: str, vuln: dict[str, Any], result_type: str, cvss: tuple[str, float | None]
+) -> FindingRecord:
     vendor, purl = _vendor_for(vuln, result_type)
-    vector, score = _cvss_v3(vuln)
+    vector, score = cvss
     return FindingRecord(
         device_ref=device_ref,
-        vulnerability_id=text(vuln.get("VulnerabilityID")),
+        vulnerability_id=_str(vuln.get("VulnerabilityID")),
         vendor=vendor,
-        product=text(vuln.get("PkgName")),
-        installed_version=text(vuln.get("InstalledVersion")),
-        fixed_version=text(vuln.get("FixedVersion")),
+        product=_str(vuln.get("PkgName")),
+        installed_version=_str(vuln.get("InstalledVersion")),
+        fixed_version=_str(vuln.get("FixedVersion")),
         purl=purl,
         severity=severity(vuln.get("Severity")) or severity_from_score(score),
         cvss_v3_vector=vector,
         cvss_v3_score=score,
-        title=text(vuln.get("Title")),
-        description=text(vuln.get("Description")),
+        title=_str(vuln.get("Title")),
+        description=_str(vuln.get("Description")),
     )
 
 
-def _vulnerability(vuln: dict[str, Any]) -> VulnerabilityRecord | None:
-    vector, _ = _cvss_v3(vuln)
-    description = text(vuln.get("Description"))
+def _vulnerability(vuln: dict[str, Any], vector: str) -> VulnerabilityRecord | None:
+    description = _str(vuln.get("Description"))
     if not (vector or description):
         return None
+    cwes = vuln.get("CweIDs")
     return VulnerabilityRecord(
-        vulnerability_id=text(vuln.get("VulnerabilityID")),
+        vulnerability_id=_str(vuln.get("VulnerabilityID")),
         description=description or None,
         severity=severity(vuln.get("Severity")) or None,
         cvss_v3_vector=vector or None,
         published_on=parse_time(vuln.get("PublishedDate")),
         updated_on=parse_time(vuln.get("LastModifiedDate")),
-        cwe_ids=tuple(text(c) for c in as_list(vuln.get("CweIDs")) if text(c)),
+        cwe_ids=tuple(text(c) for c in cwes if text(c)) if type(cwes) is list else (),
     )
 
 
 class _ResultReader:
     """Turns the entries of one or more Trivy ``Results`` into records for one device."""
 
-    def __init__(self, device_ref: str) -> None:
+    def __init__(self, device_ref: str, facts: FactsFilter | None = None) -> None:
         self.device_ref = device_ref
         self.checks_seen: set[str] = set()
+        self.facts = facts or FactsFilter()
 
     def vulnerability(self, vuln: object, result_type: str, where: str) -> Iterator[ImportRecord]:
         entry = as_dict(vuln)
-        if not text(entry.get("VulnerabilityID")):
+        vulnerability_id = _str(entry.get("VulnerabilityID"))
+        if not vulnerability_id:
             yield SkippedRecord("vulnerability without VulnerabilityID", where)
             return
-        yield _finding(self.device_ref, entry, result_type)
-        facts = _vulnerability(entry)
-        if facts is not None:
-            yield facts
+        cvss = _cvss_v3(entry)
+        yield _finding(self.device_ref, entry, result_type, cvss)
+        # The raw fields the facts are built from: equal ones would give an equal record.
+        get = entry.get
+        raw = (
+            cvss[0],
+            get("Description"),
+            get("Severity"),
+            get("PublishedDate"),
+            get("LastModifiedDate"),
+            get("CweIDs"),
+        )
+        if self.facts.new(vulnerability_id, raw):
+            facts = _vulnerability(entry, cvss[0])
+            if facts is not None:
+                yield facts
 
     def package(self, package: object, result_type: str, where: str) -> Iterator[ImportRecord]:
         entry = as_dict(package)
@@ -198,7 +224,13 @@ class TrivyParser:
         return start == b"[" and b'"Target"' in head and b'"Vulnerabilities"' in head
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
-        first, stream = peek_first_byte(stream)
+        if _can_seek(stream):
+            # A file: peek, then rewind, so the large lists can be read again by ijson's C items.
+            start = stream.tell()
+            first = stream.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+            stream.seek(start)
+        else:
+            first, stream = peek_first_byte(stream)
         if first == b"[":
             return ReportInfo(format=self.name, source="trivy"), self._legacy(stream, filename)
         if first != b"{":
@@ -227,6 +259,8 @@ class TrivyParser:
             break
         if "ClusterName" in header:
             info = ReportInfo(format=self.name, source="trivy k8s")
+            if _can_seek(stream):
+                return info, self._k8s_items(header, stream, filename)
             return info, self._k8s(header, pending, values)
         if "SchemaVersion" not in header and pending is None and not header:
             raise ReportError("not a Trivy report: no SchemaVersion or Results", filename=filename)
@@ -281,23 +315,44 @@ class TrivyParser:
         cluster = text(header.get("ClusterName"))
         seen: set[str] = set()
         readers: dict[str, _ResultReader] = {}
+        facts = FactsFilter()
         stream = values if pending is None else _chain(pending, values)
         for index, (prefix, value) in enumerate(stream):
             resource = as_dict(value)
             ref = "/".join(text(resource.get(k)) or "-" for k in ("Namespace", "Kind", "Name"))
             if ref not in seen:
                 seen.add(ref)
-                yield DeviceRecord(
-                    device_ref=ref,
-                    name=ref,
-                    asset_id=f"{cluster}/{ref}" if cluster else ref,
-                    os_platform="Linux",
-                    tags=(f"cluster:{cluster}",) if cluster else (),
-                )
-            reader = readers.setdefault(ref, _ResultReader(ref))
+                yield _k8s_device(ref, cluster)
+            reader = readers.get(ref) or readers.setdefault(ref, _ResultReader(ref, facts))
             section = prefix.split(".", 1)[0]
             for result in as_list(resource.get("Results")):
                 yield from reader.result(as_dict(result), f"{section}[{index}] {ref}")
+
+    def _k8s_items(
+        self, header: dict[str, Any], stream: IO[bytes], filename: str
+    ) -> Iterator[ImportRecord]:
+        """A cluster report's resources, each built as a dict by ijson's C code (fast path).
+
+        One pass per section (vulnerabilities, then misconfigurations); each pass skips the
+        other section in C, which costs far less than building every resource event by event.
+        """
+        cluster = text(header.get("ClusterName"))
+        seen: set[str] = set()
+        readers: dict[str, _ResultReader] = {}
+        facts = FactsFilter()  # shared: workloads repeat the same vulnerabilities
+        for section in ("Vulnerabilities", "Misconfigurations"):
+            stream.seek(0)
+            for index, value in enumerate(json_items(stream, f"{section}.item", filename)):
+                resource = as_dict(value)
+                ref = "/".join(text(resource.get(k)) or "-" for k in ("Namespace", "Kind", "Name"))
+                if ref not in seen:
+                    seen.add(ref)
+                    yield _k8s_device(ref, cluster)
+                reader = readers.get(ref)
+                if reader is None:
+                    reader = readers[ref] = _ResultReader(ref, facts)
+                for result in as_list(resource.get("Results")):
+                    yield from reader.result(as_dict(result), f"{section}[{index}] {ref}")
 
     def _legacy(self, stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
         reader = _ResultReader("artifact")
@@ -319,6 +374,24 @@ class TrivyParser:
                     ),
                 )
             yield from reader.result(result, f"[{index}] {text(result.get('Target'))}")
+
+
+def _can_seek(stream: IO[bytes]) -> bool:
+    try:
+        return bool(stream.seekable())
+    except AttributeError:
+        return False
+
+
+def _k8s_device(ref: str, cluster: str) -> DeviceRecord:
+    """A cluster workload (``namespace/kind/name``) as a device."""
+    return DeviceRecord(
+        device_ref=ref,
+        name=ref,
+        asset_id=f"{cluster}/{ref}" if cluster else ref,
+        os_platform="Linux",
+        tags=(f"cluster:{cluster}",) if cluster else (),
+    )
 
 
 def _chain(first: tuple[str, Any], rest: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
