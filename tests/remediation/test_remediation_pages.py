@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import expect
 from sqlalchemy import Engine, delete, select
 
 from remediation.org import RECOMMENDATION, build_org, fix_devices
@@ -258,17 +259,16 @@ def test_from_request_to_automatic_completion_in_the_browser(
         card.locator("input[name=project_key]").fill("SEC")
         card.locator("input[name=email]").fill(jira.email)
         card.locator("input[name=api_token]").fill(jira.api_token)
+        # Each button posts a form and reloads the page: expect() waits for the new page.
         card.get_by_role("button", name="Save settings").click()
         card = page.locator("#connector-jira")
-        assert card.get_by_test_id("secret-api_token").inner_text() == "•••• set"
+        expect(card.get_by_test_id("secret-api_token")).to_have_text("•••• set")
         assert jira.api_token not in page.content()
         card.get_by_role("button", name="Test connection").click()
         card = page.locator("#connector-jira")
-        assert "Connection works" in card.get_by_test_id("test-result").inner_text()
+        expect(card.get_by_test_id("test-result")).to_contain_text("Connection works")
         card.get_by_role("button", name="Switch on").click()
-        assert (
-            page.locator("#connector-jira").get_by_test_id("connector-state").inner_text() == "On"
-        )
+        expect(page.locator("#connector-jira").get_by_test_id("connector-state")).to_have_text("On")
         _shot(page, artifacts, "1-connectors", database_url)
 
         # An analyst asks for remediation from the recommendation.
