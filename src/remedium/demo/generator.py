@@ -266,6 +266,7 @@ def load_data(name: str) -> dict[str, Any]:
 _TOKEN = re.compile(r"\d+|[a-z]+")
 
 
+@cache  # a few hundred distinct versions, compared hundreds of thousands of times per build
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     """A sortable key for dotted versions with letters (``1.1.1n``, ``9.8p1``, ``11.1.2-h3``)."""
     return tuple(
@@ -473,13 +474,20 @@ def _vulnerability_facts(day: int, timeline: Timeline) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def _device_document(device: DemoDevice, day: int, timeline: Timeline) -> dict[str, Any]:
-    software = []
-    findings = []
+def _known_by_product(day: int, timeline: Timeline) -> dict[str, list[dict[str, Any]]]:
+    """The vulnerabilities known on ``day``, by product key (once a day, not once a device)."""
     by_product: dict[str, list[dict[str, Any]]] = {}
     for entry in load_data("vulnerabilities.json")["vulnerabilities"]:
         if timeline.appears.get(entry["id"], -DAYS) <= day:
             by_product.setdefault(entry["product_key"], []).append(entry)
+    return by_product
+
+
+def _device_document(
+    device: DemoDevice, by_product: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    software = []
+    findings = []
     for key, index in sorted(device.software.items()):
         vendor, product = key.split("-_-", 1)
         display_vendor, display_name = _display(key)
@@ -581,6 +589,7 @@ def build_demo(
                 changed |= _devices_with(fleet, news)
             scanned = datetime.combine(today + timedelta(days=day), datetime.min.time(), UTC)
             scanned += timedelta(hours=SCAN_HOUR)
+            by_product = _known_by_product(day, timeline)
             document = {
                 "schema": "remedium-inventory/1",
                 "source": DEMO_SOURCE,
@@ -589,7 +598,7 @@ def build_demo(
                 "vulnerabilities": _vulnerability_facts(day, timeline),
                 "configurations": configurations,
                 "devices": [
-                    _device_document(fleet[i], day, timeline)
+                    _device_document(fleet[i], by_product)
                     for i in sorted(changed)
                     if fleet[i].join_day <= day
                 ],
