@@ -650,9 +650,12 @@ def _rebuild_recommendation_stats(run: _Runner, full: bool) -> None:
             pair_devices + "JOIN configuration_assessment ca "
             "ON ca.device_id = d.id AND ca.configuration_id = r.configuration_id "
         )
+        # The unary plus keeps SQLite off ix_weakness_software_open, which would read every open
+        # weakness of the product once per device of the group (quadratic on large imports):
+        # the (device, software, vulnerability) unique index answers each device directly.
         weakness_from = (
             pair_devices
-            + "JOIN weakness w ON w.device_id = d.id AND w.software_id = r.software_id "
+            + "JOIN weakness w ON w.device_id = d.id AND w.software_id = +r.software_id "
         )
     run.run(
         "CREATE TEMPORARY TABLE tmp_rm_exp (recommendation_id VARCHAR(440) NOT NULL, "
