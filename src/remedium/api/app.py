@@ -18,6 +18,7 @@ from remedium.db.session import get_engine
 from remedium.defender import api as defender_api
 from remedium.defender import remediation as defender_remediation
 from remedium.exceptions import api as exceptions_api
+from remedium.exceptions import inaccuracy_pages
 from remedium.exceptions import pages as exceptions_pages
 from remedium.importers import api as importers_api
 from remedium.importers import pages as importers_pages
@@ -55,6 +56,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(recommendations_api.router)
     app.include_router(remediation_api.router)
     app.include_router(exceptions_pages.router)
+    app.include_router(inaccuracy_pages.router)
     app.include_router(remediation_pages.router)
     app.include_router(connectors_api.router)
     app.include_router(connectors_pages.router)

@@ -35,7 +35,7 @@ from remedium.intel.models import Vulnerability
 from remedium.inventory.models import DeviceGroup
 from remedium.recommendations.models import Recommendation
 from remedium.web.listing import list_state
-from remedium.web.templating import PageDep
+from remedium.web.templating import PageContext, PageDep
 
 VIEW_RIGHT = cast(fastapi_params.Depends, require(Right.VIEW))
 EXCEPTIONS_RIGHT = cast(fastapi_params.Depends, require(Right.EXCEPTIONS))
@@ -234,23 +234,51 @@ def submit_exception(  # noqa: PLR0917 - one argument per form field
 def exception_detail(
     exception_id: int, page: PageDep, session: SessionDep, filed: str | None = None
 ) -> HTMLResponse:
-    """The exception view: every field, covered groups, history, cancel."""
+    """The exception view: every field, covered groups, history, cancel, approve or reject."""
+    return _detail(page, session, exception_id, filed=bool(filed))
+
+
+def _detail(
+    page: PageContext,
+    session: Session,
+    exception_id: int,
+    *,
+    filed: bool = False,
+    error: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
     exc = service.get_exception(session, page.scope, exception_id)
     if exc is None:
         raise _not_found()
     [view] = exception_views(session, page.scope, [exc], with_history=True)
     principal = page.principal
     can_act = principal is not None and principal.has(Right.EXCEPTIONS)
+    # The requester may not decide on their own request (the service refuses it too); the
+    # buttons are only offered to someone who could actually use them.
+    own = principal is not None and (
+        exc.requested_by_user_id == principal.user_id
+        if principal.user_id is not None and exc.requested_by_user_id is not None
+        else exc.requested_by == principal.name
+    )
+    can_decide = (
+        can_act
+        and exc.status == "PendingApproval"
+        and not own
+        and (not exc.is_global or _is_admin(principal))
+    )
     return page.render(
         "exceptions/detail.html",
         {
             "title": f"Exception {exc.id}",
             "active": "remediation",
             "exc": view,
-            "filed": bool(filed),
+            "filed": filed,
+            "error": error,
             "can_cancel": can_act and (not exc.is_global or _is_admin(principal)),
+            "can_decide": can_decide,
             "active_statuses": ("PendingApproval", "InEffect", "Suspended"),
         },
+        status_code=status_code,
     )
 
 
@@ -290,3 +318,44 @@ def cancel(
         # Already ended meanwhile: the page shows its status.
         pass
     return RedirectResponse(f"/remediation/exceptions/{exception_id}", 303)
+
+
+def _decide(
+    page: PageContext, session: Session, exception_id: int, *, approve: bool, comment: str
+) -> Response:
+    principal = page.principal
+    if principal is None:
+        raise _not_found()
+    act = service.approve_exception if approve else service.reject_exception
+    try:
+        act(session, principal, exception_id, comment=comment.strip())
+    except service.ExceptionNotFound:
+        raise _not_found() from None
+    except service.ExceptionsError as error:
+        session.rollback()
+        return _detail(page, session, exception_id, error=error.message, status_code=409)
+    return RedirectResponse(f"/remediation/exceptions/{exception_id}", 303)
+
+
+@router.post(
+    "/remediation/exceptions/{exception_id}/approve",
+    dependencies=[EXCEPTIONS_RIGHT],
+    response_model=None,
+)
+def approve(
+    exception_id: int, page: PageDep, session: SessionDep, comment: Annotated[str, Form()] = ""
+) -> Response:
+    """ "Approve" a pending exception: it takes effect; a refusal is shown on the view."""
+    return _decide(page, session, exception_id, approve=True, comment=comment)
+
+
+@router.post(
+    "/remediation/exceptions/{exception_id}/reject",
+    dependencies=[EXCEPTIONS_RIGHT],
+    response_model=None,
+)
+def reject(
+    exception_id: int, page: PageDep, session: SessionDep, comment: Annotated[str, Form()] = ""
+) -> Response:
+    """ "Reject" a pending exception: it never takes effect; a refusal is shown on the view."""
+    return _decide(page, session, exception_id, approve=False, comment=comment)

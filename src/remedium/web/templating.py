@@ -61,6 +61,8 @@ _NAVIGATION: dict[str, NavItem] = {
         NavItem("vulnerabilities", "Weaknesses", "/vulnerabilities", 40, "bug"),
         NavItem("software", "Software inventory", "/software", 45, "box"),
         NavItem("devices", "Devices", "/devices", 50, "device"),
+        NavItem("inaccuracy", "Inaccuracy reports", "/inaccuracy", 65, "bug"),
+        NavItem("audit", "Audit history", "/audit", 70, "shield"),
     )
 }
 
