@@ -32,7 +32,11 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit BEFORE the response is sent. With FastAPI's default ("request") the
+# commit ran after the client already had its reply, so a redirect right after a write (sign-in,
+# filing an exception) could be served from the database as it was before the write, and a
+# failed commit was reported to nobody.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_principal(request: Request) -> Principal:
