@@ -56,25 +56,36 @@ class ODataRoute(APIRoute):
         return route
 
 
-router = APIRouter(
-    prefix="/api",
-    tags=["Defender-compatible API"],
-    route_class=ODataRoute,
-    dependencies=[cast(params.Depends, require(Right.VIEW))],
-)
-
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-def _get(*paths: str) -> Callable[[Handler], Handler]:
-    """Register a GET route under Microsoft's path and the other spellings its docs use."""
+def defender_router() -> APIRouter:
+    """A router for part of the Defender-compatible API: ``/api``, OData errors, view right."""
+    return APIRouter(
+        prefix="/api",
+        tags=["Defender-compatible API"],
+        route_class=ODataRoute,
+        dependencies=[cast(params.Depends, require(Right.VIEW))],
+    )
 
-    def register(handler: Handler) -> Handler:
-        for index, path in enumerate(paths):
-            router.add_api_route(path, handler, methods=["GET"], include_in_schema=index == 0)
-        return handler
 
-    return register
+def get_registrar(target: APIRouter) -> Callable[..., Callable[[Handler], Handler]]:
+    """``@get(path, *other_spellings)``: a GET route under Microsoft's path and the other
+    spellings its docs use (only the first is in the OpenAPI document)."""
+
+    def get(*paths: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for index, path in enumerate(paths):
+                target.add_api_route(path, handler, methods=["GET"], include_in_schema=index == 0)
+            return handler
+
+        return register
+
+    return get
+
+
+router = defender_router()
+_get = get_registrar(router)
 
 
 FilterParam = Annotated[str | None, Query(alias="$filter")]

@@ -6,20 +6,18 @@ Field names and values follow Microsoft's remediation activity entity; ``complet
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from fastapi import APIRouter, Request, params
+from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from remedium.api.deps import ScopeDep, SessionDep, require
-from remedium.auth.principal import Right, Scope
+from remedium.api.deps import ScopeDep, SessionDep
+from remedium.auth.principal import Scope
 from remedium.common.scoping import in_scope
 from remedium.defender.api import (
     MAX_TOP,
     FilterParam,
-    ODataRoute,
     OrderByParam,
     ResourceNotFoundError,
     SelectParam,
@@ -28,6 +26,8 @@ from remedium.defender.api import (
     _collection,
     _entity,
     _paging,
+    defender_router,
+    get_registrar,
 )
 from remedium.defender.odata import Field, FieldSet, FieldType, project, select_fields
 from remedium.defender.schemas import odata_datetime
@@ -46,24 +46,8 @@ TASK_FIELDS = (
 )  # fmt: skip
 REFERENCE_FIELDS = ("id", "computerDnsName", "osPlatform", "rbacGroupName")
 
-router = APIRouter(
-    prefix="/api",
-    tags=["Defender-compatible API"],
-    route_class=ODataRoute,
-    dependencies=[cast(params.Depends, require(Right.VIEW))],
-)
-Handler = TypeVar("Handler", bound=Callable[..., Any])
-
-
-def _get(*paths: str) -> Callable[[Handler], Handler]:
-    """Register a GET route under Microsoft's path and its other spelling."""
-
-    def register(handler: Handler) -> Handler:
-        for index, path in enumerate(paths):
-            router.add_api_route(path, handler, methods=["GET"], include_in_schema=index == 0)
-        return handler
-
-    return register
+router = defender_router()
+_get = get_registrar(router)
 
 
 _A = RemediationActivity
