@@ -19,9 +19,12 @@ import pytest
 
 from remedium.importers import registry
 from remedium.importers.formats.nessus import NessusParser
+from remedium.importers.formats.nessus_csv import NessusCsvParser
 from remedium.importers.formats.openscap import OpenSCAPParser
 from remedium.importers.formats.openvas import OpenVASParser
+from remedium.importers.formats.openvas_csv import OpenVASCsvParser
 from remedium.importers.formats.qualys import QualysParser
+from remedium.importers.formats.qualys_csv import QualysCsvParser
 from remedium.importers.formats.wazuh import WazuhParser
 from remedium.importers.records import (
     ConfigurationCheckRecord,
@@ -38,13 +41,25 @@ from remedium.importers.records import (
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((HERE / "corpus_expected_b.json").read_text())
-MINE = {"nessus", "openvas", "qualys", "openscap", "wazuh"}
+MINE = {
+    "nessus",
+    "openvas",
+    "qualys",
+    "openscap",
+    "wazuh",
+    "nessus_csv",
+    "openvas_csv",
+    "qualys_csv",
+}
 PARSERS: dict[str, ReportParser] = {
     "nessus": NessusParser(),
     "openvas": OpenVASParser(),
     "qualys": QualysParser(),
     "openscap": OpenSCAPParser(),
     "wazuh": WazuhParser(),
+    "nessus_csv": NessusCsvParser(),
+    "openvas_csv": OpenVASCsvParser(),
+    "qualys_csv": QualysCsvParser(),
 }
 # The parser a corpus folder's files belong to (files of other formats there must be refused by it).
 FOLDER_PARSER = {

@@ -26,6 +26,9 @@ FORMATS: dict[str, str] = {
     "cyclonedx": "remedium.importers.formats.cyclonedx:CycloneDxParser",
     "spdx": "remedium.importers.formats.spdx:SpdxParser",
     "mde": "remedium.importers.formats.mde:MdeParser",
+    "nessus_csv": "remedium.importers.formats.nessus_csv:NessusCsvParser",
+    "openvas_csv": "remedium.importers.formats.openvas_csv:OpenVASCsvParser",
+    "qualys_csv": "remedium.importers.formats.qualys_csv:QualysCsvParser",
     "csv": "remedium.importers.formats.csv_report:CsvReportParser",
 }
 

@@ -1,9 +1,14 @@
-"""Qualys VM XML asset data reports (``<ASSET_DATA_REPORT>``).
+"""Qualys VM XML: asset data reports (``<ASSET_DATA_REPORT>``) and VMDR host detection output.
 
-Hosts come first (``HOST_LIST``), the QID definitions after them (``GLOSSARY``), so the file is read
-twice: once for the glossary (one small entry per QID), then for the hosts. A detection becomes
-one finding per CVE its QID maps to; information-gathered QIDs, fixed detections and QIDs without
-a CVE are skipped with the reason. A stream that cannot seek is first spooled to a temporary file.
+Asset data reports: hosts come first (``HOST_LIST``), the QID definitions after them
+(``GLOSSARY``), so the file is read twice: once for the glossary (one small entry per QID), then
+for the hosts. A detection becomes one finding per CVE its QID maps to; information-gathered QIDs,
+fixed detections and QIDs without a CVE are skipped with the reason.
+
+The Host List Detection API's output (``<HOST_LIST_VM_DETECTION_OUTPUT>``, zipped with the
+KnowledgeBase output that maps its QIDs to CVEs) is read by :mod:`.qualys_detection`; both
+layouts give a host the same asset id, so either makes it the same device. A stream that cannot
+seek is first spooled to a temporary file.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from typing import IO
 from xml.etree.ElementTree import Element
 
+from remedium.importers.formats import qualys_detection
 from remedium.importers.formats._xmlstream import (
     CVE_RE,
     child,
@@ -26,6 +32,7 @@ from remedium.importers.formats._xmlstream import (
     peek,
     walk,
 )
+from remedium.importers.formats.qualys_detection import SEVERITY, qualys_asset_id
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -35,7 +42,6 @@ from remedium.importers.records import (
     SkippedRecord,
 )
 
-_SEVERITY = {"1": "Low", "2": "Low", "3": "Medium", "4": "High", "5": "Critical"}
 _GENERATED = re.compile(rb"<GENERATION_DATETIME>([^<]+)</GENERATION_DATETIME>")
 _VECTOR = re.compile(r"\(([^)]+)\)")
 
@@ -50,16 +56,17 @@ class _Qid:
 
 
 class QualysParser:
-    """Qualys VM asset data reports (XML)."""
+    """Qualys VM asset data reports and VMDR host detection output with its KnowledgeBase (XML)."""
 
     name = "qualys"
 
     def sniff(self, head: bytes, filename: str) -> bool:
-        """True for an ASSET_DATA_REPORT document."""
-        return b"<ASSET_DATA_REPORT" in head
+        """True for an ASSET_DATA_REPORT, a host detection or KnowledgeBase output, or a zip."""
+        return b"<ASSET_DATA_REPORT" in head or qualys_detection.sniff(head)
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
-        """Read the QID glossary, then stream devices and findings host by host."""
+        """Asset data report: read the QID glossary, then stream devices and findings host by
+        host. Host detection output: see :func:`qualys_detection.parse`."""
         if not stream.seekable():
             # Closed with the returned iterator's stream by garbage collection; a context
             # manager would close it before the caller reads the records.
@@ -70,8 +77,13 @@ class QualysParser:
         start = stream.tell()
         head, replay = peek(stream)
         if b"<ASSET_DATA_REPORT" not in head:
+            if head.startswith(qualys_detection.ZIP_MAGIC) or qualys_detection.sniff(head):
+                stream.seek(start)
+                return qualys_detection.parse(stream, head, filename)
             raise ReportError(
-                "not a Qualys asset data report: no <ASSET_DATA_REPORT> root", filename=filename
+                "not a Qualys report: no <ASSET_DATA_REPORT> or <HOST_LIST_VM_DETECTION_OUTPUT> "
+                "root, nor a zip of host detection and KnowledgeBase output",
+                filename=filename,
             )
         match = _GENERATED.search(head)
         scanned_at = parse_datetime(match.group(1).decode("ascii", "replace")) if match else None
@@ -94,7 +106,7 @@ def _glossary(stream: IO[bytes], filename: str) -> dict[str, _Qid]:
         vector, score = _cvss3(details)
         glossary[qid] = _Qid(
             title=child_text(details, "TITLE"),
-            severity=_SEVERITY.get(child_text(details, "SEVERITY"), ""),
+            severity=SEVERITY.get(child_text(details, "SEVERITY"), ""),
             cves=cves,
             cvss_v3_vector=vector,
             cvss_v3_score=score,
@@ -150,7 +162,7 @@ def _records(stream: IO[bytes], filename: str, glossary: dict[str, _Qid]) -> Ite
 
 
 def _device(host: dict[str, str], number: int, filename: str) -> DeviceRecord:
-    asset_id = host.get("HOST_ID") or host.get("QG_HOSTID", "")
+    asset_id = qualys_asset_id(host.get("HOST_ID", ""), host.get("QG_HOSTID", ""))
     ip = host.get("IP", "")
     ref = asset_id or ip or host.get("DNS", "")
     if not ref:
