@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="Relative growth of exposure impact (0.2 = +20%) that voids an exception.",
     )
     max_devices_per_ticket: int = 10_000
+    import_parser_process_mb: float = Field(
+        default=16.0,
+        description="Reports of at least this many MB are parsed in a second process, beside "
+        "the one writing them (two cores); smaller ones in the importing process.",
+    )
     secure_cookies: bool = False
     log_sql: bool = False
 

@@ -329,11 +329,11 @@ def test_fault_half_way_leaves_nothing(
     calls = {"n": 0}
     original = pipeline.ReportWriter._write_findings
 
-    def failing(self: pipeline.ReportWriter, findings: list[Any]) -> None:
+    def failing(self: pipeline.ReportWriter, *args: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 2:  # the second batch: the first one is already written
             raise RuntimeError("disk on fire")
-        original(self, findings)
+        original(self, *args)
 
     monkeypatch.setattr(pipeline.ReportWriter, "_write_findings", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):

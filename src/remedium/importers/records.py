@@ -166,6 +166,7 @@ class ReportError(Exception):
     """A report that cannot be imported. The message names the file, the place and the fault."""
 
     def __init__(self, message: str, *, where: str = "", filename: str = "") -> None:
+        self.detail = message
         self.where = where
         self.filename = filename
         place = f"{filename}: " if filename else ""

@@ -1,22 +1,20 @@
 """The import pipeline: any ``ReportParser``'s records, written set-based in one transaction.
 
-Records are buffered and written in batches: each batch reads the rows it may touch with a few
-``IN`` queries, decides in Python what changed, and writes with ``executemany`` inserts and
-updates, never one ORM object per row. The caller owns the transaction: an error anywhere leaves
-the database as it was once the caller rolls back. Rules (device identity, fixed-on-rescan, older
-scans) are in docs/imports.md.
+The parser's records are digested into batches (``importers/batches.py``; in a parser process
+beside this one for large files, ``importers/worker.py``). Each batch reads the rows it may touch
+with a few ``IN`` queries, decides in Python what changed, and writes with ``executemany``
+inserts (``COPY`` on PostgreSQL) and updates, never one ORM object per row; devices this import
+created are not read back at all until a later batch names them again. The caller owns the
+transaction: an error anywhere leaves the database as it was once the caller rolls back. Rules
+(device identity, fixed-on-rescan, older scans) are in docs/imports.md.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,28 +24,40 @@ from sqlalchemy.orm import Session
 from remedium.audit import service as audit_service
 from remedium.auth.principal import Principal
 from remedium.db.base import utcnow
+from remedium.db.indexes import defer_indexes, restore_indexes
 from remedium.exceptions import service as exceptions_service
+from remedium.importers.batches import (
+    Batch,
+    Finding,
+    Product,
+    normalise_name,
+    vendor_product,
+)
 from remedium.importers.models import ImportRun
 from remedium.importers.records import (
     ConfigurationCheckRecord,
-    ConfigurationResultRecord,
     DeviceRecord,
-    FindingRecord,
-    ImportRecord,
     ReportInfo,
-    SkippedRecord,
-    SoftwareRecord,
     VulnerabilityRecord,
-    open_report,
 )
 from remedium.importers.registry import detect_parser, get_parser
+from remedium.importers.worker import file_sha256, report_batches
 from remedium.intel import service as intel_service
 from remedium.intel.models import SecurityConfiguration, Vulnerability
 from remedium.inventory import service as inventory_service
 from remedium.inventory.models import ConfigurationAssessment, InstalledSoftware, Weakness
 from remedium.remediation.progress import refresh_activity_progress
+from remedium.settings import get_settings
 
-BATCH = 5000  # records buffered before a batch is written
+__all__ = [
+    "ImportSummary",
+    "ReportWriter",
+    "file_sha256",
+    "import_report",
+    "normalise_name",
+    "vendor_product",
+]
+
 ANALYZE_FROM = 20000  # findings an import adds before PostgreSQL's statistics are refreshed
 IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 T = TypeVar("T")
@@ -142,15 +152,6 @@ class ImportSummary:
         }
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def import_report(
     session: Session,
     path: Path | str,
@@ -178,15 +179,20 @@ def import_report(
     total = path.stat().st_size
     shown_name = filename or path.name
     started_at = utcnow()
-    with open_report(path) as stream:
-        info, records = parser.parse(stream, shown_name)
-        writer = ReportWriter(session, info, filename=shown_name, device_group=device_group)
-        for record in records:
-            writer.add(record)
-            if writer.pending >= BATCH:
-                writer.flush()
-                if progress is not None:
-                    progress(min(stream.tell(), total), total)
+    in_process_below = int(get_settings().import_parser_process_mb * 1024 * 1024)
+    with report_batches(parser, path, shown_name, in_process_below=in_process_below) as report:
+        info = report.info
+        writer = ReportWriter(
+            session,
+            info,
+            filename=shown_name,
+            device_group=device_group,
+            bulk=total >= in_process_below and _is_bulk_load(session, total),
+        )
+        for batch in report.batches:
+            writer.apply(batch)
+            if progress is not None:
+                progress(min(batch.position, total), total)
         writer.finish()
     summary = writer.summary
     if derive:
@@ -201,7 +207,7 @@ def import_report(
         started_at=started_at,
         finished_at=utcnow(),
         summary={},
-        sha256=file_sha256(path),
+        sha256=report.file_sha256(),
         note="; ".join(info.notes),
     )
     session.add(run)
@@ -222,6 +228,20 @@ def import_report(
     if progress is not None:
         progress(total, total)
     return summary
+
+
+# A report adds at least one weakness per this many bytes (Trivy ~250, Grype ~650 per finding).
+_BYTES_PER_ROW_AT_MOST = 1024
+
+
+def _is_bulk_load(session: Session, size: int) -> bool:
+    """True when a report of ``size`` bytes likely adds at least as many weaknesses as are
+    stored: building the secondary indexes afterwards is then cheaper than keeping them up to
+    date (SQLite; see ``inventory.service.defer_indexes``)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    stored = session.execute(text("SELECT count(*) FROM weakness")).scalar_one()
+    return int(stored) * _BYTES_PER_ROW_AT_MOST <= size
 
 
 def refresh_derived(
@@ -264,41 +284,12 @@ _WEAKNESS_INSERT = (
     "fixed_at",
 )
 _WEAKNESS_UPDATE = ("installed_version", "fixed_version", "source", "last_seen", "fixed_at")
-_SPACES = re.compile(r"\s+")
-
-
-def normalise_name(value: str) -> str:
-    """Defender-style product naming: lower case, words joined by underscores."""
-    return _SPACES.sub("_", value.strip().lower())
-
-
-@lru_cache(maxsize=65536)
-def vendor_product(vendor: str, product: str, purl: str = "") -> tuple[str, str]:
-    """The normalised (vendor, product) of a record; the vendor is guessed when missing.
-
-    Cached: a report names the same few thousand packages on every device and finding.
-    """
-    product_name = normalise_name(product)
-    vendor_name = normalise_name(vendor)
-    if not vendor_name and purl.startswith("pkg:"):
-        # pkg:type/namespace/name@version: the namespace (or the ecosystem) stands for the vendor.
-        body = purl[4:].split("@", 1)[0].split("?", 1)[0]
-        parts = body.split("/")
-        vendor_name = normalise_name(parts[1] if len(parts) > 2 else parts[0])
-    return vendor_name or product_name, product_name
-
-
-def is_ip(value: str) -> bool:
-    """True when ``value`` is an IPv4 or IPv6 address."""
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
+_INSTALLED_INSERT = ("device_id", "software_id", "version", "first_seen", "last_seen")
+_OLDER = "older than the latest scan of the device by this source"
 
 
 class ReportWriter:
-    """Buffers one report's records and writes them set-based, batch by batch."""
+    """Writes one report's batches set-based; remembers the file's device and product ids."""
 
     def __init__(
         self,
@@ -307,6 +298,7 @@ class ReportWriter:
         *,
         filename: str = "",
         device_group: str | None = None,
+        bulk: bool = False,
     ) -> None:
         self.session = session
         self.info = info
@@ -322,36 +314,38 @@ class ReportWriter:
         self.forced_group_id = self.groups.ensure(session, device_group) if device_group else None
         self.known_checks: set[str] = set(session.scalars(select(SecurityConfiguration.id)).all())
         self.known_vulnerabilities: set[str] = set()
-        self.device_ids: dict[str, int] = {}  # the parser's device_ref -> device.id
+        self.unknown_facts: dict[
+            str, VulnerabilityRecord
+        ] = {}  # named by findings, not yet written
+        self.device_ids: list[int] = []  # the file's device number -> device.id
+        self.product_ids: list[int] = []  # the file's product number -> software.id
         self.stale: set[int] = set()  # devices this report is older than (per source)
         self.with_software: set[int] = set()  # devices whose software list the report gives
-        self._buffers: dict[type, list[Any]] = {}
-        self.pending = 0
+        # Devices this import created, and those of them that earlier batches wrote rows for:
+        # a created device's first batch has nothing stored to compare with, so it is not read.
+        self.created: set[int] = set()
+        self.written: set[int] = set()
+        self.merged = False  # two of the file's devices turned out to be one device
         self._analyzed_at: int | None = ANALYZE_FROM // 2  # findings added at the last ANALYZE
+        # A bulk load builds the secondary indexes once at the end instead of row by row.
+        self.deferred = (
+            defer_indexes(session, [table_of(Weakness), table_of(InstalledSoftware)])
+            if bulk
+            else []
+        )
 
-    def add(self, record: ImportRecord) -> None:
-        """Buffer one record."""
-        if isinstance(record, SkippedRecord):
-            self.summary.skip(record.reason)
-            return
-        self._buffers.setdefault(type(record), []).append(record)
-        self.pending += 1
-
-    def _take(self, kind: type[T]) -> list[T]:
-        taken: list[T] = self._buffers.pop(kind, [])
-        return taken
-
-    def flush(self) -> None:
-        """Write everything buffered, in dependency order."""
-        self._write_vulnerabilities(self._take(VulnerabilityRecord))
-        self._write_checks(self._take(ConfigurationCheckRecord))
-        self._write_devices(self._take(DeviceRecord))
-        software = self._take(SoftwareRecord)
-        findings = self._take(FindingRecord)
-        self._write_software(software, findings)
-        self._write_findings(findings)
-        self._write_configuration_results(self._take(ConfigurationResultRecord))
-        self.pending = 0
+    def apply(self, batch: Batch) -> None:
+        """Write one batch, in dependency order."""
+        self.summary.skipped_reasons.update(batch.skipped)
+        self._write_vulnerabilities(batch.vulnerabilities)
+        self._write_checks(batch.checks)
+        self._write_devices(batch.devices)
+        self._write_products(batch.products)
+        self.with_software.update(self.device_ids[n] for n in batch.software_devices)
+        self._write_installs(batch.installs)
+        self._write_findings(batch.findings, batch.finding_facts)
+        self._write_configuration_results(batch.results)
+        self.written.update(self.device_ids[n] for n, _record in batch.devices)
         self._refresh_statistics()
 
     def _refresh_statistics(self) -> None:
@@ -369,11 +363,16 @@ class ReportWriter:
         self._analyzed_at = max(self.summary.findings_added, ANALYZE_FROM)
 
     def finish(self) -> None:
-        """Write the last batch, then mark what a complete scan no longer reports as fixed."""
-        self.flush()
+        """Mark what a complete scan no longer reports as fixed (devices it created hold only
+        what it reported), and build the indexes a bulk load deferred."""
+        self._fix_unreported()
+        restore_indexes(self.session, self.deferred)
+        self.deferred = []
+
+    def _fix_unreported(self) -> None:
         if not self.info.complete_scan:
             return
-        current = sorted(set(self.device_ids.values()) - self.stale)
+        current = sorted(set(self.device_ids) - self.stale - self.created)
         weakness = table_of(Weakness)
         for ids in chunks(current):
             result = self.session.execute(
@@ -388,7 +387,7 @@ class ReportWriter:
             )
             self.summary.findings_fixed += max(result.rowcount, 0)  # type: ignore[attr-defined]
         installed = table_of(InstalledSoftware)
-        for ids in chunks(sorted(self.with_software - self.stale)):
+        for ids in chunks(sorted(self.with_software - self.stale - self.created)):
             result = self.session.execute(
                 delete(installed).where(
                     installed.c.device_id.in_(ids), installed.c.last_seen < self.scanned_at
@@ -431,103 +430,139 @@ class ReportWriter:
         )
         self.known_checks.update(r.configuration_id for r in records)
 
-    # -- devices ---------------------------------------------------------------------------
+    # -- devices and software --------------------------------------------------------------
 
-    def _write_devices(self, records: list[DeviceRecord]) -> None:
-        if not records:
+    def _write_devices(self, numbered: list[tuple[int, DeviceRecord]]) -> None:
+        if not numbered:
             return
         result = inventory_service.upsert_devices(
             self.session,
-            records,
+            [record for _number, record in numbered],
             index=self.devices,
             groups=self.groups,
             forced_group_id=self.forced_group_id,
             scanned_at=self.scanned_at,
         )
-        self.device_ids.update(result.ids)
+        known = set(self.device_ids)
+        for number, record in numbered:
+            device_id = result.ids[record.device_ref]
+            if number == len(self.device_ids):
+                self.merged = self.merged or device_id in known
+                known.add(device_id)
+                self.device_ids.append(device_id)
+        self.created |= result.created
         self.summary.devices_added += result.added
         self.summary.devices_updated += result.updated
         new_ids = sorted(set(result.ids.values()) - self.summary.touched_device_ids)
         self.summary.devices_seen += len(new_ids)
         self.summary.touched_device_ids.update(new_ids)
         self.stale |= inventory_service.devices_scanned_after(
-            self.session, new_ids, source=self.source, scanned_at=self.scanned_at
+            self.session,
+            [i for i in new_ids if i not in self.created],
+            source=self.source,
+            scanned_at=self.scanned_at,
         )
 
-    def _device(self, ref: str, what: str) -> int | None:
-        device_id = self.device_ids.get(ref)
-        if device_id is None:
-            self.summary.skip(f"{what} for a device the report does not describe")
-        return device_id
+    def _write_products(self, products: list[tuple[Product, dict[str, Any]]]) -> None:
+        if not products:
+            return
+        self.summary.software_added += self.software.ensure(self.session, dict(products))
+        ids = self.software.ids
+        self.product_ids.extend(ids[key] for key, _row in products)
 
-    # -- software --------------------------------------------------------------------------
+    def _unread(self) -> set[int]:
+        """Devices whose stored rows need not be read: created by this import, not yet written."""
+        return self.created - self.written
 
-    def _write_software(
-        self, software: list[SoftwareRecord], findings: list[FindingRecord]
-    ) -> None:
-        products: dict[tuple[str, str], dict[str, Any]] = {}
-        installs: dict[tuple[int, int | tuple[str, str], str], None] = {}
-        keyed: list[tuple[int, tuple[str, str], str]] = []
-        known = self.software.ids  # rows are only built for products not yet stored
-        for record in software:
-            device_id = self._device(record.device_ref, "software")
-            if device_id is None:
-                continue
-            key = vendor_product(record.vendor, record.product, record.purl)
-            if key not in products and key not in known:
-                products[key] = inventory_service.software_row(key, record)
-            self.with_software.add(device_id)
-            keyed.append((device_id, key, record.version[:100]))
-        for finding in findings:
-            if not finding.product:
-                continue
-            device_id = self.device_ids.get(finding.device_ref)
-            if device_id is None:
-                continue
-            key = vendor_product(finding.vendor, finding.product, finding.purl)
-            if key not in products and key not in known:
-                products[key] = inventory_service.software_row(key, None, finding)
-            keyed.append((device_id, key, finding.installed_version[:100]))
-        self.summary.software_added += self.software.ensure(self.session, products)
-        rows = []
-        for device_id, key, version in keyed:
-            if device_id in self.stale:
-                continue
-            unique = (device_id, self.software.ids[key], version)
-            if unique not in installs:
-                installs[unique] = None
-                rows.append(unique)
-        if rows:
+    def _write_installs(self, installs: list[tuple[int, int, str]]) -> None:
+        if not installs:
+            return
+        devices, products, stale, unread = (
+            self.device_ids,
+            self.product_ids,
+            self.stale,
+            self._unread(),
+        )
+        at = inventory_service.bound(
+            self.session, table_of(InstalledSoftware).c.last_seen, self.scanned_at
+        )
+        inserts: list[tuple[Any, ...]] = []
+        others: list[tuple[int, int, str]] = []
+        for number, product, version in installs:
+            device_id = devices[number]
+            if device_id in unread:
+                inserts.append((device_id, products[product], version, at, at))
+            elif device_id not in stale:
+                others.append((device_id, products[product], version))
+        if self.merged:
+            inserts = list({row[:3]: row for row in reversed(inserts)}.values())
+            others = list(dict.fromkeys(others))
+        inventory_service.bulk_insert(
+            self.session, table_of(InstalledSoftware), _INSTALLED_INSERT, inserts
+        )
+        self.summary.installed_added += len(inserts)
+        if others:
             self.summary.installed_added += inventory_service.upsert_installed(
-                self.session, rows, scanned_at=self.scanned_at
+                self.session, others, scanned_at=self.scanned_at
             )
 
     # -- findings --------------------------------------------------------------------------
 
-    def _write_findings(self, findings: list[FindingRecord]) -> None:
+    def _write_findings(self, findings: list[Finding], facts: list[VulnerabilityRecord]) -> None:
+        for record in facts:
+            if record.vulnerability_id not in self.known_vulnerabilities:
+                self.unknown_facts.setdefault(record.vulnerability_id, record)
         if not findings:
             return
-        wanted: dict[tuple[int, int, str], FindingRecord] = {}
-        for finding in findings:
-            device_id = self._device(finding.device_ref, "finding")
-            if device_id is None:
-                continue
-            if finding.vex_state == "not_affected":
-                why = finding.vex_justification or "no justification given"
-                self.summary.skip(f"not affected according to the report's VEX ({why})")
-                continue
-            if not finding.product:
-                self.summary.skip("finding without an affected product")
-                continue
-            if device_id in self.stale:
-                self.summary.skip("older than the latest scan of the device by this source")
-                continue
-            product = vendor_product(finding.vendor, finding.product, finding.purl)
-            unique = (device_id, self.software.ids[product], finding.vulnerability_id[:100])
-            wanted.setdefault(unique, finding)
-        if not wanted:
-            return
-        self._create_unknown_vulnerabilities(list(wanted.values()))
+        devices, products, stale, unread = (
+            self.device_ids,
+            self.product_ids,
+            self.stale,
+            self._unread(),
+        )
+        at = self.scanned_at
+        at_bound = inventory_service.bound(self.session, table_of(Weakness).c.last_seen, at)
+        source = self.source
+        inserts: list[tuple[Any, ...]] = []
+        wanted: dict[tuple[int, int, str], tuple[str, str | None]] = {}
+        older = 0
+        for number, product, vulnerability, installed, fixed in findings:
+            device_id = devices[number]
+            if device_id in unread:
+                inserts.append(
+                    (
+                        device_id,
+                        products[product],
+                        vulnerability,
+                        installed,
+                        fixed,
+                        source,
+                        at_bound,
+                        at_bound,
+                        None,
+                    )
+                )
+            elif device_id in stale:
+                older += 1
+            else:
+                wanted.setdefault((device_id, products[product], vulnerability), (installed, fixed))
+        if older:
+            self.summary.skip(_OLDER, older)
+        if self.merged:
+            inserts = list({row[:3]: row for row in reversed(inserts)}.values())
+        self._create_unknown_vulnerabilities(
+            {row[2] for row in inserts} | {key[2] for key in wanted}
+        )
+        weakness = table_of(Weakness)
+        inventory_service.bulk_insert(self.session, weakness, _WEAKNESS_INSERT, inserts)
+        self.summary.findings_added += len(inserts)
+        if wanted:
+            self._merge_findings(wanted, at_bound)
+
+    def _merge_findings(
+        self, wanted: dict[tuple[int, int, str], tuple[str, str | None]], at_bound: Any
+    ) -> None:
+        """Findings of devices with stored weaknesses: insert, update, reopen or leave alone."""
         weakness = table_of(Weakness)
         device_ids = sorted({key[0] for key in wanted})
         software_ids = sorted({key[1] for key in wanted})
@@ -550,13 +585,10 @@ class ReportWriter:
             ):
                 existing[(found.device_id, found.software_id, found.vulnerability_id)] = found
         at = self.scanned_at
-        at_bound = inventory_service.bound(self.session, weakness.c.last_seen, at)
         source = self.source
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
-        for key, finding in wanted.items():
-            installed = finding.installed_version[:100]
-            fixed = finding.fixed_version[:100] or None
+        for key, (installed, fixed) in wanted.items():
             row = existing.get(key)
             if row is None:
                 inserts.append(
@@ -572,7 +604,7 @@ class ReportWriter:
             elif (row.installed_version, row.fixed_version, row.source) == (
                 installed,
                 fixed,
-                self.source,
+                source,
             ):
                 updates.append((installed, fixed, source, at_bound, None, row.id))
                 continue  # only last_seen moves: bookkeeping, not an update
@@ -582,57 +614,49 @@ class ReportWriter:
         self.summary.findings_added += len(inserts)
         inventory_service.bulk_update(self.session, weakness, _WEAKNESS_UPDATE, ("id",), updates)
 
-    def _create_unknown_vulnerabilities(self, findings: Iterable[FindingRecord]) -> None:
-        facts: dict[str, FindingRecord] = {}
-        for finding in findings:
-            if finding.vulnerability_id not in self.known_vulnerabilities:
-                facts.setdefault(finding.vulnerability_id[:100], finding)
-        if not facts:
+    def _create_unknown_vulnerabilities(self, named: set[str]) -> None:
+        ids = sorted(named - self.known_vulnerabilities)
+        if not ids:
             return
-        ids = list(facts)
         for part in chunks(ids):
             self.known_vulnerabilities.update(
                 self.session.scalars(select(Vulnerability.id).where(Vulnerability.id.in_(part)))
             )
-        unknown = [facts[i] for i in ids if i not in self.known_vulnerabilities]
+        unknown = [
+            self.unknown_facts[i]
+            for i in ids
+            if i not in self.known_vulnerabilities and i in self.unknown_facts
+        ]
+        self.known_vulnerabilities.update(ids)
+        for i in ids:
+            self.unknown_facts.pop(i, None)
         if not unknown:
             return
         result = intel_service.upsert_vulnerabilities(
             self.session,
-            (
-                VulnerabilityRecord(
-                    vulnerability_id=f.vulnerability_id[:100],
-                    description=f.description or f.title or None,
-                    severity=f.severity or None,
-                    cvss_v3_vector=f.cvss_v3_vector or None,
-                )
-                for f in unknown
-            ),
+            unknown,
             source=self.source,
             observed_at=self.scanned_at,
             create_only=True,
         )
         self.summary.vulnerabilities_added += result.added
         self.summary.changed_vulnerability_ids |= result.changed_ids
-        self.known_vulnerabilities.update(ids)
 
     # -- configuration ---------------------------------------------------------------------
 
-    def _write_configuration_results(self, results: list[ConfigurationResultRecord]) -> None:
+    def _write_configuration_results(self, results: list[tuple[int, str, bool]]) -> None:
         if not results:
             return
         wanted: dict[tuple[int, str], bool] = {}
-        for result in results:
-            device_id = self._device(result.device_ref, "configuration result")
-            if device_id is None:
-                continue
-            if result.configuration_id not in self.known_checks:
+        for number, check_id, compliant in results:
+            device_id = self.device_ids[number]
+            if check_id not in self.known_checks:
                 self.summary.skip("result of a configuration check remedium does not know")
                 continue
             if device_id in self.stale:
-                self.summary.skip("older than the latest scan of the device by this source")
+                self.summary.skip(_OLDER)
                 continue
-            wanted[(device_id, result.configuration_id)] = result.is_compliant
+            wanted[(device_id, check_id)] = compliant
         if not wanted:
             return
         table = table_of(ConfigurationAssessment)

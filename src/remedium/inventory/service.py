@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from remedium.importers.records import DeviceRecord, FindingRecord, SoftwareRecord
+from remedium.importers.records import DeviceRecord
 from remedium.inventory.models import (
     DEVICE_VALUES,
     OS_PLATFORMS,
@@ -211,6 +211,7 @@ class DeviceUpsert:
     """The outcome of writing one batch of device records."""
 
     ids: dict[str, int] = field(default_factory=dict)  # device_ref -> device id
+    created: set[int] = field(default_factory=set)  # ids of the devices inserted
     added: int = 0
     updated: int = 0
 
@@ -334,6 +335,7 @@ def upsert_devices(
                 select(Device.id, Device.identity_key).where(Device.identity_key.in_(part))
             ):
                 index.replace(key, device_id)
+                outcome.created.add(device_id)
         outcome.added = len(new_rows)
     for ref, key in pending_refs.items():
         device_id = index.by_key[key]
@@ -425,37 +427,6 @@ def devices_scanned_after(
             )
         )
     return newer
-
-
-def software_row(
-    key: tuple[str, str], record: SoftwareRecord | None, finding: FindingRecord | None = None
-) -> dict[str, Any]:
-    """A ``software`` row for the normalised ``key``, with display names from the record."""
-    vendor, product = key
-    raw_product = (record.product if record else finding.product if finding else "") or product
-    raw_vendor = (record.vendor if record else finding.vendor if finding else "") or vendor
-    purl = (record.purl if record else finding.purl if finding else "") or ""
-    purl_type = purl[4:].split("/", 1)[0] if purl.startswith("pkg:") else None
-    cpe = record.cpe if record else ""
-    return {
-        "vendor": vendor[:200],
-        "product": product[:200],
-        "display_name": ((record.display_name if record else "") or _display(raw_product))[:300],
-        "display_vendor": ((record.display_vendor if record else "") or _display(raw_vendor))[:300],
-        "product_key": f"{vendor}-_-{product}"[:420],
-        "purl_type": purl_type,
-        "purl_name": purl[4:].split("@", 1)[0][:300] if purl_type else None,
-        "cpe_prefix": ":".join(cpe.split(":")[:5])[:300] if cpe else None,
-        "is_operating_system": bool(record.is_operating_system) if record else False,
-        "end_of_support_on": record.end_of_support_on if record else None,
-        "end_of_support_versions": [],
-    }
-
-
-def _display(raw: str) -> str:
-    text = raw.replace("_", " ").strip()
-    # Keep names a source already cased ("OpenSSL"); title-case lower-case ones ("chrome").
-    return text if text != text.lower() else text.title()
 
 
 @dataclass(slots=True)

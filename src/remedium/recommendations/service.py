@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import Table, bindparam, insert, text, update
 from sqlalchemy.orm import Session
 
 from remedium.db.base import utcnow
+from remedium.db.indexes import defer_indexes, restore_indexes
 from remedium.db.types import UtcDateTime
 from remedium.recommendations import engine as rules
-from remedium.recommendations.models import Recommendation
+from remedium.recommendations.models import DeviceRecommendation, Recommendation
 from remedium.scoring import engine as scoring
 from remedium.settings import get_settings
 
@@ -112,6 +113,18 @@ class _Runner:
         params = {name: value for name, value in self.params.items() if f":{name}" in sql}
         params.update(extra)
         return list(self.session.execute(statement, params))
+
+    def raw_rows(self, sql: str) -> list[Any]:
+        """Rows of a query without parameters, straight from the driver's cursor: for the
+        large reads whose values need no conversion (Row objects cost more than the query)."""
+        raw = self.session.connection().connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -247,6 +260,11 @@ def _in_stored_order(run: _Runner) -> str:
     """SQLite: read the table itself, row by row in stored order, rather than through an
     index that sorts it by another column and jumps back to the table for every row."""
     return " NOT INDEXED" if run.session.get_bind().dialect.name == "sqlite" else ""
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
 
 
 def _drop_temp_tables(run: _Runner) -> None:
@@ -430,13 +448,15 @@ def _replace_device_recommendations(run: _Runner, full: bool) -> int:
     """Delete and re-insert the target devices' rows, with points and exact score deltas."""
     where = "" if full else " WHERE device_id IN (SELECT id FROM tmp_rm_devices)"
     run.run(f"DELETE FROM device_recommendation{where}")
+    # A full rebuild writes every row again: build the secondary index once, after them.
+    deferred = defer_indexes(run.session, [_table(DeviceRecommendation)]) if full else []
     remaining = f"(d.exposure_points - t.points * {_MULTIPLIER})"
     # After exceptions: what fixing it removes from the after-exceptions points is what the
     # exceptions have not already removed.
     left = f"(d.exposure_points_after - (t.points - t.covered_points) * {_MULTIPLIER})"
     score_left = f"CASE WHEN {left} > :eps THEN 100.0 * {left} / ({left} + :k) ELSE 0.0 END"
     open_after = "(CASE WHEN t.rec_covered = 0 AND t.weaknesses > t.covered_weak THEN 1 ELSE 0 END)"
-    return run.run(
+    written = run.run(
         "INSERT INTO device_recommendation (device_id, recommendation_id, weaknesses, points, "
         "score_delta, config_weight, covered_points, open_after, score_delta_after) "
         f"SELECT t.device_id, t.recommendation_id, t.weaknesses, t.points * {_MULTIPLIER}, "
@@ -446,6 +466,8 @@ def _replace_device_recommendations(run: _Runner, full: bool) -> int:
         f"CASE WHEN {open_after} = 0 THEN 0.0 ELSE d.exposure_score_after - {score_left} END "
         "FROM tmp_rm_dr t JOIN device d ON d.id = t.device_id"
     )
+    restore_indexes(run.session, deferred)
+    return written
 
 
 def _create_recommendations(run: _Runner) -> int:
@@ -777,7 +799,7 @@ def _refresh_recommendation_fields(run: _Runner, full: bool) -> int:
             "fixed_versions": set(),
         }
     )
-    for rec_id, _vuln, exploit, verified, kev, cvss, epss, severity, unpatchable in run.rows(
+    for rec_id, _vuln, exploit, verified, kev, cvss, epss, severity, unpatchable in run.raw_rows(
         "SELECT x.recommendation_id, v.id, v.public_exploit, v.exploit_verified, v.kev_listed, "
         "coalesce(v.cvss_v3_score, v.cvss_v4_score, 0.0), coalesce(v.epss, 0.0), v.severity, "
         "x.unpatchable "
@@ -797,7 +819,7 @@ def _refresh_recommendation_fields(run: _Runner, full: bool) -> int:
         facts["max_epss"] = max(facts["max_epss"], float(epss))
         facts["severities"].append(severity)
         facts["unpatchable"] |= int(unpatchable or 0) > 0
-    for rec_id, fixed_version in run.rows(
+    for rec_id, fixed_version in run.raw_rows(
         "SELECT DISTINCT rv.recommendation_id, rv.fixed_version "
         "FROM recommendation_vulnerability rv "
         f"WHERE rv.fixed_version IS NOT NULL{_touched_filter(full, 'rv.recommendation_id')}"

@@ -172,6 +172,25 @@ def json_items(stream: IO[bytes], prefix: str, filename: str) -> Iterator[Any]:
         raise ReportError(f"malformed JSON ({exc})", where=where, filename=filename) from None
 
 
+def stream_contains(stream: IO[bytes], needle: bytes, block: int = 8 << 20) -> bool:
+    """True when the bytes of a seekable ``stream`` contain ``needle``; rewinds to the start.
+
+    A byte search runs at memory speed: far cheaper than a JSON pass that finds nothing.
+    """
+    stream.seek(0)
+    keep = len(needle) - 1  # a needle cut by a block boundary starts in the last bytes kept
+    tail = b""
+    try:
+        while chunk := stream.read(block):
+            window = tail + chunk
+            if needle in window:
+                return True
+            tail = window[-keep:] if keep else b""
+        return False
+    finally:
+        stream.seek(0)
+
+
 def json_first(stream: IO[bytes], prefix: str, filename: str) -> Any:
     """The first value at ``prefix`` (read in C without building anything else), or ``None``."""
     try:

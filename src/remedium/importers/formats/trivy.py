@@ -25,6 +25,7 @@ from remedium.importers.formats._common import (
     purl_vendor_product,
     severity,
     severity_from_score,
+    stream_contains,
     text,
 )
 from remedium.importers.records import (
@@ -341,7 +342,8 @@ class TrivyParser:
         readers: dict[str, _ResultReader] = {}
         facts = FactsFilter()  # shared: workloads repeat the same vulnerabilities
         for section in ("Vulnerabilities", "Misconfigurations"):
-            stream.seek(0)
+            if not stream_contains(stream, f'"{section}"'.encode()):
+                continue  # a pass over a large report that finds nothing costs seconds
             for index, value in enumerate(json_items(stream, f"{section}.item", filename)):
                 resource = as_dict(value)
                 ref = "/".join(text(resource.get(k)) or "-" for k in ("Namespace", "Kind", "Name"))

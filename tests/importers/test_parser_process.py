@@ -1,0 +1,223 @@
+"""Large reports are parsed in a second process: same result, same errors, nothing half-written.
+
+``Settings.import_parser_process_mb`` is set to 0 here so that every report goes through the
+parser process (``importers/worker.py``); the same imports in the importing process must write
+exactly the same rows. On SQLite a bulk load also sets the secondary indexes aside and builds
+them at the end: they must be back afterwards, and after a failed import too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from remedium.importers import service as pipeline
+from remedium.importers import worker
+from remedium.importers.formats._common import stream_contains
+from remedium.importers.records import ReportError
+from remedium.importers.service import import_report
+from remedium.inventory.models import Device, InstalledSoftware, Software, Weakness
+from remedium.settings import get_settings
+
+SECONDARY = {"ix_weakness_software_open", "ix_weakness_vulnerability"}
+
+
+@pytest.fixture
+def in_child(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every report parsed in a child process; yields the names of the files that were."""
+    monkeypatch.setenv("REMEDIUM_IMPORT_PARSER_PROCESS_MB", "0")
+    get_settings.cache_clear()
+    used: list[str] = []
+    original = worker._child
+
+    def spy(format_name: str, path: Path, filename: str) -> Any:
+        used.append(filename)
+        return original(format_name, path, filename)
+
+    monkeypatch.setattr(worker, "_child", spy)
+    yield used
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def native(tmp_path: Path, devices: int, per_device: int, name: str = "big.json") -> Path:
+    """A native report over several batches, with a repeated finding and a shared host."""
+    entries: list[dict[str, Any]] = []
+    for index in range(devices):
+        findings = [
+            {
+                "cve": f"CVE-2024-{1000 + (index + k) % 700}",
+                "vendor": "acme",
+                "product": f"tool{k % 9}",
+                "installed_version": f"1.{k % 9}",
+                "fixed_version": f"1.{k % 9}.1",
+            }
+            for k in range(per_device)
+        ]
+        findings.append(dict(findings[0]))  # the same finding twice
+        entries.append(
+            {
+                "name": f"host-{index:04d}.corp.example",
+                "os_platform": "Linux",
+                "device_group": "Servers",
+                "software": [{"vendor": "acme", "product": "agent", "version": "7"}],
+                "findings": findings,
+            }
+        )
+    # The last device again under its short name: the same device, named by a second entry.
+    entries.append({"name": f"host-{devices - 1:04d}", "findings": entries[-1]["findings"][:3]})
+    document = {
+        "schema": "remedium-inventory/1",
+        "source": "unit-scanner",
+        "scanned_at": "2026-11-01T08:00:00Z",
+        "devices": entries,
+    }
+    path = tmp_path / name
+    path.write_text(json.dumps(document))
+    return path
+
+
+def snapshot(session: Session) -> dict[str, Any]:
+    """What an import wrote, without ids that depend on insertion order."""
+    names = {row[0]: row[1] for row in session.execute(select(Device.id, Device.name))}
+    products = {
+        row[0]: row[1] for row in session.execute(select(Software.id, Software.product_key))
+    }
+    weaknesses = sorted(
+        (names[d], products[s], v, i, f, fixed)
+        for d, s, v, i, f, fixed in session.execute(
+            select(
+                Weakness.device_id,
+                Weakness.software_id,
+                Weakness.vulnerability_id,
+                Weakness.installed_version,
+                Weakness.fixed_version,
+                Weakness.fixed_at,
+            )
+        )
+    )
+    installed = sorted(
+        (names[d], products[s], v)
+        for d, s, v in session.execute(
+            select(
+                InstalledSoftware.device_id,
+                InstalledSoftware.software_id,
+                InstalledSoftware.version,
+            )
+        )
+    )
+    return {"devices": sorted(names.values()), "weaknesses": weaknesses, "installed": installed}
+
+
+def weakness_indexes(session: Session) -> set[str]:
+    if session.get_bind().dialect.name == "sqlite":
+        rows = session.execute(text("PRAGMA index_list(weakness)")).all()
+        return {row[1] for row in rows}
+    found = session.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'weakness'"))
+    return {row[0] for row in found}
+
+
+def test_child_process_writes_what_the_importing_process_writes(
+    session: Session, tmp_path: Path, in_child: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = native(tmp_path, devices=120, per_device=60)  # 7,200+ findings: two batches
+    first = import_report(session, path, derive=False)
+    assert in_child == ["big.json"]
+    from_child = snapshot(session)
+    session.rollback()
+
+    monkeypatch.setenv("REMEDIUM_IMPORT_PARSER_PROCESS_MB", "1000")
+    get_settings.cache_clear()
+    second = import_report(session, path, derive=False)
+    assert in_child == ["big.json"]  # not used again
+    assert snapshot(session) == from_child
+    assert first.as_dict() | {"import_id": None} == second.as_dict() | {"import_id": None}
+    assert first.findings_added == 120 * 60
+    assert first.devices_added == 120
+    assert len(from_child["installed"]) == 120 * 10
+    assert weakness_indexes(session) >= SECONDARY
+
+
+def test_child_process_import_is_idempotent_and_marks_fixed(
+    session: Session, tmp_path: Path, in_child: list[str]
+) -> None:
+    path = native(tmp_path, devices=30, per_device=200)
+    import_report(session, path)
+    again = import_report(session, path)
+    assert (again.findings_added, again.findings_updated, again.findings_fixed) == (0, 0, 0)
+    document = json.loads(path.read_text())
+    document["scanned_at"] = "2026-11-02T08:00:00Z"
+    for entry in document["devices"]:
+        entry["findings"] = entry["findings"][:-20]
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(document))
+    later = import_report(session, newer)
+    assert later.findings_fixed == 29 * 19 + 19  # the repeat and the short-name entry aside
+    assert in_child == ["big.json", "big.json", "newer.json"]
+
+
+def test_a_bad_file_fails_the_same_way_in_the_child(
+    session: Session, tmp_path: Path, in_child: list[str]
+) -> None:
+    path = native(tmp_path, devices=10, per_device=5)
+    document = json.loads(path.read_text())
+    document["devices"][7]["device_value"] = 3
+    path.write_text(json.dumps(document))
+    with pytest.raises(ReportError, match=r"big\.json: devices\[7\]\.device_value") as failed:
+        import_report(session, path)
+    assert failed.value.filename == "big.json"
+    assert failed.value.where.startswith("devices[7]")
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Device)) == 0
+    assert in_child == ["big.json"]
+
+
+def test_writer_failing_half_way_stops_the_child_and_writes_nothing(
+    session: Session, tmp_path: Path, in_child: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = native(tmp_path, devices=150, per_device=60)
+    calls = {"n": 0}
+    original = pipeline.ReportWriter.apply
+
+    def failing(self: pipeline.ReportWriter, batch: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("disk on fire")
+        original(self, batch)
+
+    monkeypatch.setattr(pipeline.ReportWriter, "apply", failing)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        import_report(session, path)
+    session.rollback()
+    for model in (Device, Weakness, Software, InstalledSoftware):
+        assert session.scalar(select(func.count()).select_from(model)) == 0, model.__name__
+    # The bulk load's deferred indexes came back with the rollback.
+    assert weakness_indexes(session) >= SECONDARY
+
+
+def test_a_crash_or_a_dead_child_is_an_error_naming_the_file() -> None:
+    crash = io.BytesIO(pickle.dumps(("crash", "Traceback ...\nKeyError: 'x'")))
+    with pytest.raises(RuntimeError, match=r"parser failed on r\.json:\nTraceback"):
+        worker._receive(crash, io.BytesIO(), "r.json")
+    with pytest.raises(RuntimeError, match="stopped unexpectedly: Killed"):
+        worker._receive(io.BytesIO(), io.BytesIO(b"Killed"), "r.json")
+    error = io.BytesIO(pickle.dumps(("error", "bad value", "devices[2]", "r.json")))
+    with pytest.raises(ReportError) as refused:
+        worker._receive(error, io.BytesIO(), "r.json")
+    assert str(refused.value) == "r.json: devices[2]: bad value"
+
+
+def test_stream_contains_finds_a_needle_across_blocks() -> None:
+    data = io.BytesIO(b"x" * 10 + b'"Misconfigurations"' + b"y" * 10)
+    for block in (3, 7, 11, 16, 64):
+        assert stream_contains(data, b'"Misconfigurations"', block=block)
+        assert data.tell() == 0
+        assert not stream_contains(data, b'"Vulnerabilities"', block=block)
