@@ -38,9 +38,9 @@ def in_child(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     used: list[str] = []
     original = worker._child
 
-    def spy(format_name: str, path: Path, filename: str) -> Any:
+    def spy(format_name: str, path: Path, filename: str, device_name: str) -> Any:
         used.append(filename)
-        return original(format_name, path, filename)
+        return original(format_name, path, filename, device_name)
 
     monkeypatch.setattr(worker, "_child", spy)
     yield used

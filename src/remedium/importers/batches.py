@@ -85,6 +85,13 @@ def software_row(
     }
 
 
+def placed_software_row(key: Product) -> dict[str, Any]:
+    """The ``software`` row of a product an NVD CPE names (for findings placed on it)."""
+    row = software_row(key, None)
+    row["cpe_prefix"] = f"cpe:2.3:a:{key[0]}:{key[1]}"[:300]
+    return row
+
+
 # (device number, product number, vulnerability id, installed version, fixed version or None)
 Finding = tuple[int, int, str, str, str | None]
 
@@ -105,17 +112,31 @@ class Batch:
     findings: list[Finding] = field(default_factory=list)
     # What findings say of the vulnerabilities they name first (to create unknown ones).
     finding_facts: list[VulnerabilityRecord] = field(default_factory=list)
+    # Findings that name no product: (device number, vulnerability id, installed, fixed);
+    # the writer places them on the product the vulnerability's NVD record names.
+    unplaced: list[tuple[int, str, str, str | None]] = field(default_factory=list)
     # (device number, configuration id, compliant)
     results: list[tuple[int, str, bool]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     position: int = 0  # bytes of the file read when the batch was taken (for progress)
 
 
+# The ``device_ref`` of records whose report does not say which device it describes (a Wazuh
+# API export for one agent, a package list): they go to the device the user names on import.
+UNNAMED = ""
+_UNNAMED_SKIP = "{what} in a report that does not name its device (give the device: --device NAME)"
+
+
 class Digest:
     """Turns records into batches, remembering what the file named before (devices, products,
-    vulnerabilities); that memory is bounded by the inventory's size, not the file's."""
+    vulnerabilities); that memory is bounded by the inventory's size, not the file's.
 
-    def __init__(self) -> None:
+    ``device_name`` is the device the user says the report describes: records of the
+    :data:`UNNAMED` device are given to it (and skipped, with the reason, without it).
+    """
+
+    def __init__(self, device_name: str = "") -> None:
+        self.device_name = device_name.strip()
         self.device_numbers: dict[str, int] = {}
         self.product_numbers: dict[Product, int] = {}
         self.named_vulnerabilities: set[str] = set()
@@ -166,11 +187,25 @@ class Digest:
         self.pending = 0
         return batch
 
-    def _device(self, record: DeviceRecord) -> None:
+    def _number(self, ref: str, what: str, batch: Batch) -> int | None:
+        """The number of the device ``ref`` names, or ``None`` (counted as skipped)."""
+        number = self.device_numbers.get(ref)
+        if number is not None:
+            return number
+        if ref != UNNAMED:
+            batch.skipped[f"{what} for a device the report does not describe"] += 1
+            return None
+        if not self.device_name:
+            batch.skipped[_UNNAMED_SKIP.format(what=what.capitalize())] += 1
+            return None
+        self._device(DeviceRecord(device_ref=UNNAMED, name=self.device_name), batch)
+        return self.device_numbers[UNNAMED]
+
+    def _device(self, record: DeviceRecord, batch: Batch | None = None) -> None:
         number = self.device_numbers.get(record.device_ref)
         if number is None:
             number = self.device_numbers[record.device_ref] = len(self.device_numbers)
-        self._batch.devices.append((number, record))
+        (batch or self._batch).devices.append((number, record))
 
     def _product(
         self,
@@ -188,9 +223,8 @@ class Digest:
     def _software_record(
         self, record: SoftwareRecord, batch: Batch, installs: dict[tuple[int, int, str], None]
     ) -> None:
-        device = self.device_numbers.get(record.device_ref)
+        device = self._number(record.device_ref, "software", batch)
         if device is None:
-            batch.skipped["software for a device the report does not describe"] += 1
             return
         key = vendor_product(record.vendor, record.product, record.purl)
         product = self._product(key, batch, record, None)
@@ -208,14 +242,19 @@ class Digest:
     ) -> None:
         device = self.device_numbers.get(finding.device_ref)
         if device is None:
-            batch.skipped["finding for a device the report does not describe"] += 1
-            return
+            device = self._number(finding.device_ref, "finding", batch)
+            if device is None:
+                return
         if finding.vex_state == "not_affected":
             why = finding.vex_justification or "no justification given"
             batch.skipped[f"not affected according to the report's VEX ({why})"] += 1
             return
+        vulnerability = finding.vulnerability_id[:100]
+        fixed = finding.fixed_version[:100] or None
         if not finding.product:
-            batch.skipped["finding without an affected product"] += 1
+            # Not de-duplicated: each is counted when it cannot be placed (few per report).
+            batch.unplaced.append((device, vulnerability, finding.installed_version[:100], fixed))
+            self._name(vulnerability, finding, batch)
             return
         key = vendor_product(finding.vendor, finding.product, finding.purl)
         product = self.product_numbers.get(key)
@@ -223,17 +262,14 @@ class Digest:
             product = self._product(key, batch, None, finding)
         installed = finding.installed_version[:100]
         installs[(device, product, installed)] = None
-        vulnerability = finding.vulnerability_id[:100]
         unique = (device, product, vulnerability)
         if unique in findings:
             return
-        findings[unique] = (
-            device,
-            product,
-            vulnerability,
-            installed,
-            finding.fixed_version[:100] or None,
-        )
+        findings[unique] = (device, product, vulnerability, installed, fixed)
+        self._name(vulnerability, finding, batch)
+
+    def _name(self, vulnerability: str, finding: FindingRecord, batch: Batch) -> None:
+        """Keep what the first finding naming ``vulnerability`` says of it (for unknown ones)."""
         if vulnerability not in self.named_vulnerabilities:
             self.named_vulnerabilities.add(vulnerability)
             batch.finding_facts.append(
@@ -246,10 +282,7 @@ class Digest:
             )
 
     def _result(self, record: ConfigurationResultRecord) -> None:
-        device = self.device_numbers.get(record.device_ref)
+        device = self._number(record.device_ref, "configuration result", self._batch)
         if device is None:
-            self._batch.skipped[
-                "configuration result for a device the report does not describe"
-            ] += 1
             return
         self._results[(device, record.configuration_id)] = record.is_compliant

@@ -31,6 +31,7 @@ from remedium.importers.batches import (
     Finding,
     Product,
     normalise_name,
+    placed_software_row,
     vendor_product,
 )
 from remedium.importers.models import ImportRun
@@ -111,6 +112,7 @@ class ImportSummary:
     vulnerabilities_added: int = 0
     vulnerabilities_updated: int = 0
     devices_matched: int = 0  # devices whose weaknesses matching changed (intel/matching.py)
+    findings_placed: int = 0  # findings without a product placed through NVD/CVE records
     skipped_reasons: Counter[str] = field(default_factory=Counter)
     changed_vulnerability_ids: set[str] = field(default_factory=set)
     touched_device_ids: set[int] = field(default_factory=set)
@@ -148,6 +150,7 @@ class ImportSummary:
             "vulnerabilities_added": self.vulnerabilities_added,
             "vulnerabilities_updated": self.vulnerabilities_updated,
             "devices_matched": self.devices_matched,
+            "findings_placed": self.findings_placed,
             "skipped": self.skipped,
         }
 
@@ -164,6 +167,7 @@ def import_report(
     as_of: datetime | None = None,
     actor: Principal | None = None,
     derive: bool = True,
+    device_name: str | None = None,
 ) -> ImportSummary:
     """Import one report file into the inventory and record an ``ImportRun``.
 
@@ -172,6 +176,7 @@ def import_report(
     ``as_of`` is when derived figures are computed for (default now; the demo replays history).
     The import is recorded in the audit history as ``actor`` (or ``imported_by`` for the system).
     ``derive=False`` skips recomputing recommendations and scores (benchmarks time it apart).
+    ``device_name`` is the device a report that names none describes (a Wazuh agent's export).
     Raises ``ReportError`` on a bad file; the caller then rolls back and nothing has changed.
     """
     path = Path(path)
@@ -180,7 +185,13 @@ def import_report(
     shown_name = filename or path.name
     started_at = utcnow()
     in_process_below = int(get_settings().import_parser_process_mb * 1024 * 1024)
-    with report_batches(parser, path, shown_name, in_process_below=in_process_below) as report:
+    with report_batches(
+        parser,
+        path,
+        shown_name,
+        in_process_below=in_process_below,
+        device_name=device_name or "",
+    ) as report:
         info = report.info
         writer = ReportWriter(
             session,
@@ -286,6 +297,10 @@ _WEAKNESS_INSERT = (
 _WEAKNESS_UPDATE = ("installed_version", "fixed_version", "source", "last_seen", "fixed_at")
 _INSTALLED_INSERT = ("device_id", "software_id", "version", "first_seen", "last_seen")
 _OLDER = "older than the latest scan of the device by this source"
+_NO_PRODUCT = "finding without an affected product"
+_AMBIGUOUS = (
+    "finding without an affected product; its NVD record names several and none is installed"
+)
 
 
 class ReportWriter:
@@ -343,7 +358,9 @@ class ReportWriter:
         self._write_products(batch.products)
         self.with_software.update(self.device_ids[n] for n in batch.software_devices)
         self._write_installs(batch.installs)
-        self._write_findings(batch.findings, batch.finding_facts)
+        # Placed after this batch's software is written: it decides between several products.
+        placed = self._place(batch.unplaced)
+        self._write_findings(batch.findings, batch.finding_facts, placed)
         self._write_configuration_results(batch.results)
         self.written.update(self.device_ids[n] for n, _record in batch.devices)
         self._refresh_statistics()
@@ -508,11 +525,60 @@ class ReportWriter:
 
     # -- findings --------------------------------------------------------------------------
 
-    def _write_findings(self, findings: list[Finding], facts: list[VulnerabilityRecord]) -> None:
+    def _place(
+        self, unplaced: list[tuple[int, str, str, str | None]]
+    ) -> list[tuple[int, int, str, str, str | None]]:
+        """Findings that name no product (network scanners: a CVE on a host) placed on the
+        product the vulnerability's NVD or CVE record names (``affected_package`` CPE ranges):
+        the only one it names, or the one of several the device has installed. The rest are
+        skipped with the reason. Returns (device id, software id, vulnerability, installed,
+        fixed) rows."""
+        if not unplaced:
+            return []
+        named = intel_service.cpe_products(self.session, sorted({row[1] for row in unplaced}))
+        devices = {self.device_ids[row[0]] for row in unplaced}
+        installed = inventory_service.installed_products(self.session, devices) if named else {}
+        products: dict[Product, dict[str, Any]] = {}
+        choices: list[tuple[int, Product, str, str, str | None]] = []
+        for number, vulnerability, version, fixed in unplaced:
+            device_id = self.device_ids[number]
+            candidates = named.get(vulnerability, [])
+            if len(candidates) > 1:
+                on_device = installed.get(device_id, set())
+                candidates = [key for key in candidates if key in on_device][:1]
+                if not candidates:
+                    self.summary.skip(_AMBIGUOUS)
+                    continue
+            if not candidates:
+                self.summary.skip(_NO_PRODUCT)
+                continue
+            key = candidates[0]
+            if key not in self.software.ids and key not in products:
+                products[key] = placed_software_row(key)
+            choices.append((device_id, key, vulnerability, version, fixed))
+        self.summary.software_added += self.software.ensure(self.session, products)
+        self.summary.findings_placed += len(choices)
+        ids = self.software.ids
+        placed = [(d, ids[key], v, i, f) for d, key, v, i, f in choices]
+        # The product counts as installed (at the version the scanner saw, often unknown);
+        # read first: the device may list it already.
+        installs = dict.fromkeys((d, s, i) for d, s, _v, i, _f in placed if d not in self.stale)
+        if installs:
+            self.summary.installed_added += inventory_service.upsert_installed(
+                self.session, list(installs), scanned_at=self.scanned_at
+            )
+        return placed
+
+    def _write_findings(
+        self,
+        findings: list[Finding],
+        facts: list[VulnerabilityRecord],
+        placed: list[tuple[int, int, str, str, str | None]],
+    ) -> None:
         for record in facts:
             if record.vulnerability_id not in self.known_vulnerabilities:
                 self.unknown_facts.setdefault(record.vulnerability_id, record)
-        if not findings:
+        if not findings and not placed:
             return
         devices, products, stale, unread = (
             self.device_ids,
@@ -546,9 +612,17 @@ class ReportWriter:
                 older += 1
             else:
                 wanted.setdefault((device_id, products[product], vulnerability), (installed, fixed))
+        for device_id, software_id, vulnerability, installed, fixed in placed:
+            if device_id in unread:
+                row = (device_id, software_id, vulnerability, installed, fixed, source)
+                inserts.append((*row, at_bound, at_bound, None))
+            elif device_id in stale:
+                older += 1
+            else:
+                wanted.setdefault((device_id, software_id, vulnerability), (installed, fixed))
         if older:
             self.summary.skip(_OLDER, older)
-        if self.merged:
+        if self.merged or placed:
             inserts = list({row[:3]: row for row in reversed(inserts)}.values())
         self._create_unknown_vulnerabilities(
             {row[2] for row in inserts} | {key[2] for key in wanted}

@@ -59,30 +59,50 @@ class Report:
 
 @contextmanager
 def report_batches(
-    parser: ReportParser, path: Path, filename: str, *, in_process_below: int
+    parser: ReportParser,
+    path: Path,
+    filename: str,
+    *,
+    in_process_below: int,
+    device_name: str = "",
 ) -> Iterator[Report]:
-    """The report's info and batches; a child process parses when the file is large."""
+    """The report's info and batches; a child process parses when the file is large.
+
+    ``device_name`` names the device of a report that does not name its own (see ``Digest``).
+    """
     if path.stat().st_size < in_process_below:
         with open_report(path) as stream:
             info, records = parser.parse(stream, filename)
-            yield Report(info, _digest(records, stream), path)
+            yield Report(info, _digest(records, stream, device_name), path)
         return
-    with _child(parser.name, path, filename) as report:
+    with _child(parser.name, path, filename, device_name) as report:
         yield report
 
 
-def _digest(records: Iterator[Any], stream: IO[bytes]) -> Iterator[Batch]:
-    digest = Digest()
+def _digest(records: Iterator[Any], stream: IO[bytes], device_name: str) -> Iterator[Batch]:
+    digest = Digest(device_name)
     for record in records:
         digest.add(record)
         if digest.pending >= BATCH:
-            yield digest.take(stream.tell())
-    yield digest.take(stream.tell())
+            yield digest.take(_tell(stream))
+    yield digest.take(_END)
+
+
+_END = 1 << 62  # "the whole file": the progress is capped at the file's size
+
+
+def _tell(stream: IO[bytes]) -> int:
+    """How far the parser has read (a parser that wraps the stream may have closed it)."""
+    try:
+        return stream.tell()
+    except (OSError, ValueError):
+        return _END
 
 
 @contextmanager
-def _child(format_name: str, path: Path, filename: str) -> Iterator[Report]:
+def _child(format_name: str, path: Path, filename: str, device_name: str) -> Iterator[Report]:
     command = [sys.executable, "-m", "remedium.importers.worker", format_name, str(path), filename]
+    command.append(device_name)
     with tempfile.TemporaryFile() as errors:
         # Our own interpreter and module; the path and names are arguments, never a shell.
         process = subprocess.Popen(  # noqa: S603
@@ -138,10 +158,11 @@ def _receive(stdout: IO[bytes], errors: IO[bytes], filename: str) -> tuple[Any, 
 
 
 def main(argv: list[str]) -> int:
-    """The parser process: parse ``argv = [format, path, filename]``, pickle the batches out."""
+    """The parser process: parse ``argv = [format, path, filename, device name]``, pickle the
+    batches out."""
     from remedium.importers.registry import get_parser
 
-    format_name, path, filename = argv
+    format_name, path, filename, device_name = argv
     out = sys.stdout.buffer
 
     def send(*message: Any) -> None:
@@ -152,7 +173,7 @@ def main(argv: list[str]) -> int:
         with open_report(Path(path)) as stream:
             info, records = get_parser(format_name).parse(stream, filename)
             send("info", info)
-            for batch in _digest(records, stream):
+            for batch in _digest(records, stream, device_name):
                 send("batch", batch)
     except ReportError as exc:
         send("error", exc.detail, exc.where, exc.filename)

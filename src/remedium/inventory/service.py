@@ -8,7 +8,7 @@ reported without a name. The first key a device was seen by stays its ``identity
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -506,3 +506,19 @@ def devices_with_open_weaknesses(session: Session, vulnerability_ids: Sequence[s
             )
         )
     return devices
+
+
+def installed_products(
+    session: Session, device_ids: Iterable[int]
+) -> dict[int, set[tuple[str, str]]]:
+    """The normalised (vendor, product) pairs installed on each of ``device_ids``."""
+    installed: dict[int, set[tuple[str, str]]] = {}
+    table = table_of(InstalledSoftware)
+    for part in _chunks(sorted(set(device_ids))):
+        for device_id, vendor, product in session.execute(
+            select(table.c.device_id, Software.vendor, Software.product)
+            .join(Software, Software.id == table.c.software_id)
+            .where(table.c.device_id.in_(part))
+        ):
+            installed.setdefault(device_id, set()).add((vendor, product))
+    return installed
