@@ -23,7 +23,9 @@ from remedium.web.templating import NavItem, PageContext, PageDep, register_navi
 ADMIN_RIGHT = cast(params.Depends, require(Right.ADMIN))
 router = APIRouter(include_in_schema=False, dependencies=[ADMIN_RIGHT])
 
-register_navigation(NavItem("settings", "Settings", "/settings/connectors", 80, "settings"))
+register_navigation(
+    NavItem("settings", "Settings", "/settings/connectors", 80, "settings", Right.ADMIN)
+)
 
 
 @dataclass

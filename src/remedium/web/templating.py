@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from remedium.api.deps import PrincipalDep, SessionDep
-from remedium.auth.principal import Principal, Scope
+from remedium.auth.principal import Principal, Right, Scope
 from remedium.intel.models import CATEGORY_LABELS
 from remedium.inventory.queries import list_device_groups
 from remedium.web.groups import COOKIE_NAME, QUERY_PARAM, GroupFilter, resolve_selection
@@ -49,6 +49,7 @@ class NavItem:
     href: str
     order: int
     icon: str = "dot"
+    right: Right | None = None  # shown only to users who hold it (the page refuses the others)
 
 
 # The features that exist today. Remediation (order 30), Imports (60), Audit (70) and Settings (80)
@@ -72,9 +73,18 @@ def register_navigation(item: NavItem) -> None:
     _NAVIGATION[item.key] = item
 
 
-def navigation() -> list[NavItem]:
-    """The navigation entries in display order."""
-    return sorted(_NAVIGATION.values(), key=lambda item: item.order)
+def navigation(principal: object = None) -> list[NavItem]:
+    """The navigation entries ``principal`` may open, in display order (a template without a
+    signed-in user passes an undefined value: then only the entries that need no right)."""
+    user = principal if isinstance(principal, Principal) else None
+    return sorted(
+        (
+            item
+            for item in _NAVIGATION.values()
+            if item.right is None or (user is not None and user.has(item.right))
+        ),
+        key=lambda item: item.order,
+    )
 
 
 def _number(value: Any) -> str:
