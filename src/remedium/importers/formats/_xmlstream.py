@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO
 from xml.etree.ElementTree import Element, ParseError
@@ -211,3 +211,49 @@ def cpe_vendor_product(cpe: str) -> tuple[str, str, str]:
         p.replace("\\", "") if p not in ("*", "-") else "" for p in parts[:3]
     )
     return vendor, product, version
+
+
+_CPE_NAME = re.compile(r"^(?:[px]-)?cpe:", re.IGNORECASE)
+
+
+def cpe_part(cpe: str) -> str:
+    """The part a CPE 2.2 URI or 2.3 string names: "a" (application), "o" (operating system)
+    or "h" (hardware); "" for anything else, Tenable's package (``p-cpe:``) and private
+    (``x-cpe:``) names included."""
+    if cpe.startswith("cpe:2.3:"):
+        part = cpe[8:].split(":", 1)[0]
+    elif cpe.startswith("cpe:/"):
+        part = cpe[5:].split(":", 1)[0]
+    else:
+        return ""
+    return part if part in ("a", "o", "h") else ""
+
+
+def detected_cpe(names: Iterable[str]) -> str:
+    """The CPE of the product a scanner names in a list of CPEs, or "" when it names none.
+
+    The first CPE of the list decides: it names the product when it is an application or an
+    operating system (part ``a`` or ``o``). A hardware CPE, or a Tenable package (``p-cpe:``) or
+    private (``x-cpe:``) name listed first, names no product remedium reads, and the CPEs after
+    it (the OS a package check runs on) are not taken for the product either.
+    """
+    for name in names:
+        value = name.strip()
+        if _CPE_NAME.match(value):
+            return value if cpe_part(value) in ("a", "o") else ""
+    return ""
+
+
+def cpe_version(vendor: str, product: str, cpes: Iterable[str]) -> str:
+    """The version at which ``cpes`` name the product ``vendor``:``product``, when they name it
+    at one version only ("" when they name it without a version, at several, or not at all)."""
+    if not product:
+        return ""
+    versions = {
+        version
+        for cpe in cpes
+        if cpe_part(cpe) in ("a", "o")
+        for cpe_vendor, cpe_product, version in [cpe_vendor_product(cpe)]
+        if (cpe_vendor, cpe_product) == (vendor, product) and version
+    }
+    return versions.pop() if len(versions) == 1 else ""

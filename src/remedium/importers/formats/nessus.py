@@ -3,6 +3,11 @@
 Each ``ReportHost`` is a device (host properties: ``host-ip``, ``host-fqdn``, ``netbios-name``,
 ``operating-system``); each ``ReportItem`` with ``<cve>`` elements becomes one finding per CVE.
 Informational items (severity 0) and items naming no CVE are skipped with the reason.
+
+The affected product is the first CPE of the item's ``<cpe>`` (one CPE a line). Its installed
+version is the plugin output's ``Installed version :``, else the one version at which the host's
+detected CPEs (host properties ``cpe``, ``cpe-0``, ``cpe-1``…) name that product, else the one
+version at which the item's own CPEs name it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from remedium.importers.formats._xmlstream import (
     child_text,
     children,
     cpe_vendor_product,
+    cpe_version,
+    detected_cpe,
     os_platform,
     parse_datetime,
     peek,
@@ -36,6 +43,7 @@ from remedium.importers.records import (
 _SEVERITY = {"1": "Low", "2": "Medium", "3": "High", "4": "Critical"}
 _INSTALLED = re.compile(r"Installed version\s*:\s*(\S+)", re.IGNORECASE)
 _FIXED = re.compile(r"Fixed version\s*:\s*([^\r\n]+)", re.IGNORECASE)
+_HOST_CPE_TAG = re.compile(r"^cpe(?:-\d+)?$")
 
 
 class NessusParser:
@@ -59,6 +67,7 @@ class NessusParser:
 
     def _records(self, stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
         host = ""
+        host_cpes: list[str] = []
         device_done = False
         wanted = frozenset({"HostProperties", "ReportItem"})
         for event, element in walk(
@@ -70,21 +79,37 @@ class NessusParser:
                     raise ReportError(
                         "ReportHost without a name", where="ReportHost", filename=filename
                     )
+                host_cpes = []
                 device_done = False
                 continue
             if element.tag.endswith("HostProperties"):
-                yield _device(host, element)
+                tags = _tags(element)
+                yield _device(host, tags)
+                host_cpes = _host_cpes(tags)
                 device_done = True
                 continue
             if not device_done:
                 # A host without properties: still a device, known by its report name.
                 yield DeviceRecord(device_ref=host, name=host)
                 device_done = True
-            yield from _findings(host, element)
+            yield from _findings(host, element, host_cpes)
 
 
-def _device(host: str, properties: Element) -> DeviceRecord:
-    tags = {tag.get("name", ""): text(tag) for tag in children(properties, "tag")}
+def _tags(properties: Element) -> dict[str, str]:
+    return {tag.get("name", ""): text(tag) for tag in children(properties, "tag")}
+
+
+def _host_cpes(tags: dict[str, str]) -> list[str]:
+    """The CPEs Nessus detected on the host (``cpe``, ``cpe-0``, ``cpe-1``…; a tag reads
+    ``cpe:/a:php:php:5.6.40 -> PHP PHP``)."""
+    return [
+        value.split()[0]
+        for name, value in tags.items()
+        if _HOST_CPE_TAG.match(name) and value.split()
+    ]
+
+
+def _device(host: str, tags: dict[str, str]) -> DeviceRecord:
     name = tags.get("host-fqdn") or tags.get("netbios-name") or host
     os_name = (
         tags.get("operating-system", "").splitlines()[0] if tags.get("operating-system") else ""
@@ -117,7 +142,7 @@ def _host_end(tags: dict[str, str]) -> datetime | None:
     return parsed
 
 
-def _findings(host: str, item: Element) -> Iterator[ImportRecord]:
+def _findings(host: str, item: Element, host_cpes: list[str]) -> Iterator[ImportRecord]:
     plugin, port = item.get("pluginID", "?"), item.get("port", "?")
     where = f"ReportHost {host} / ReportItem pluginID={plugin} port={port}"
     severity = _SEVERITY.get(item.get("severity", "").strip(), "")
@@ -129,9 +154,15 @@ def _findings(host: str, item: Element) -> Iterator[ImportRecord]:
         yield SkippedRecord("no CVE", where)
         return
     output = child_text(item, "plugin_output")
-    installed = _first(_INSTALLED, output)
     fixed = _first(_FIXED, output)
-    vendor, product, _ = cpe_vendor_product(child_text(item, "cpe"))
+    # <cpe> holds the plugin's CPEs, one a line (several <cpe> elements are read alike).
+    item_cpes = [name for cpe in children(item, "cpe") for name in text(cpe).split()]
+    vendor, product, _ = cpe_vendor_product(detected_cpe(item_cpes))
+    installed = (
+        _first(_INSTALLED, output)
+        or cpe_version(vendor, product, host_cpes)
+        or cpe_version(vendor, product, item_cpes)
+    )
     score_text = child_text(item, "cvss3_base_score")
     title = child_text(item, "plugin_name") or item.get("pluginName", "")
     for cve in cves:

@@ -18,6 +18,8 @@ from remedium.importers.formats._csvstream import CsvExport, Layout, Row, find_l
 from remedium.importers.formats._xmlstream import (
     CVE_RE,
     cpe_vendor_product,
+    cpe_version,
+    detected_cpe,
     os_platform,
     parse_datetime,
 )
@@ -173,10 +175,12 @@ def _findings(
         yield SkippedRecord("no CVE", where)
         return
     output = row.get(*_OUTPUT)
-    installed, fixed = _first(_INSTALLED, output), _first(_FIXED, output)
-    # The XML parser reads one <cpe>; a CSV cell may list several: the first names the product.
+    # A cell lists the plugin's CPEs, as the XML's <cpe> does: the first names the product, and
+    # gives its version when the output states none (and no other CPE names another version).
     cpes = split_list(row.get(*_CPE))
-    vendor, product, _ = cpe_vendor_product(cpes[0] if cpes else "")
+    vendor, product, _ = cpe_vendor_product(detected_cpe(cpes))
+    installed = _first(_INSTALLED, output) or cpe_version(vendor, product, cpes)
+    fixed = _first(_FIXED, output)
     vector = row.get(*_CVSS3_VECTOR)
     if vector and not vector.startswith("CVSS:"):
         vector = f"CVSS:3.0/{vector}"  # Tenable.sc and Nessus CSV drop the prefix; Nessus uses 3.0

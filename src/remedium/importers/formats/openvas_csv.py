@@ -4,17 +4,25 @@ See ``docs/formats.md`` (OpenVAS / Greenbone CSV).
 Each row is one result: a host (``IP``, ``Hostname``) and an NVT. A host becomes a device the
 first time a row names it; a result becomes one finding per CVE (``CVEs``, or the ``NVT OID``
 itself when a CVE scan wrote the CVE there). Severity, versions and skip reasons follow the XML
-parser (:mod:`remedium.importers.formats.openvas`), whose helpers are reused.
+parser (:mod:`remedium.importers.formats.openvas`), whose helpers are reused. The affected product
+is the CPE of ``Product Detection Result`` (the XML's ``<detection>``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from itertools import chain
 from typing import IO
 
 from remedium.importers.formats._csvstream import CsvExport, Layout, Row, find_layout, split_list
-from remedium.importers.formats._xmlstream import CVE_RE, parse_datetime, severity_from_score
+from remedium.importers.formats._xmlstream import (
+    CVE_RE,
+    cpe_vendor_product,
+    detected_cpe,
+    parse_datetime,
+    severity_from_score,
+)
 from remedium.importers.formats.openvas import _FIXED, _INSTALLED, _THREATS, _device, _float
 from remedium.importers.records import FindingRecord, ImportRecord, ReportInfo, SkippedRecord
 
@@ -26,6 +34,8 @@ OPENVAS = Layout(
     required=(("IP",), ("NVT OID",), ("Severity", "CVSS"), ("CVEs",)),
 )
 LAYOUTS = (OPENVAS,)
+# A CPE written in text: "Product: cpe:/a:apache:http_server:2.4.7\nMethod: …\n(OID: …)".
+_CPE_IN_TEXT = re.compile(r"(?<![\w-])(?:cpe:/|cpe:2\.3:)[^\s,;|()<>\"']+")
 
 
 class OpenVASCsvParser:
@@ -83,11 +93,16 @@ def _findings(row: Row, host: str, where: str) -> Iterator[ImportRecord]:
     installed = _INSTALLED.search(result)
     fixed = _FIXED.search(result)
     title = " ".join(row.get("NVT Name").split())
+    # The product detection the result depends on, as the XML's <detection> names it.
+    cpe = detected_cpe(_CPE_IN_TEXT.findall(row.get("Product Detection Result")))
+    vendor, product, version = cpe_vendor_product(cpe)
     for cve in cves:
         yield FindingRecord(
             device_ref=host,
             vulnerability_id=cve,
-            installed_version=installed.group(1).strip() if installed else "",
+            vendor=vendor,
+            product=product,
+            installed_version=installed.group(1).strip() if installed else version,
             fixed_version=fixed.group(1).strip() if fixed else "",
             severity=severity,
             title=title,
