@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from remedium.db.registry import metadata
+from remedium.importers.batches import UNNAMED
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -181,10 +182,17 @@ def test_corpus_report_imports_exactly_or_is_refused(
     else:  # merged devices de-duplicate further
         assert count(session, Weakness) == summary.findings_added <= len(weaknesses)
         assert count(session, InstalledSoftware) <= len(installed)
-    without_product = sum(1 for f in findings if not f.product)
+    without_product = sum(1 for f in findings if not f.product and f.device_ref in refs)
     skipped = {s["reason"]: s["count"] for s in summary.skipped}
     if without_product:
         assert skipped.get("finding without an affected product") == without_product
+    # Records of a report that does not name its device: imported without --device, skipped.
+    for kind, what in ((FindingRecord, "Finding"), (SoftwareRecord, "Software")):
+        unnamed = sum(1 for r in records if isinstance(r, kind) and r.device_ref == UNNAMED)
+        reason = (
+            f"{what} in a report that does not name its device (give the device: --device NAME)"
+        )
+        assert skipped.get(reason, 0) == unnamed
     # The same file again changes nothing.
     again = import_report(session, path)
     assert (again.devices_added, again.findings_added, again.installed_added) == (0, 0, 0)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from remedium.importers import registry
+from remedium.importers.batches import UNNAMED
 from remedium.importers.formats.nessus import NessusParser
 from remedium.importers.formats.nessus_csv import NessusCsvParser
 from remedium.importers.formats.openscap import OpenSCAPParser
@@ -118,10 +119,12 @@ def test_corpus_file_parses_to_the_expected_counts_or_is_refused(corpus: Path, n
     assert counts(records) == want
     if "hotfixes" in expected:
         assert sum(len(d.hotfixes) for d in of(records, DeviceRecord)) == expected["hotfixes"]
-    # Devices come before the records that name them, and every reference resolves.
-    known: set[str] = set()
+    # Devices come before the records that name them, and every reference resolves (or is
+    # UNNAMED: the device given on import, for a report that names none).
+    known: set[str] = {UNNAMED}
     for record in records:
         if isinstance(record, DeviceRecord):
+            assert record.device_ref != UNNAMED
             known.add(record.device_ref)
         elif isinstance(record, FindingRecord | SoftwareRecord | ConfigurationResultRecord):
             assert record.device_ref in known
@@ -329,15 +332,18 @@ def test_wazuh_api_export_findings_name_their_agent() -> None:
         "10.0.0.3",
         "003",
     )
-    openssl, curl = of(records, FindingRecord)
+    openssl, curl, zlib = of(records, FindingRecord)
     assert (openssl.product, openssl.installed_version, openssl.fixed_version) == (
         "openssl",
         "3.0.2-0ubuntu1.10",
         "3.0.2-0ubuntu1.12",
     )
+    assert openssl.device_ref == curl.device_ref == "003"
     # "-" is no severity: the CVSS score decides.
     assert (openssl.severity, curl.severity, curl.fixed_version) == ("Medium", "Critical", "")
-    assert [s.where for s in of(records, SkippedRecord)] == ["data.affected_items[2]"]
+    # An item naming no agent belongs to the device given on import (test_unnamed_device.py).
+    assert (zlib.device_ref, zlib.vulnerability_id) == (UNNAMED, "CVE-2022-37434")
+    assert not of(records, SkippedRecord)
 
 
 def test_wazuh_indexer_findings_carry_a_purl_for_distribution_packages() -> None:

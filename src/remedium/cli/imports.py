@@ -14,6 +14,7 @@ from remedium.db.session import transaction
 from remedium.importers.records import ReportError
 from remedium.importers.service import ImportSummary, import_report
 
+DEVICE_NAME_MAX = 255  # the length of ``device.name``
 SHOWN = (
     ("devices_added", "devices added"),
     ("devices_updated", "devices updated"),
@@ -26,11 +27,29 @@ SHOWN = (
 )
 
 
+def _device_name(value: str | None) -> str | None:
+    """``--device``: a device name of 1 to 255 characters once stripped."""
+    if value is None:
+        return None
+    name = value.strip()
+    if not 1 <= len(name) <= DEVICE_NAME_MAX:
+        raise typer.BadParameter(f"give a device name of 1 to {DEVICE_NAME_MAX} characters")
+    return name
+
+
 def import_command(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True),
     format: str = typer.Option(None, "--format", help="Report format (detected when omitted)."),
     device_group: str = typer.Option(
         None, "--device-group", help="Put every device of the files into this device group."
+    ),
+    device: str = typer.Option(
+        None,
+        "--device",
+        callback=_device_name,
+        help=(
+            "The device a report describes when it names none (e.g. a Wazuh agent's API export)."
+        ),
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
@@ -58,7 +77,12 @@ def import_command(
 
                 summaries.append(
                     import_report(
-                        session, path, format=format, device_group=device_group, progress=advance
+                        session,
+                        path,
+                        format=format,
+                        device_group=device_group,
+                        progress=advance,
+                        device_name=device,
                     )
                 )
     except ReportError as error:

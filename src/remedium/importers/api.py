@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
 from fastapi.responses import JSONResponse
+from pydantic import StringConstraints
 from sqlalchemy import func, select
 
 from remedium.api.deps import PrincipalDep, SessionDep, require
@@ -21,6 +22,9 @@ from remedium.importers.schemas import ImportRunOut
 from remedium.importers.service import import_report
 
 router = APIRouter(tags=["imports"])
+
+# The name of the device a report describes when it names none (the length of ``device.name``).
+DeviceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
 
 @router.get("/schemas/remedium-inventory.json", include_in_schema=True)
@@ -35,14 +39,29 @@ def native_schema() -> JSONResponse:
     status_code=status.HTTP_201_CREATED,
     dependencies=[require(Right.ADMIN)],  # type: ignore[list-item]
 )
-def upload_report(
+def upload_report(  # noqa: PLR0917 - one argument per form field
     session: SessionDep,
     principal: PrincipalDep,
     file: Annotated[UploadFile, File(description="The report file.")],
     format: Annotated[str | None, Form(description="Format name; detected when empty.")] = None,
     device_group: Annotated[str | None, Form(description="Put every device in this group.")] = None,
+    device: Annotated[
+        DeviceName | None,
+        Form(
+            description=(
+                "The device a report describes when it names none (e.g. a Wazuh agent's API "
+                "export): its findings and software go to this device, matched by name or "
+                "created. Without it they are skipped, with the reason in the summary."
+            )
+        ),
+    ] = None,
 ) -> Any:
-    """Import one uploaded report in the request's transaction; a bad file changes nothing."""
+    """Import one uploaded report in the request's transaction; a bad file changes nothing.
+
+    A report that does not say which device it describes (a Wazuh agent's vulnerability export
+    from ``GET /vulnerability/{agent_id}``, a syscollector dump without ``metadata.agent``) needs
+    the ``device`` field; without it its records are skipped and listed under ``skipped``.
+    """
     name = Path(file.filename or "upload").name
     with tempfile.TemporaryDirectory(prefix="remedium-upload-") as folder:
         path = Path(folder) / name
@@ -54,6 +73,7 @@ def upload_report(
                 path,
                 format=format or None,
                 device_group=device_group or None,
+                device_name=device,
                 imported_by=principal.name,
                 filename=name,
                 actor=principal,

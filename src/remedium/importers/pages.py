@@ -25,6 +25,7 @@ from remedium.web.templating import NavItem, PageContext, PageDep, register_navi
 
 router = APIRouter(include_in_schema=False)
 HISTORY = 50
+DEVICE_NAME_MAX = 255  # the length of ``device.name``
 # Counts shown for each import in the history, in this order, when non-zero.
 SHOWN = (
     ("devices_added", "devices added"),
@@ -42,7 +43,7 @@ SHOWN = (
     ("ranges_added", "affected ranges added"),
 )
 
-register_navigation(NavItem("imports", "Imports", "/imports", 60, "box"))
+register_navigation(NavItem("imports", "Imports", "/imports", 60, "box", Right.ADMIN))
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -81,17 +82,27 @@ def imports_page(page: PageDep, session: SessionDep) -> HTMLResponse:
 
 
 @router.post("/imports", response_model=None, dependencies=[require(Right.ADMIN)])  # type: ignore[list-item]
-def upload(
+def upload(  # noqa: PLR0917 - one argument per form field
     page: PageDep,
     session: SessionDep,
     file: Annotated[UploadFile, File()],
     format: Annotated[str, Form()] = "",
     device_group: Annotated[str, Form()] = "",
+    device: Annotated[str, Form()] = "",
 ) -> Response:
     """Import one uploaded file in the request's transaction; a bad file changes nothing and the
-    page says why."""
+    page says why. ``device`` is the device a report that names none describes (optional)."""
     principal = page.principal
     name = Path(file.filename or "upload").name
+    device_name = device.strip()
+    if len(device_name) > DEVICE_NAME_MAX:
+        return _render(
+            page,
+            session,
+            error=f"Import refused, nothing changed: the device name is longer than "
+            f"{DEVICE_NAME_MAX} characters",
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
     with tempfile.TemporaryDirectory(prefix="remedium-upload-") as folder:
         path = Path(folder) / name
         with path.open("wb") as target:
@@ -112,6 +123,7 @@ def upload(
                     path,
                     format=format or None,
                     device_group=device_group.strip() or None,
+                    device_name=device_name or None,
                     imported_by=principal.name if principal else "web",
                     filename=name,
                     actor=principal,

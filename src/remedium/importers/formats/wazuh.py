@@ -8,11 +8,14 @@ Vulnerability findings, two shapes:
 - the indexer (``wazuh-states-vulnerabilities-*``, Wazuh 4.8+): ``hits.hits[]._source`` with
   ``agent``, ``host.os``, ``package`` and ``vulnerability``.
 
-Inventory, three shapes: the vulnerability scanner's syscollector input (``Start`` +
-``data_values``),
-per-agent package lists (``{"001": [package, ...]}``) and per-agent hotfix lists
-(``{"1001": [{"hotfix": "KB..."}]}``). Syscollector ``items`` dumps are read too, but must name
-their agent (``metadata.agent``), or they are refused: nothing else says which device they describe.
+Inventory, four shapes: the vulnerability scanner's syscollector input (``Start`` +
+``data_values``), per-agent package lists (``{"001": [package, ...]}``), per-agent hotfix lists
+(``{"1001": [{"hotfix": "KB..."}]}``) and syscollector ``items`` dumps (``metadata`` + ``items``).
+
+A report of one agent may not name it: the API's ``GET /vulnerability/{agent_id}`` puts the agent
+in the request URL, not in the items, and the syscollector dumps' ``metadata`` may name none.
+Those records get the device reference :data:`~remedium.importers.batches.UNNAMED`: the import
+gives them to the device the user names (``--device NAME``), or skips them with the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
+from remedium.importers.batches import UNNAMED
 from remedium.importers.formats._jsonstream import objects
 from remedium.importers.formats._xmlstream import os_platform, peek, severity_from_score
 from remedium.importers.records import (
@@ -125,13 +129,9 @@ def _api(stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
         agent_id, agent_name, agent_ip = (
             str(item.get(k) or "").strip() for k in ("agent_id", "agent_name", "agent_ip")
         )
-        ref = agent_id or agent_name or agent_ip
-        if not ref:
-            yield SkippedRecord(
-                "names no agent (export per agent, or with agent_id/agent_name)", where
-            )
-            continue
-        if ref not in devices:
+        # An export of one agent's findings names it only in the request: UNNAMED.
+        ref = agent_id or agent_name or agent_ip or UNNAMED
+        if ref != UNNAMED and ref not in devices:
             devices.add(ref)
             yield DeviceRecord(
                 device_ref=ref,
@@ -168,11 +168,8 @@ def _indexer(stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
             raise ReportError("a hit has no _source object", where=where, filename=filename)
         agent = _dict(source.get("agent"))
         os_info = _dict(_dict(source.get("host")).get("os"))
-        ref = str(agent.get("id") or agent.get("name") or "").strip()
-        if not ref:
-            yield SkippedRecord("names no agent", where)
-            continue
-        if ref not in devices:
+        ref = str(agent.get("id") or agent.get("name") or "").strip() or UNNAMED
+        if ref != UNNAMED and ref not in devices:
             devices.add(ref)
             yield DeviceRecord(
                 device_ref=ref,
@@ -256,30 +253,27 @@ def _vd_input(stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
 
 
 def _sync_dump(stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
-    ref = ""
+    ref: str | None = None  # None until the metadata is read
     index = -1
     for path, value in objects(stream, filename, lambda p: p in ("metadata", "items.item")):
         if path == "metadata":
             agent = _dict(_dict(value).get("agent"))
-            ref = str(agent.get("id") or agent.get("name") or "").strip()
-            if not ref:
-                raise ReportError(
-                    "this syscollector dump names no agent (metadata.agent), "
-                    "so it cannot be tied to a device",
-                    where="metadata",
-                    filename=filename,
+            # A dump whose metadata names no agent describes the device given on import.
+            ref = str(agent.get("id") or agent.get("name") or "").strip() or UNNAMED
+            if ref != UNNAMED:
+                yield DeviceRecord(
+                    device_ref=ref,
+                    name=str(agent.get("name") or ref),
+                    asset_id=str(agent.get("id") or ""),
                 )
-            yield DeviceRecord(
-                device_ref=ref,
-                name=str(agent.get("name") or ref),
-                asset_id=str(agent.get("id") or ""),
-            )
             continue
         index += 1
         where = f"items[{index}]"
-        if not ref:
+        if ref is None:
             raise ReportError(
-                "items before the metadata that names the agent", where=where, filename=filename
+                "items before the metadata that says which agent they describe",
+                where=where,
+                filename=filename,
             )
         item = _dict(value)
         kind = str(item.get("index") or "")
