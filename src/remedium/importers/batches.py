@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -202,6 +202,13 @@ class Digest:
         return self.device_numbers[UNNAMED]
 
     def _device(self, record: DeviceRecord, batch: Batch | None = None) -> None:
+        if record.device_ref == UNNAMED:
+            # The facts a report gives of its unnamed device (its OS, say) are the named
+            # device's; without a name there is no device to give them to.
+            if not self.device_name:
+                (batch or self._batch).skipped[_UNNAMED_SKIP.format(what="Device")] += 1
+                return
+            record = replace(record, name=self.device_name)
         number = self.device_numbers.get(record.device_ref)
         if number is None:
             number = self.device_numbers[record.device_ref] = len(self.device_numbers)
