@@ -1,17 +1,25 @@
 """Helpers shared by the JSON and XML scanner parsers: streaming JSON, severities, package URLs.
 
 The JSON reader is built on ``ijson`` so a parser holds one record of the report at a time, never
-the whole document: memory stays flat however large the file is.
+the whole document: memory stays flat however large the file is. The largest reports (Trivy,
+Grype) are read by :func:`json_fast_values` first, which builds their items with the json
+module's faster decoder and hands over to the ijson reader where the two could differ.
 """
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
+import itertools
+import json
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from functools import lru_cache
+from json.scanner import make_scanner
+from typing import IO, Any, TypeVar, cast
 from urllib.parse import unquote
 
 import ijson
@@ -37,6 +45,17 @@ def severity(value: object) -> str:
     if not isinstance(value, str):
         return ""
     return _SEVERITIES.get(value.strip().lower(), "")
+
+
+# severity() of the spellings scanners actually write ("HIGH", "High", "high", "UNKNOWN"), for
+# the per-finding loops: one dict lookup of the raw string instead of strip(), lower() and a
+# call. Built by severity() itself, so a hit gives what severity() gives; a miss (" high ",
+# "Moderate?") must still go through severity().
+SEVERITY_SPELLINGS: dict[str, str] = {
+    spelling: severity(spelling)
+    for word in (*_SEVERITIES, "unknown", "none", "")
+    for spelling in (word, word.upper(), word.title())
+}
 
 
 def severity_from_score(score: float | None) -> str:
@@ -101,6 +120,13 @@ def purl_vendor_product(purl: str) -> tuple[str, str, str]:
     ecosystem, name = parts[0].lower(), parts[-1]
     namespace = "/".join(parts[1:-1])
     return (namespace or ecosystem).lower(), name, unquote(version)
+
+
+@lru_cache(maxsize=65536)
+def purl_vendor(purl: str) -> str:
+    """The vendor of :func:`purl_vendor_product`, cached: a package's purl repeats on every
+    finding of the package, and parsing it costs more than the rest of a finding."""
+    return purl_vendor_product(purl)[0]
 
 
 def ecosystem_vendor(ecosystem: str) -> str:
@@ -170,6 +196,283 @@ def json_items(stream: IO[bytes], prefix: str, filename: str) -> Iterator[Any]:
     except ijson.common.JSONError as exc:
         where = f"{prefix.replace('.item', '[]')} after item {index}" if index >= 0 else prefix
         raise ReportError(f"malformed JSON ({exc})", where=where, filename=filename) from None
+
+
+_Built = TypeVar("_Built")
+
+
+def record_builder(record_type: type[_Built]) -> type[_Built]:
+    """A faster constructor of a frozen, slotted record dataclass, called exactly like it.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, which
+    costs about three times a plain attribute store: for a record built a million times per
+    report, more than the rest of the parser's work on it. The builder is an unfrozen dataclass
+    with the same fields, defaults and slots (so the same memory layout), whose instances take
+    ``record_type`` as their class once built: the result *is* a ``record_type``, equal to and
+    pickled like one built the usual way. A record type this cannot mirror (not frozen, not
+    slotted, with a ``__post_init__``, init-less or keyword-only fields) is returned as it is.
+    """
+    params = getattr(record_type, "__dataclass_params__", None)
+    if (
+        params is None
+        or not params.frozen
+        or "__slots__" not in vars(record_type)
+        or hasattr(record_type, "__post_init__")
+    ):
+        return record_type
+    fields: list[tuple[str, Any, Any]] = []
+    for field in dataclasses.fields(record_type):  # type: ignore[arg-type]
+        if not field.init or field.kw_only is True:
+            return record_type
+        if field.default is not dataclasses.MISSING:
+            spec = dataclasses.field(default=field.default)
+        elif field.default_factory is not dataclasses.MISSING:
+            spec = dataclasses.field(default_factory=field.default_factory)
+        else:
+            spec = dataclasses.field()
+        fields.append((field.name, field.type, spec))
+
+    def become_record(self: object) -> None:
+        self.__class__ = record_type  # same slots, so Python allows the switch
+
+    builder = dataclasses.make_dataclass(
+        f"_{record_type.__name__}Builder",
+        fields,
+        slots=True,
+        weakref_slot="__weakref__" in vars(record_type)["__slots__"],
+        eq=False,
+        namespace={"__post_init__": become_record},
+    )
+    return cast(type[_Built], builder)
+
+
+class GiveUp(Exception):  # noqa: N818 - a signal between a parser's readers, not an error
+    """A fast reader met a layout only the exact (event by event) reader handles."""
+
+
+_Record = TypeVar("_Record")
+
+
+def fast_or_exact(
+    fast: Iterator[_Record], exact: Callable[[], Iterator[_Record]]
+) -> Iterator[_Record]:
+    """The records of ``fast``; if it gives up (:class:`GiveUp`), the records of ``exact()``
+    from the first one ``fast`` did not give.
+
+    For a fast reader that yields what the exact one does, in the same order, as far as it
+    goes: the exact reader then reads the report again from the start, skips what was already
+    given, and goes on (or raises the :class:`ReportError` it raises for malformed JSON).
+    """
+    given = 0
+    try:
+        for record in fast:
+            yield record
+            given += 1
+    except GiveUp:
+        yield from itertools.islice(exact(), given, None)
+
+
+# -- the fast JSON reader -------------------------------------------------------------------
+#
+# ijson builds a report's items in C, but the json module's C decoder builds them two to three
+# times faster. json_fast_values() walks the outer structure of a document itself (the objects
+# and arrays on the way to the wanted values, a few per item) and hands each wanted value to the
+# json decoder whole, reading the stream block by block, so memory stays flat. Where the two
+# decoders could read the same bytes differently it gives up (GiveUp) rather than guess, and
+# fast_or_exact() lets the ijson reader take over: it also names the fault of malformed JSON.
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+# A \u escape of a UTF-16 surrogate: yajl (ijson) and the json module decode lone ones apart.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_VALUE_START = frozenset('{["-0123456789tfn')
+
+_FAST_BLOCK = 1 << 20
+_FAST_AHEAD = 256 << 10  # text kept ahead of a value, so that few are cut off by the window
+_FAST_VALUE_LIMIT = 64 << 20  # a larger single value is left to the exact reader
+_INT64 = 1 << 63
+
+
+def _int64(digits: str) -> int:
+    value = int(digits)
+    if -_INT64 < value < _INT64:
+        return value
+    raise GiveUp("an integer beyond 64 bits (ijson refuses it)")
+
+
+def _finite(digits: str) -> float:
+    value = float(digits)
+    if value - value == 0.0:  # inf - inf is nan
+        return value
+    raise GiveUp("a number beyond a double's range (ijson refuses it)")
+
+
+def _constant(name: str) -> Any:
+    raise GiveUp(f"{name} is not JSON (ijson refuses it)")
+
+
+class _CheckedNumbers(dict[str, Any]):
+    """The numbers checked so far, by spelling: a report repeats few (scores, severities), and
+    a repeat then costs the decoder a lookup in C instead of a call of the check."""
+
+    def __init__(self, check: Callable[[str], Any]) -> None:
+        super().__init__()
+        self._check = check
+
+    def __missing__(self, digits: str) -> Any:
+        value = self._check(digits)
+        if len(self) < 4096:
+            self[digits] = value
+        return value
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=_CheckedNumbers(_finite).__getitem__,
+    parse_int=_CheckedNumbers(_int64).__getitem__,
+    parse_constant=_constant,
+)
+# scan(text, index) -> (value, end): the json module's C decoder, numbers checked as above.
+_SCAN = make_scanner(_DECODER)  # type: ignore[arg-type]  # a JSONDecoder is its context
+
+
+def json_fast_values(
+    stream: IO[bytes], targets: Iterable[str], walk: Iterable[str] = (), start: int | None = None
+) -> Iterator[tuple[str, Any]]:
+    """What :func:`json_values` yields (``(prefix, value)`` for every value at one of
+    ``targets``, in file order, as ijson names prefixes), built by the json module's C decoder.
+
+    The objects and arrays on the way to a target are walked here; every other value is decoded
+    whole and dropped, except the containers at a ``walk`` prefix, walked so that a large list
+    outside the targets is decoded one item at a time. Reads from ``start`` (seeking there when
+    iteration begins) or from where the stream stands. Raises :class:`GiveUp` on malformed JSON
+    and on input ijson would read otherwise (NaN, numbers ijson refuses, surrogate escapes): use
+    it through :func:`fast_or_exact` with a reader built on ijson.
+    """
+    wanted = frozenset(targets)
+    # Only a container at a prefix that a target continues can hold a target (ijson prefixes
+    # are joined with dots, whatever the keys hold).
+    inner = {target[:i] for target in wanted for i, c in enumerate(target) if c == "."}
+    return _FastJson(stream, start).values(wanted, frozenset(inner | set(walk)))
+
+
+class _FastJson:
+    """The reader behind :func:`json_fast_values`: a window of decoded text over the stream."""
+
+    def __init__(self, stream: IO[bytes], start: int | None) -> None:
+        self._stream = stream
+        self._start = start
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._text = ""
+        self._pos = 0
+        self._eof = False
+
+    def values(
+        self, targets: frozenset[str], containers: frozenset[str]
+    ) -> Iterator[tuple[str, Any]]:
+        if self._start is not None:
+            self._stream.seek(self._start)
+        yield from self._walk("", True, targets, containers)
+        if self._next_char():
+            raise GiveUp("data after the JSON document")
+
+    def _walk(
+        self, prefix: str, root: bool, targets: frozenset[str], containers: frozenset[str]
+    ) -> Iterator[tuple[str, Any]]:
+        """The target values inside the value at ``prefix`` (a container to walk), or itself."""
+        first = self._next_char()
+        if first not in _VALUE_START:
+            raise GiveUp("malformed JSON")
+        if prefix in targets:
+            yield prefix, self._value()
+            return
+        if first not in "{[" or not (root or prefix in containers):
+            self._value()
+            return
+        self._pos += 1
+        end = "}" if first == "{" else "]"
+        if self._next_char() == end:
+            self._pos += 1
+            return
+        item = "item" if root else f"{prefix}.item"
+        while True:
+            if first == "{":
+                if self._next_char() != '"':
+                    raise GiveUp("malformed JSON")
+                key = self._value()
+                if self._next_char() != ":":
+                    raise GiveUp("malformed JSON")
+                self._pos += 1
+                child = key if root else f"{prefix}.{key}"
+            else:
+                child = item
+            if child in targets:
+                if self._next_char() not in _VALUE_START:
+                    raise GiveUp("malformed JSON")
+                yield child, self._value()
+            elif child in containers:
+                yield from self._walk(child, False, targets, containers)
+            else:
+                if self._next_char() not in _VALUE_START:
+                    raise GiveUp("malformed JSON")
+                self._value()
+            after = self._next_char()
+            self._pos += 1
+            if after == end:
+                return
+            if after != ",":
+                raise GiveUp("malformed JSON")
+
+    def _next_char(self) -> str:
+        """The next character that is not JSON white space ("" at the end of the stream)."""
+        while True:
+            text, pos = self._text, self._pos
+            if pos < len(text) and text[pos] not in " \t\n\r":
+                return text[pos]
+            pos = _JSON_SPACE.match(text, pos).end()  # type: ignore[union-attr]  # "*" always matches
+            self._pos = pos
+            if pos < len(text):
+                return text[pos]
+            if not self._read(0):
+                return ""
+
+    def _value(self) -> Any:
+        """Decode the value at the current position, reading on while it is cut off."""
+        if len(self._text) - self._pos < _FAST_AHEAD:
+            self._read(0)
+        while True:
+            text, pos = self._text, self._pos
+            try:
+                value, end = _SCAN(text, pos)
+            except (StopIteration, ValueError, RecursionError):
+                # Cut off by the end of the window, or malformed: read on and see.
+                if not self._read(len(text) - pos):
+                    raise GiveUp("malformed JSON") from None
+                continue
+            # A number near the end of the window may go on in the next block ("1.", "1e+").
+            if len(text) - end <= 2 and self._read(len(text) - pos):
+                continue
+            self._pos = end
+            return value
+
+    def _read(self, at_least: int) -> bool:
+        """Append the next block to the window (dropping what was read); False at the end,
+        the window then unchanged."""
+        if self._eof:
+            return False
+        if at_least > _FAST_VALUE_LIMIT:
+            raise GiveUp("a value too large for the fast reader")
+        data = self._stream.read(max(_FAST_BLOCK, at_least))
+        try:
+            chunk = self._decoder.decode(data, final=not data)
+        except UnicodeDecodeError:
+            raise GiveUp("not UTF-8") from None
+        if not data:
+            self._eof = True
+            return False
+        kept = self._text[self._pos :]
+        if _SURROGATE_ESCAPE.search(kept[-3:] + chunk[:3]) or _SURROGATE_ESCAPE.search(chunk):
+            raise GiveUp("a surrogate escape")
+        self._text, self._pos = kept + chunk, 0
+        return True
 
 
 def stream_contains(stream: IO[bytes], needle: bytes, block: int = 8 << 20) -> bool:
@@ -273,6 +576,7 @@ def seekable(stream: IO[bytes]) -> IO[bytes]:
 
 
 _FACTS_REMEMBERED = 50_000  # vulnerability facts remembered per report to skip repeats
+_ABSENT = object()
 
 
 class FactsFilter:
@@ -290,7 +594,8 @@ class FactsFilter:
     def new(self, vulnerability_id: str, raw: object) -> bool:
         """True when ``raw`` differs from the last facts kept for ``vulnerability_id``."""
         last = self.last
-        if vulnerability_id in last and last[vulnerability_id] == raw:
+        # One lookup, not ``in`` then ``[]``: this runs per finding. The sentinel equals nothing.
+        if last.get(vulnerability_id, _ABSENT) == raw:
             return False
         if len(last) >= _FACTS_REMEMBERED:
             last.clear()

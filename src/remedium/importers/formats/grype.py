@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import IO, Any
 
 from remedium.importers.formats._common import (
+    SEVERITY_SPELLINGS,
     FactsFilter,
     as_dict,
     as_list,
     ecosystem_vendor,
+    fast_or_exact,
+    json_fast_values,
     json_first,
     json_head_keys,
     json_items,
     looks_like_json,
     parse_time,
-    purl_vendor_product,
+    purl_vendor,
+    record_builder,
     seekable,
     severity,
     severity_from_score,
@@ -37,6 +41,10 @@ from remedium.importers.records import (
 )
 
 _DEVICE_REF = "source"
+_SECOND = operator.itemgetter(1)
+# FindingRecord(...) and VulnerabilityRecord(...), without the cost of a frozen __init__.
+_new_finding = record_builder(FindingRecord)
+_new_vulnerability = record_builder(VulnerabilityRecord)
 
 
 _TAIL_BYTES = 2 * 1024 * 1024
@@ -67,24 +75,33 @@ def _tail_objects(stream: IO[bytes]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _cvss_v3(vuln: dict[str, Any]) -> tuple[str, float | None]:
-    for entry in as_list(vuln.get("cvss")):
+_NO_CVSS: tuple[str, float | None] = ("", None)
+
+
+def _cvss_v3(cvss: object) -> tuple[str, float | None]:
+    """The vector and base score of the first CVSS v3 entry of a ``vulnerability.cvss``."""
+    if type(cvss) is not list:
+        return _NO_CVSS
+    for entry in cvss:
         if type(entry) is not dict:
             continue
-        if text(entry.get("version")).startswith("3"):
-            score = as_dict(entry.get("metrics")).get("baseScore")
-            return text(entry.get("vector")), float(score) if isinstance(
-                score, int | float
-            ) else None
-    return "", None
+        version = entry.get("version")
+        if not (version.strip() if type(version) is str else text(version)).startswith("3"):
+            continue
+        metrics = entry.get("metrics")
+        score = metrics.get("baseScore") if type(metrics) is dict else None
+        if type(score) is not float:
+            score = float(score) if isinstance(score, int | float) else None
+        return _str(entry.get("vector")), score
+    return _NO_CVSS
 
 
-def _vulnerability_id(match: dict[str, Any]) -> str:
-    """The match's id, or the CVE it is related to when Grype matched a GHSA/distro advisory.
+def _vulnerability_id(own: str, match: dict[str, Any]) -> str:
+    """The match's id (``own``), or the CVE it is related to when Grype matched a GHSA/distro
+    advisory.
 
     remedium (like Microsoft Defender) keys weaknesses on CVE ids where one exists.
     """
-    own = text(as_dict(match.get("vulnerability")).get("id"))
     if own.upper().startswith("CVE-"):
         return own
     for related in as_list(match.get("relatedVulnerabilities")):
@@ -129,34 +146,63 @@ class GrypeParser:
             source="grype",
             scanned_at=parse_time(descriptor.get("timestamp")),
         )
-        return info, self._records(stream, filename, source, distro)
+        fast = self._records(stream, filename, source, distro, fast=True)
+
+        def exact() -> Iterator[ImportRecord]:
+            stream.seek(0)
+            return self._records(stream, filename, source, distro, fast=False)
+
+        return info, fast_or_exact(fast, exact)
 
     def _records(
-        self, stream: IO[bytes], filename: str, source: dict[str, Any], distro: dict[str, Any]
+        self,
+        stream: IO[bytes],
+        filename: str,
+        source: dict[str, Any],
+        distro: dict[str, Any],
+        *,
+        fast: bool,
     ) -> Iterator[ImportRecord]:
         yield _device(source, distro, filename)
         seen_packages: set[tuple[str, str, str]] = set()
-        facts = FactsFilter()
-        # Each match is built as a dict by ijson's C code; the Python work per match is kept to
-        # plain dict lookups (this loop runs a million times for a large image).
-        for index, value in enumerate(json_items(stream, "matches.item", filename)):
-            match = value if type(value) is dict else {}
+        ecosystems: dict[str, str] = {}
+        facts_are_new = FactsFilter().new
+        spellings = SEVERITY_SPELLINGS
+        new_finding = _new_finding
+        # Each match is built whole in C (the json module's decoder when ``fast``, else ijson);
+        # the Python work per match is kept to plain dict lookups (this loop runs a million
+        # times for a large image).
+        matches = (
+            map(_SECOND, json_fast_values(stream, ["matches.item"]))
+            if fast
+            else json_items(stream, "matches.item", filename)
+        )
+        for index, value in enumerate(matches):
+            match: dict[str, Any] = value if type(value) is dict else {}
             artifact = match.get("artifact")
             if type(artifact) is not dict:
                 artifact = {}
             vuln = match.get("vulnerability")
             if type(vuln) is not dict:
                 vuln = {}
-            vulnerability_id = _vulnerability_id(match)
+            # Strings read inline (not through _str): this is the loop a large report runs in.
+            own = vuln.get("id")
+            own = own.strip() if type(own) is str else text(own)
+            vulnerability_id = own if own.startswith("CVE-") else _vulnerability_id(own, match)
             if not vulnerability_id:
                 yield SkippedRecord("match without a vulnerability id", f"matches[{index}]")
                 continue
-            purl = _str(artifact.get("purl"))
-            vendor = (_purl_vendor(purl) if purl else "") or ecosystem_vendor(
-                _str(artifact.get("type"))
-            )
-            product, version = _str(artifact.get("name")), _str(artifact.get("version"))
-            # Grype lists each package once per match; the installed package is recorded once.
+            purl = artifact.get("purl")
+            purl = purl.strip() if type(purl) is str else text(purl)
+            vendor = purl_vendor(purl) if purl else ""
+            if not vendor:
+                kind = _str(artifact.get("type"))
+                vendor = ecosystems.get(kind) or ecosystems.setdefault(kind, ecosystem_vendor(kind))
+            product = artifact.get("name")
+            product = product.strip() if type(product) is str else text(product)
+            version = artifact.get("version")
+            version = version.strip() if type(version) is str else text(version)
+            # Grype lists a package once per match; the installed package is recorded once.
             key = (vendor, product, version)
             if product and key not in seen_packages:
                 seen_packages.add(key)
@@ -169,30 +215,38 @@ class GrypeParser:
                     purl=purl,
                     cpe=text(cpes[0]) if cpes else "",
                 )
-            vector, score = _cvss_v3(vuln)
+            vector, score = _cvss_v3(vuln.get("cvss"))
             fix = vuln.get("fix")
             fixed = ""
             if type(fix) is dict:
                 for candidate in as_list(fix.get("versions")):
-                    fixed = text(candidate)
+                    fixed = candidate.strip() if type(candidate) is str else text(candidate)
                     if fixed:
                         break
-            description = _str(vuln.get("description"))
-            yield FindingRecord(
-                device_ref=_DEVICE_REF,
-                vulnerability_id=vulnerability_id,
-                vendor=vendor,
-                product=product,
-                installed_version=version,
-                fixed_version=fixed,
-                purl=purl,
-                severity=severity(vuln.get("severity")) or severity_from_score(score),
-                cvss_v3_vector=vector,
-                cvss_v3_score=score,
-                description=description,
+            raw_severity = vuln.get("severity")
+            rating = spellings.get(raw_severity) if type(raw_severity) is str else ""
+            if rating is None:
+                rating = severity(raw_severity)
+            description = vuln.get("description")
+            description = description.strip() if type(description) is str else text(description)
+            # Positional, in FindingRecord's field order (test_parser_speedups pins it): a
+            # call with keywords costs twice as much.
+            yield new_finding(
+                _DEVICE_REF,
+                vulnerability_id,
+                vendor,
+                product,
+                version,  # installed_version
+                fixed,
+                purl,
+                rating or severity_from_score(score),  # severity
+                vector,
+                score,
+                "",  # title
+                description,
             )
-            if (vector or description) and facts.new(vulnerability_id, (description, vector)):
-                yield VulnerabilityRecord(
+            if (vector or description) and facts_are_new(vulnerability_id, (description, vector)):
+                yield _new_vulnerability(
                     vulnerability_id=vulnerability_id,
                     description=description or None,
                     cvss_v3_vector=vector or None,
@@ -202,12 +256,6 @@ class GrypeParser:
 def _str(value: object) -> str:
     # The common case (a JSON string) without text()'s type checks: this runs per field.
     return value.strip() if type(value) is str else text(value)
-
-
-@lru_cache(maxsize=65536)
-def _purl_vendor(purl: str) -> str:
-    # A package's purl repeats on every match of the package: parse it once.
-    return purl_vendor_product(purl)[0]
 
 
 def _device(source: dict[str, Any], distro: dict[str, Any], filename: str) -> DeviceRecord:

@@ -1,28 +1,39 @@
 """Trivy JSON reports: image and filesystem scans (schema 2 and the legacy list), ``trivy k8s``
 cluster summaries, and Trivy Operator ``VulnerabilityReport`` resources.
 
-See ``docs/formats.md`` (Trivy) for the fields mapped.
+See ``docs/formats.md`` (Trivy) for the fields mapped. A report that can be read again from the
+start (a file) is read by ``json_fast_values`` (items built by the json module's C decoder);
+where that reader gives up, the ijson reader (``json_values``, ``json_items``), which reads
+anything else, takes over from the same record (``fast_or_exact``). Both give the same records.
 """
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import IO, Any
 
 from remedium.importers.formats._common import (
+    SEVERITY_SPELLINGS,
     FactsFilter,
     as_dict,
     as_list,
     ecosystem_vendor,
+    fast_or_exact,
+    json_fast_values,
     json_head_keys,
     json_items,
     json_values,
     looks_like_json,
     parse_time,
     peek_first_byte,
-    purl_vendor_product,
+    purl_vendor,
+    record_builder,
     severity,
     severity_from_score,
     stream_contains,
@@ -46,6 +57,21 @@ _RESULT = "Results.item"
 _RESULT_FIELDS = ("Target", "Class", "Type")
 _RESULT_LISTS = ("Packages", "Vulnerabilities", "Misconfigurations", "Secrets", "Licenses")
 _OS_SUFFIX = re.compile(r"\s+\([^()]*\)$")
+# Every value a schema-2 report is read for (``json_values`` targets), in one pass.
+_TARGETS = (
+    *_HEADER,
+    "ClusterName",
+    "Vulnerabilities.item",
+    "Misconfigurations.item",
+    *(f"{_RESULT}.{f}" for f in _RESULT_FIELDS),
+    *(f"{_RESULT}.{f}.item" for f in _RESULT_LISTS),
+)
+_TARGET, _TYPE = f"{_RESULT}.Target", f"{_RESULT}.Type"
+_LIST_ITEMS = {f"{_RESULT}.{f}.item": f for f in _RESULT_LISTS}  # prefix -> list name
+_PREFIX, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+# FindingRecord(...) and VulnerabilityRecord(...), without the cost of a frozen __init__.
+_new_finding = record_builder(FindingRecord)
+_new_vulnerability = record_builder(VulnerabilityRecord)
 
 
 def _stem(filename: str) -> str:
@@ -61,46 +87,40 @@ def _vendor_for(vuln: dict[str, Any], result_type: str) -> tuple[str, str]:
     """(vendor, purl) of the package a vulnerability or package entry names."""
     ident = vuln.get("PkgIdentifier") or vuln.get("Identifier")
     purl = _str(ident.get("PURL")) if type(ident) is dict else ""
-    vendor = purl_vendor_product(purl)[0] if purl else ""
+    vendor = purl_vendor(purl) if purl else ""
     return vendor or ecosystem_vendor(result_type), purl
 
 
-def _cvss_v3(vuln: dict[str, Any]) -> tuple[str, float | None]:
-    """The CVSS v3 vector and score, preferring the source Trivy rated the severity from."""
-    sources = vuln.get("CVSS")
-    if type(sources) is not dict or not sources:
-        return "", None
-    preferred = _str(vuln.get("SeveritySource"))
-    for name in (preferred, "nvd", "ghsa", "redhat", *sources.keys()):
+_NO_CVSS: tuple[str, float | None] = ("", None)
+_CVSS_FALLBACKS = ("nvd", "ghsa", "redhat")
+
+
+def _cvss_v3(sources: dict[str, Any], severity_source: object) -> tuple[str, float | None]:
+    """The CVSS v3 vector and score of a vulnerability's ``CVSS`` (a non-empty object),
+    preferring the source Trivy rated the severity from, then nvd, ghsa, redhat, then any."""
+    entry = sources.get(_str(severity_source))
+    if type(entry) is dict and (found := _v3(entry)):
+        return found
+    for name in _CVSS_FALLBACKS:
         entry = sources.get(name)
-        if type(entry) is not dict:
-            continue
-        vector = _str(entry.get("V3Vector"))
-        if vector:
-            score = entry.get("V3Score")
-            return vector, float(score) if isinstance(score, int | float) else None
-    return "", None
+        if type(entry) is dict and (found := _v3(entry)):
+            return found
+    for entry in sources.values():
+        if type(entry) is dict and (found := _v3(entry)):
+            return found
+    return _NO_CVSS
 
 
-def _finding(
-    device_ref: str, vuln: dict[str, Any], result_type: str, cvss: tuple[str, float | None]
-) -> FindingRecord:
-    vendor, purl = _vendor_for(vuln, result_type)
-    vector, score = cvss
-    return FindingRecord(
-        device_ref=device_ref,
-        vulnerability_id=_str(vuln.get("VulnerabilityID")),
-        vendor=vendor,
-        product=_str(vuln.get("PkgName")),
-        installed_version=_str(vuln.get("InstalledVersion")),
-        fixed_version=_str(vuln.get("FixedVersion")),
-        purl=purl,
-        severity=severity(vuln.get("Severity")) or severity_from_score(score),
-        cvss_v3_vector=vector,
-        cvss_v3_score=score,
-        title=_str(vuln.get("Title")),
-        description=_str(vuln.get("Description")),
-    )
+def _v3(entry: dict[str, Any]) -> tuple[str, float | None] | None:
+    """(vector, score) of one source's CVSS entry; ``None`` when it has no v3 vector."""
+    vector = entry.get("V3Vector")
+    vector = vector.strip() if type(vector) is str else text(vector)
+    if not vector:
+        return None
+    score = entry.get("V3Score")
+    if type(score) is float:
+        return vector, score
+    return vector, float(score) if isinstance(score, int | float) else None
 
 
 def _vulnerability(vuln: dict[str, Any], vector: str) -> VulnerabilityRecord | None:
@@ -108,15 +128,23 @@ def _vulnerability(vuln: dict[str, Any], vector: str) -> VulnerabilityRecord | N
     if not (vector or description):
         return None
     cwes = vuln.get("CweIDs")
-    return VulnerabilityRecord(
+    return _new_vulnerability(
         vulnerability_id=_str(vuln.get("VulnerabilityID")),
         description=description or None,
         severity=severity(vuln.get("Severity")) or None,
         cvss_v3_vector=vector or None,
-        published_on=parse_time(vuln.get("PublishedDate")),
-        updated_on=parse_time(vuln.get("LastModifiedDate")),
+        published_on=_time(vuln.get("PublishedDate")),
+        updated_on=_time(vuln.get("LastModifiedDate")),
         cwe_ids=tuple(text(c) for c in cwes if text(c)) if type(cwes) is list else (),
     )
+
+
+def _time(value: object) -> datetime | None:
+    # Dates repeat across vulnerabilities (NVD publishes on the quarter hour): parse each once.
+    return _cached_time(value) if type(value) is str else parse_time(value)
+
+
+_cached_time = lru_cache(maxsize=4096)(parse_time)
 
 
 class _ResultReader:
@@ -127,77 +155,132 @@ class _ResultReader:
         self.checks_seen: set[str] = set()
         self.facts = facts or FactsFilter()
 
-    def vulnerability(self, vuln: object, result_type: str, where: str) -> Iterator[ImportRecord]:
-        entry = as_dict(vuln)
-        vulnerability_id = _str(entry.get("VulnerabilityID"))
-        if not vulnerability_id:
-            yield SkippedRecord("vulnerability without VulnerabilityID", where)
-            return
-        cvss = _cvss_v3(entry)
-        yield _finding(self.device_ref, entry, result_type, cvss)
-        # The raw fields the facts are built from: equal ones would give an equal record.
-        get = entry.get
-        raw = (
-            cvss[0],
-            get("Description"),
-            get("Severity"),
-            get("PublishedDate"),
-            get("LastModifiedDate"),
-            get("CweIDs"),
-        )
-        if self.facts.new(vulnerability_id, raw):
-            facts = _vulnerability(entry, cvss[0])
-            if facts is not None:
-                yield facts
+    def vulnerabilities(
+        self, vulns: Iterable[object], result_type: str, where: str
+    ) -> Iterator[ImportRecord]:
+        """A finding per entry of a result's ``Vulnerabilities``, and its facts when new.
 
-    def package(self, package: object, result_type: str, where: str) -> Iterator[ImportRecord]:
-        entry = as_dict(package)
-        name = text(entry.get("Name"))
-        if not name:
-            yield SkippedRecord("package without Name", where)
-            return
-        vendor, purl = _vendor_for(entry, result_type)
-        yield SoftwareRecord(
-            device_ref=self.device_ref,
-            vendor=vendor,
-            product=name,
-            version=text(entry.get("Version")),
-            purl=purl,
-        )
-
-    def misconfiguration(self, misconf: object, target: str, where: str) -> Iterator[ImportRecord]:
-        entry = as_dict(misconf)
-        check_id = text(entry.get("ID")) or text(entry.get("AVDID"))
-        if not check_id:
-            yield SkippedRecord("misconfiguration without ID", where)
-            return
-        if check_id not in self.checks_seen:
-            self.checks_seen.add(check_id)
-            yield ConfigurationCheckRecord(
-                configuration_id=check_id,
-                name=text(entry.get("Title")) or check_id,
-                # Trivy checks container, Kubernetes and IaC settings: applications, not the OS.
-                category="Application",
-                sub_category=text(entry.get("Type")),
-                description=text(entry.get("Description")),
-                remediation=text(entry.get("Resolution")),
+        The loop a large report spends its time in, so written flat: per result, not per
+        vulnerability, the ecosystem's vendor; a purl's vendor from a cache; a JSON string read
+        without text()'s type checks (``text()`` is only called for anything else); the
+        severity by one lookup of the spelling.
+        """
+        device_ref = self.device_ref
+        ecosystem = ecosystem_vendor(result_type)
+        facts_are_new = self.facts.new
+        spellings = SEVERITY_SPELLINGS
+        new_finding = _new_finding
+        for vuln in vulns:
+            entry: dict[str, Any] = vuln if type(vuln) is dict else {}
+            get = entry.get
+            value = get("VulnerabilityID")
+            vulnerability_id = value.strip() if type(value) is str else text(value)
+            if not vulnerability_id:
+                yield SkippedRecord("vulnerability without VulnerabilityID", where)
+                continue
+            sources = get("CVSS")
+            vector, score = (
+                _cvss_v3(sources, get("SeveritySource"))
+                if type(sources) is dict and sources
+                else _NO_CVSS
             )
-        yield ConfigurationResultRecord(
-            device_ref=self.device_ref,
-            configuration_id=check_id,
-            is_compliant=text(entry.get("Status")).upper() == "PASS",
-        )
+            ident = get("PkgIdentifier") or get("Identifier")
+            purl = ""
+            if type(ident) is dict:
+                value = ident.get("PURL")
+                purl = value.strip() if type(value) is str else text(value)
+            raw_severity = get("Severity")
+            rating = spellings.get(raw_severity) if type(raw_severity) is str else ""
+            if rating is None:
+                rating = severity(raw_severity)
+            product = get("PkgName")
+            installed = get("InstalledVersion")
+            fixed = get("FixedVersion")
+            title = get("Title")
+            description = get("Description")
+            # Positional, in FindingRecord's field order (test_parser_speedups pins it): a
+            # call with keywords costs twice as much.
+            yield new_finding(
+                device_ref,
+                vulnerability_id,
+                (purl_vendor(purl) if purl else "") or ecosystem,  # vendor
+                product.strip() if type(product) is str else text(product),
+                installed.strip() if type(installed) is str else text(installed),
+                fixed.strip() if type(fixed) is str else text(fixed),
+                purl,
+                rating or severity_from_score(score),  # severity
+                vector,
+                score,
+                title.strip() if type(title) is str else text(title),
+                description.strip() if type(description) is str else text(description),
+            )
+            # The raw fields the facts are built from: equal ones would give an equal record.
+            raw = (
+                vector,
+                description,
+                raw_severity,
+                get("PublishedDate"),
+                get("LastModifiedDate"),
+                get("CweIDs"),
+            )
+            if facts_are_new(vulnerability_id, raw):
+                facts = _vulnerability(entry, vector)
+                if facts is not None:
+                    yield facts
+
+    def packages(
+        self, packages: Iterable[object], result_type: str, where: str
+    ) -> Iterator[ImportRecord]:
+        """A software record per entry of a result's ``Packages``."""
+        for package in packages:
+            entry = as_dict(package)
+            name = text(entry.get("Name"))
+            if not name:
+                yield SkippedRecord("package without Name", where)
+                continue
+            vendor, purl = _vendor_for(entry, result_type)
+            yield SoftwareRecord(
+                device_ref=self.device_ref,
+                vendor=vendor,
+                product=name,
+                version=text(entry.get("Version")),
+                purl=purl,
+            )
+
+    def misconfigurations(self, misconfs: Iterable[object], where: str) -> Iterator[ImportRecord]:
+        """A configuration result per entry of a result's ``Misconfigurations`` (and each
+        check's definition the first time it is seen)."""
+        for misconf in misconfs:
+            entry = as_dict(misconf)
+            check_id = text(entry.get("ID")) or text(entry.get("AVDID"))
+            if not check_id:
+                yield SkippedRecord("misconfiguration without ID", where)
+                continue
+            if check_id not in self.checks_seen:
+                self.checks_seen.add(check_id)
+                yield ConfigurationCheckRecord(
+                    configuration_id=check_id,
+                    name=text(entry.get("Title")) or check_id,
+                    # Trivy checks container, Kubernetes and IaC settings: applications, not
+                    # the OS.
+                    category="Application",
+                    sub_category=text(entry.get("Type")),
+                    description=text(entry.get("Description")),
+                    remediation=text(entry.get("Resolution")),
+                )
+            yield ConfigurationResultRecord(
+                device_ref=self.device_ref,
+                configuration_id=check_id,
+                is_compliant=text(entry.get("Status")).upper() == "PASS",
+            )
 
     def result(self, result: dict[str, Any], where: str) -> Iterator[ImportRecord]:
         """All records of one whole ``Results`` entry (k8s and legacy shapes)."""
         result_type = text(result.get("Type"))
         target = text(result.get("Target"))
-        for package in as_list(result.get("Packages")):
-            yield from self.package(package, result_type, where)
-        for vuln in as_list(result.get("Vulnerabilities")):
-            yield from self.vulnerability(vuln, result_type, where)
-        for misconf in as_list(result.get("Misconfigurations")):
-            yield from self.misconfiguration(misconf, target, where)
+        yield from self.packages(as_list(result.get("Packages")), result_type, where)
+        yield from self.vulnerabilities(as_list(result.get("Vulnerabilities")), result_type, where)
+        yield from self.misconfigurations(as_list(result.get("Misconfigurations")), where)
         for secret in as_list(result.get("Secrets")):
             yield _secret(secret, target)
 
@@ -205,6 +288,11 @@ class _ResultReader:
 def _secret(secret: object, target: str) -> SkippedRecord:
     rule = text(as_dict(secret).get("RuleID")) or "secret"
     return SkippedRecord(f"exposed secret ({rule}) is not a vulnerability; not imported", target)
+
+
+def _license(license_: object, where: str) -> SkippedRecord:
+    name = text(as_dict(license_).get("Name"))
+    return SkippedRecord(f"license finding ({name}) is not a vulnerability", where)
 
 
 class TrivyParser:
@@ -226,7 +314,7 @@ class TrivyParser:
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
         if _can_seek(stream):
-            # A file: peek, then rewind, so the large lists can be read again by ijson's C items.
+            # A file: peek, then rewind, so the report can be read again by the fast reader.
             start = stream.tell()
             first = stream.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
             stream.seek(start)
@@ -241,84 +329,79 @@ class TrivyParser:
     def _report(
         self, stream: IO[bytes], filename: str
     ) -> tuple[ReportInfo, Iterator[ImportRecord]]:
-        targets = [
-            *_HEADER,
-            "ClusterName",
-            "Vulnerabilities.item",
-            "Misconfigurations.item",
-            *(f"{_RESULT}.{f}" for f in _RESULT_FIELDS),
-            *(f"{_RESULT}.{f}.item" for f in _RESULT_LISTS),
-        ]
-        values = json_values(stream, targets, filename)
-        header: dict[str, Any] = {}
-        pending: tuple[str, Any] | None = None
-        for prefix, value in values:
-            if prefix in _HEADER or prefix == "ClusterName":
-                header[prefix] = value
-                continue
-            pending = (prefix, value)
-            break
+        start = stream.tell() if _can_seek(stream) else -1
+        values = json_values(stream, _TARGETS, filename)
+        header, pending = _read_header(values)
         if "ClusterName" in header:
             info = ReportInfo(format=self.name, source="trivy k8s")
-            if _can_seek(stream):
-                return info, self._k8s_items(header, stream, filename)
-            return info, self._k8s(header, pending, values)
+            if start < 0:
+                return info, self._k8s(header, _chain(pending, values))
+            fast = self._k8s_items(header, stream, filename, fast=True)
+            return info, fast_or_exact(
+                fast, lambda: self._k8s_items(header, stream, filename, fast=False)
+            )
         if "SchemaVersion" not in header and pending is None and not header:
             raise ReportError("not a Trivy report: no SchemaVersion or Results", filename=filename)
         info = ReportInfo(
             format=self.name, source="trivy", scanned_at=parse_time(header.get("CreatedAt"))
         )
-        return info, self._artifact(header, pending, values, filename)
+        if start < 0 or pending is None:
+            # Not seekable, or nothing after the header (``values`` has read it all): walk on.
+            return info, self._artifact(header, _chain(pending, values), filename)
+
+        def exact() -> Iterator[ImportRecord]:
+            stream.seek(start)
+            again = json_values(stream, _TARGETS, filename)
+            header, pending = _read_header(again)
+            return self._artifact(header, _chain(pending, again), filename)
+
+        # The whole report again from the start (the header values are no-ops the second time).
+        fast = self._artifact(header, json_fast_values(stream, _TARGETS, start=start), filename)
+        return info, fast_or_exact(fast, exact)
 
     def _artifact(
-        self,
-        header: dict[str, Any],
-        pending: tuple[str, Any] | None,
-        values: Iterator[tuple[str, Any]],
-        filename: str,
+        self, header: dict[str, Any], values: Iterator[tuple[str, Any]], filename: str
     ) -> Iterator[ImportRecord]:
+        """A single-artifact report from the values ``json_values`` yields for ``_TARGETS``
+        (header values, read already, are not read again): a run of items of one list goes to
+        the result reader in one go."""
         yield _artifact_device(header, filename)
         reader = _ResultReader("artifact")
         result_type = target = ""
         index = -1
-        stream = values if pending is None else _chain(pending, values)
-        for prefix, value in stream:
-            field = prefix[len(_RESULT) + 1 :].split(".", 1)[0]
-            if field == "Target":
-                # Target opens a new result (Trivy writes it first).
-                index += 1
-                target, result_type = text(value), ""
+        for prefix, run in itertools.groupby(values, key=_PREFIX):
+            field = _LIST_ITEMS.get(prefix)
+            if field is None:
+                for _prefix, value in run:
+                    if prefix == _TARGET:
+                        # Target opens a new result (Trivy writes it first).
+                        index += 1
+                        target, result_type = text(value), ""
+                    elif prefix == _TYPE:
+                        result_type = text(value)
+                # Anything else (Class, header fields after the results) is not read.
                 continue
-            if field == "Type":
-                result_type = text(value)
-                continue
-            if field == "Class":
-                continue
+            items = map(_SECOND, run)
             where = f"Results[{max(index, 0)}] ({target})"
             if field == "Vulnerabilities":
-                yield from reader.vulnerability(value, result_type, where)
+                yield from reader.vulnerabilities(items, result_type, where)
             elif field == "Packages":
-                yield from reader.package(value, result_type, where)
+                yield from reader.packages(items, result_type, where)
             elif field == "Misconfigurations":
-                yield from reader.misconfiguration(value, target, where)
+                yield from reader.misconfigurations(items, where)
             elif field == "Secrets":
-                yield _secret(value, target)
-            elif field == "Licenses":
-                name = text(as_dict(value).get("Name"))
-                yield SkippedRecord(f"license finding ({name}) is not a vulnerability", where)
+                yield from (_secret(value, target) for value in items)
+            else:
+                yield from (_license(value, where) for value in items)
 
     def _k8s(
-        self,
-        header: dict[str, Any],
-        pending: tuple[str, Any] | None,
-        values: Iterator[tuple[str, Any]],
+        self, header: dict[str, Any], values: Iterator[tuple[str, Any]]
     ) -> Iterator[ImportRecord]:
         cluster = text(header.get("ClusterName"))
         seen: set[str] = set()
         readers: dict[str, _ResultReader] = {}
         facts = FactsFilter()
-        stream = values if pending is None else _chain(pending, values)
-        for index, (prefix, value) in enumerate(stream):
+        for index, (prefix, value) in enumerate(values):
             resource = as_dict(value)
             ref = "/".join(text(resource.get(k)) or "-" for k in ("Namespace", "Kind", "Name"))
             if ref not in seen:
@@ -330,21 +413,31 @@ class TrivyParser:
                 yield from reader.result(as_dict(result), f"{section}[{index}] {ref}")
 
     def _k8s_items(
-        self, header: dict[str, Any], stream: IO[bytes], filename: str
+        self, header: dict[str, Any], stream: IO[bytes], filename: str, *, fast: bool
     ) -> Iterator[ImportRecord]:
-        """A cluster report's resources, each built as a dict by ijson's C code (fast path).
+        """A cluster report's resources, each built whole in C (by the json module's decoder
+        when ``fast``, else by ijson).
 
-        One pass per section (vulnerabilities, then misconfigurations); each pass skips the
-        other section in C, which costs far less than building every resource event by event.
+        One pass per section (vulnerabilities, then misconfigurations); each pass reads past
+        the other section one resource at a time, which costs far less than building every
+        resource event by event.
         """
         cluster = text(header.get("ClusterName"))
         seen: set[str] = set()
         readers: dict[str, _ResultReader] = {}
         facts = FactsFilter()  # shared: workloads repeat the same vulnerabilities
-        for section in ("Vulnerabilities", "Misconfigurations"):
+        for section, other in (
+            ("Vulnerabilities", "Misconfigurations"),
+            ("Misconfigurations", "Vulnerabilities"),
+        ):
             if not stream_contains(stream, f'"{section}"'.encode()):
                 continue  # a pass over a large report that finds nothing costs seconds
-            for index, value in enumerate(json_items(stream, f"{section}.item", filename)):
+            resources = (
+                map(_SECOND, json_fast_values(stream, [f"{section}.item"], walk=[other]))
+                if fast
+                else json_items(stream, f"{section}.item", filename)
+            )
+            for index, value in enumerate(resources):
                 resource = as_dict(value)
                 ref = "/".join(text(resource.get(k)) or "-" for k in ("Namespace", "Kind", "Name"))
                 if ref not in seen:
@@ -357,9 +450,24 @@ class TrivyParser:
                     yield from reader.result(as_dict(result), f"{section}[{index}] {ref}")
 
     def _legacy(self, stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
+        """A legacy report (a bare list of results), each result built whole."""
+        if not _can_seek(stream):
+            return self._legacy_results(json_values(stream, ["item"], filename), filename)
+        start = stream.tell()
+
+        def exact() -> Iterator[ImportRecord]:
+            stream.seek(start)
+            return self._legacy_results(json_values(stream, ["item"], filename), filename)
+
+        fast = json_fast_values(stream, ["item"], start=start)
+        return fast_or_exact(self._legacy_results(fast, filename), exact)
+
+    def _legacy_results(
+        self, values: Iterator[tuple[str, Any]], filename: str
+    ) -> Iterator[ImportRecord]:
         reader = _ResultReader("artifact")
         announced = False
-        for index, (_prefix, value) in enumerate(json_values(stream, ["item"], filename)):
+        for index, (_prefix, value) in enumerate(values):
             result = as_dict(value)
             if not announced:
                 announced = True
@@ -376,6 +484,20 @@ class TrivyParser:
                     ),
                 )
             yield from reader.result(result, f"[{index}] {text(result.get('Target'))}")
+
+
+def _read_header(
+    values: Iterator[tuple[str, Any]],
+) -> tuple[dict[str, Any], tuple[str, Any] | None]:
+    """The header fields read before the first other value, and that value (``None`` when the
+    report has nothing else)."""
+    header: dict[str, Any] = {}
+    for prefix, value in values:
+        if prefix in _HEADER or prefix == "ClusterName":
+            header[prefix] = value
+            continue
+        return header, (prefix, value)
+    return header, None
 
 
 def _can_seek(stream: IO[bytes]) -> bool:
@@ -396,8 +518,11 @@ def _k8s_device(ref: str, cluster: str) -> DeviceRecord:
     )
 
 
-def _chain(first: tuple[str, Any], rest: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
-    yield first
+def _chain(
+    first: tuple[str, Any] | None, rest: Iterator[tuple[str, Any]]
+) -> Iterator[tuple[str, Any]]:
+    if first is not None:
+        yield first
     yield from rest
 
 
