@@ -212,6 +212,20 @@ def test_giving_up_is_needed_where_the_json_module_reads_otherwise() -> None:
     assert json.loads(b'{"a": 1e400, "b": NaN, "c": 9223372036854775808}')  # read, not refused
 
 
+def test_malformed_json_gives_up_without_reading_the_rest_of_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_common, "_FAST_BLOCK", 64)
+    monkeypatch.setattr(_common, "_FAST_AHEAD", 16)
+    item = b'{"VulnerabilityID": "CVE-1", "Title": "' + b"t" * 40 + b'"}'
+    document = b'{"Results": [{"Vulnerabilities": [' + item + b', {"x": oops}'
+    document += b", " + b", ".join([item] * 2000) + b"]}]}"
+    stream = io.BytesIO(document)
+    with pytest.raises(GiveUp, match="malformed"):
+        list(json_fast_values(stream, _TRIVY))
+    assert stream.tell() < 1024  # not the 160 kB after the fault
+
+
 def test_a_value_larger_than_the_limit_is_left_to_the_exact_reader(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -493,3 +507,21 @@ def test_corpus_reports_give_their_findings_through_the_fast_reader(
     records = _parse(name.split("/", maxsplit=1)[0], (corpus / name).read_bytes())
     assert isinstance(records, list)
     assert sum(type(r) is FindingRecord for r in records) == findings
+
+
+def test_finding_record_fields_are_in_the_order_the_parsers_give_them() -> None:
+    # The Trivy and Grype loops build FindingRecord positionally (half the cost of keywords).
+    assert [field.name for field in dataclasses.fields(FindingRecord)][:12] == [
+        "device_ref",
+        "vulnerability_id",
+        "vendor",
+        "product",
+        "installed_version",
+        "fixed_version",
+        "purl",
+        "severity",
+        "cvss_v3_vector",
+        "cvss_v3_score",
+        "title",
+        "description",
+    ]

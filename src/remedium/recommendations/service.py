@@ -114,15 +114,17 @@ class _Runner:
         params.update(extra)
         return list(self.session.execute(statement, params))
 
-    def raw_rows(self, sql: str) -> list[Any]:
-        """Rows of a query without parameters, straight from the driver's cursor: for the
-        large reads whose values need no conversion (Row objects cost more than the query)."""
+    def raw_rows(self, sql: str) -> Iterator[Any]:
+        """Rows of a query without parameters, straight from the driver's cursor and a few
+        thousand at a time: for the large reads whose values need no conversion (Row objects
+        cost more than the query; a list of them all would grow with the inventory)."""
         raw = self.session.connection().connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
         try:
             cursor.execute(sql)
-            return list(cursor.fetchall())
+            while rows := cursor.fetchmany(5000):
+                yield from rows
         finally:
             cursor.close()
 

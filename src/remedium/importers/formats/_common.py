@@ -442,11 +442,16 @@ class _FastJson:
             text, pos = self._text, self._pos
             try:
                 value, end = _SCAN(text, pos)
-            except (StopIteration, ValueError, RecursionError):
-                # Cut off by the end of the window, or malformed: read on and see.
-                if not self._read(len(text) - pos):
+            except (StopIteration, json.JSONDecodeError) as exc:
+                # Cut off by the end of the window (the fault is at its very end, or in a
+                # string that has not ended yet): read on. Anything else is malformed JSON.
+                at = exc.value if isinstance(exc, StopIteration) else exc.pos
+                cut = at >= len(text) - 8 or str(exc).startswith("Unterminated string")
+                if not (cut and self._read(len(text) - pos)):
                     raise GiveUp("malformed JSON") from None
                 continue
+            except (ValueError, RecursionError):  # over 4300 digits, or nested too deep
+                raise GiveUp("a value the fast reader does not read") from None
             # A number near the end of the window may go on in the next block ("1.", "1e+").
             if len(text) - end <= 2 and self._read(len(text) - pos):
                 continue

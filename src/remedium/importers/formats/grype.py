@@ -166,7 +166,8 @@ class GrypeParser:
         yield _device(source, distro, filename)
         seen_packages: set[tuple[str, str, str]] = set()
         ecosystems: dict[str, str] = {}
-        facts_are_new = FactsFilter().new
+        facts = FactsFilter()
+        facts_are_new, facts_given = facts.new, facts.last
         spellings = SEVERITY_SPELLINGS
         new_finding = _new_finding
         # Each match is built whole in C (the json module's decoder when ``fast``, else ijson);
@@ -245,7 +246,13 @@ class GrypeParser:
                 "",  # title
                 description,
             )
-            if (vector or description) and facts_are_new(vulnerability_id, (description, vector)):
+            # The filter's own check first, inline: most findings repeat facts already given.
+            raw = (description, vector)
+            if (
+                (vector or description)
+                and facts_given.get(vulnerability_id) != raw
+                and facts_are_new(vulnerability_id, raw)
+            ):
                 yield _new_vulnerability(
                     vulnerability_id=vulnerability_id,
                     description=description or None,

@@ -167,7 +167,7 @@ class _ResultReader:
         """
         device_ref = self.device_ref
         ecosystem = ecosystem_vendor(result_type)
-        facts_are_new = self.facts.new
+        facts_are_new, facts_given = self.facts.new, self.facts.last
         spellings = SEVERITY_SPELLINGS
         new_finding = _new_finding
         for vuln in vulns:
@@ -223,7 +223,8 @@ class _ResultReader:
                 get("LastModifiedDate"),
                 get("CweIDs"),
             )
-            if facts_are_new(vulnerability_id, raw):
+            # The filter's own check first, inline: most findings repeat facts already given.
+            if facts_given.get(vulnerability_id) != raw and facts_are_new(vulnerability_id, raw):
                 facts = _vulnerability(entry, vector)
                 if facts is not None:
                     yield facts
@@ -275,14 +276,17 @@ class _ResultReader:
             )
 
     def result(self, result: dict[str, Any], where: str) -> Iterator[ImportRecord]:
-        """All records of one whole ``Results`` entry (k8s and legacy shapes)."""
+        """All records of one whole ``Results`` entry (k8s and legacy shapes): its packages,
+        vulnerabilities, misconfigurations and secrets, in that order."""
         result_type = text(result.get("Type"))
         target = text(result.get("Target"))
-        yield from self.packages(as_list(result.get("Packages")), result_type, where)
-        yield from self.vulnerabilities(as_list(result.get("Vulnerabilities")), result_type, where)
-        yield from self.misconfigurations(as_list(result.get("Misconfigurations")), where)
-        for secret in as_list(result.get("Secrets")):
-            yield _secret(secret, target)
+        # Chained in C: a record then passes through no generator of this method.
+        return itertools.chain(
+            self.packages(as_list(result.get("Packages")), result_type, where),
+            self.vulnerabilities(as_list(result.get("Vulnerabilities")), result_type, where),
+            self.misconfigurations(as_list(result.get("Misconfigurations")), where),
+            map(_secret, as_list(result.get("Secrets")), itertools.repeat(target)),
+        )
 
 
 def _secret(secret: object, target: str) -> SkippedRecord:
