@@ -133,10 +133,20 @@ def _findings(host: str, result: Element, where: str, cpe: str = "") -> Iterator
     if not cves:
         yield SkippedRecord("no CVE", where)
         return
-    description = child_text(result, "description")
-    installed = _INSTALLED.search(description)
-    fixed = _FIXED.search(description)
-    title = " ".join(child_text(nvt, "name").split()) if nvt is not None else ""
+    title = child_text(nvt, "name") if nvt is not None else ""
+    yield from result_findings(
+        host, cves, child_text(result, "description"), cpe, severity=severity, title=title
+    )
+
+
+def result_findings(
+    host: str, cves: list[str], text: str, cpe: str, *, severity: str, title: str
+) -> Iterator[FindingRecord]:
+    """One finding per CVE of a result: versions from its text (``Installed version:``,
+    ``Fixed version:``), else the detected CPE's version; the product from that CPE.
+    Shared with the CSV export's parser."""
+    installed = _INSTALLED.search(text)
+    fixed = _FIXED.search(text)
     vendor, product, version = cpe_vendor_product(cpe)
     for cve in cves:
         yield FindingRecord(
@@ -147,7 +157,7 @@ def _findings(host: str, result: Element, where: str, cpe: str = "") -> Iterator
             installed_version=installed.group(1).strip() if installed else version,
             fixed_version=fixed.group(1).strip() if fixed else "",
             severity=severity,
-            title=title,
+            title=" ".join(title.split()),
         )
 
 

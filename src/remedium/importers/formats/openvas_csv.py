@@ -18,13 +18,12 @@ from typing import IO
 from remedium.importers.formats._csvstream import CsvExport, Layout, Row, find_layout, split_list
 from remedium.importers.formats._xmlstream import (
     CVE_RE,
-    cpe_vendor_product,
     detected_cpe,
     parse_datetime,
     severity_from_score,
 )
-from remedium.importers.formats.openvas import _FIXED, _INSTALLED, _THREATS, _device, _float
-from remedium.importers.records import FindingRecord, ImportRecord, ReportInfo, SkippedRecord
+from remedium.importers.formats.openvas import _THREATS, _device, _float, result_findings
+from remedium.importers.records import ImportRecord, ReportInfo, SkippedRecord
 
 # "IP,Hostname,Port,Port Protocol,CVSS,Severity,QoD,Solution Type,NVT Name,Summary,
 #  Specific Result,NVT OID,CVEs,Task ID,Task Name,Timestamp,Result ID,..."
@@ -89,21 +88,13 @@ def _findings(row: Row, host: str, where: str) -> Iterator[ImportRecord]:
     if not cves:
         yield SkippedRecord("no CVE", where)
         return
-    result = row.get("Specific Result")
-    installed = _INSTALLED.search(result)
-    fixed = _FIXED.search(result)
-    title = " ".join(row.get("NVT Name").split())
     # The product detection the result depends on, as the XML's <detection> names it.
     cpe = detected_cpe(_CPE_IN_TEXT.findall(row.get("Product Detection Result")))
-    vendor, product, version = cpe_vendor_product(cpe)
-    for cve in cves:
-        yield FindingRecord(
-            device_ref=host,
-            vulnerability_id=cve,
-            vendor=vendor,
-            product=product,
-            installed_version=installed.group(1).strip() if installed else version,
-            fixed_version=fixed.group(1).strip() if fixed else "",
-            severity=severity,
-            title=title,
-        )
+    yield from result_findings(
+        host,
+        cves,
+        row.get("Specific Result"),
+        cpe,
+        severity=severity,
+        title=row.get("NVT Name"),
+    )
