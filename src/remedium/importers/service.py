@@ -283,6 +283,8 @@ def refresh_derived(
         refresh_activity_progress(session, device_ids=sorted(devices), now=as_of)
 
 
+# A new weakness: (device, software, vulnerability, installed version, fixed version), then the
+# columns every row of a report shares (source, first_seen, last_seen, fixed_at).
 _WEAKNESS_INSERT = (
     "device_id",
     "software_id",
@@ -340,6 +342,10 @@ class ReportWriter:
         # a created device's first batch has nothing stored to compare with, so it is not read.
         self.created: set[int] = set()
         self.written: set[int] = set()
+        # The first product number the current batch names; products from it on have no rows
+        # yet on the devices this import created, unless a placement used them.
+        self.fresh_products_from = 0
+        self.placed_software: set[int] = set()
         self.merged = False  # two of the file's devices turned out to be one device
         self._analyzed_at: int | None = ANALYZE_FROM // 2  # findings added at the last ANALYZE
         # A bulk load builds the secondary indexes once at the end instead of row by row.
@@ -355,6 +361,7 @@ class ReportWriter:
         self._write_vulnerabilities(batch.vulnerabilities)
         self._write_checks(batch.checks)
         self._write_devices(batch.devices)
+        self.fresh_products_from = len(self.product_ids)
         self._write_products(batch.products)
         self.with_software.update(self.device_ids[n] for n in batch.software_devices)
         self._write_installs(batch.installs)
@@ -503,19 +510,19 @@ class ReportWriter:
         at = inventory_service.bound(
             self.session, table_of(InstalledSoftware).c.last_seen, self.scanned_at
         )
-        inserts: list[tuple[Any, ...]] = []
+        inserts: list[tuple[int, int, str]] = []
         others: list[tuple[int, int, str]] = []
         for number, product, version in installs:
             device_id = devices[number]
             if device_id in unread:
-                inserts.append((device_id, products[product], version, at, at))
+                inserts.append((device_id, products[product], version))
             elif device_id not in stale:
                 others.append((device_id, products[product], version))
         if self.merged:
-            inserts = list({row[:3]: row for row in reversed(inserts)}.values())
+            inserts = list(dict.fromkeys(inserts))
             others = list(dict.fromkeys(others))
         inventory_service.bulk_insert(
-            self.session, table_of(InstalledSoftware), _INSTALLED_INSERT, inserts
+            self.session, table_of(InstalledSoftware), _INSTALLED_INSERT, inserts, (at, at)
         )
         self.summary.installed_added += len(inserts)
         if others:
@@ -560,6 +567,7 @@ class ReportWriter:
         self.summary.findings_placed += len(choices)
         ids = self.software.ids
         placed = [(d, ids[key], v, i, f) for d, key, v, i, f in choices]
+        self.placed_software.update(row[1] for row in placed)
         # The product counts as installed (at the version the scanner saw, often unknown);
         # read first: the device may list it already.
         installs = dict.fromkeys((d, s, i) for d, s, _v, i, _f in placed if d not in self.stale)
@@ -580,42 +588,39 @@ class ReportWriter:
                 self.unknown_facts.setdefault(record.vulnerability_id, record)
         if not findings and not placed:
             return
-        devices, products, stale, unread = (
+        devices, products, stale, unread, created = (
             self.device_ids,
             self.product_ids,
             self.stale,
             self._unread(),
+            self.created,
         )
-        at = self.scanned_at
-        at_bound = inventory_service.bound(self.session, table_of(Weakness).c.last_seen, at)
-        source = self.source
-        inserts: list[tuple[Any, ...]] = []
+        fresh_from, placed_software = self.fresh_products_from, self.placed_software
+        at_bound = inventory_service.bound(
+            self.session, table_of(Weakness).c.last_seen, self.scanned_at
+        )
+        inserts: list[tuple[int, int, str, str, str | None]] = []
         wanted: dict[tuple[int, int, str], tuple[str, str | None]] = {}
         older = 0
         for number, product, vulnerability, installed, fixed in findings:
             device_id = devices[number]
             if device_id in unread:
-                inserts.append(
-                    (
-                        device_id,
-                        products[product],
-                        vulnerability,
-                        installed,
-                        fixed,
-                        source,
-                        at_bound,
-                        at_bound,
-                        None,
-                    )
-                )
+                inserts.append((device_id, products[product], vulnerability, installed, fixed))
             elif device_id in stale:
                 older += 1
+            elif (
+                # A device this import created holds no row of a product first named in this
+                # batch (one image with a million findings: no reading back, batch after batch).
+                device_id in created
+                and product >= fresh_from
+                and products[product] not in placed_software
+            ):
+                inserts.append((device_id, products[product], vulnerability, installed, fixed))
             else:
                 wanted.setdefault((device_id, products[product], vulnerability), (installed, fixed))
         for device_id, software_id, vulnerability, installed, fixed in placed:
             if device_id in unread:
-                row = (device_id, software_id, vulnerability, installed, fixed, source)
-                inserts.append((*row, at_bound, at_bound, None))
+                inserts.append((device_id, software_id, vulnerability, installed, fixed))
             elif device_id in stale:
                 older += 1
             else:
@@ -628,10 +633,17 @@ class ReportWriter:
             {row[2] for row in inserts} | {key[2] for key in wanted}
         )
         weakness = table_of(Weakness)
-        inventory_service.bulk_insert(self.session, weakness, _WEAKNESS_INSERT, inserts)
+        inventory_service.bulk_insert(
+            self.session, weakness, _WEAKNESS_INSERT, inserts, self._shared(at_bound)
+        )
         self.summary.findings_added += len(inserts)
         if wanted:
             self._merge_findings(wanted, at_bound)
+
+    def _shared(self, at_bound: Any) -> tuple[Any, ...]:
+        """The values of a new weakness every row of this report shares: source, first and
+        last seen, not fixed."""
+        return (self.source, at_bound, at_bound, None)
 
     def _merge_findings(
         self, wanted: dict[tuple[int, int, str], tuple[str, str | None]], at_bound: Any
@@ -665,9 +677,7 @@ class ReportWriter:
         for key, (installed, fixed) in wanted.items():
             row = existing.get(key)
             if row is None:
-                inserts.append(
-                    (key[0], key[1], key[2], installed, fixed, source, at_bound, at_bound, None)
-                )
+                inserts.append((*key, installed, fixed))
                 continue
             if row.fixed_at is not None:
                 if at <= row.fixed_at:
@@ -684,7 +694,9 @@ class ReportWriter:
                 continue  # only last_seen moves: bookkeeping, not an update
             self.summary.findings_updated += 1
             updates.append((installed, fixed, source, at_bound, None, row.id))
-        inventory_service.bulk_insert(self.session, weakness, _WEAKNESS_INSERT, inserts)
+        inventory_service.bulk_insert(
+            self.session, weakness, _WEAKNESS_INSERT, inserts, self._shared(at_bound)
+        )
         self.summary.findings_added += len(inserts)
         inventory_service.bulk_update(self.session, weakness, _WEAKNESS_UPDATE, ("id",), updates)
 

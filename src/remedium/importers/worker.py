@@ -10,8 +10,9 @@ of the child, or the child dying, ends the import with an error, and leaving the
 early (the writer failed) stops the child.
 
 Protocol on the child's standard output: pickled tuples ``("info", ReportInfo)``, then
-``("batch", Batch)`` any number of times, then ``("done", sha256)``, or ``("error", message,
-where, filename)`` / ``("crash", traceback)``. The child also hashes the file, off this process.
+``("batch", Batch)`` any number of times, then ``("done",)``, or ``("error", message, where,
+filename)`` / ``("crash", traceback)``. Meanwhile a thread of this process hashes the file: the
+parser is the slower half, so the hash is off its path and ready when the batches are read.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +45,44 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _Hashing:
+    """The SHA-256 of a file, computed by a thread (hashlib releases the interpreter while it
+    hashes a block, so it runs beside the importing thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stop = threading.Event()
+        self._digest = ""
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="report-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        digest = hashlib.sha256()
+        try:
+            with self.path.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    if self._stop.is_set():
+                        return
+                    digest.update(block)
+        except OSError as exc:
+            self._error = exc
+            return
+        self._digest = digest.hexdigest()
+
+    def result(self) -> str:
+        """The hex digest, once the thread is done."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._digest
+
+    def cancel(self) -> None:
+        """Stop hashing (the import failed)."""
+        self._stop.set()
+        self._thread.join()
+
+
 @dataclass(slots=True)
 class Report:
     """A report being read: its info, its batches, and its SHA-256 once they are all read."""
@@ -50,11 +90,11 @@ class Report:
     info: ReportInfo
     batches: Iterator[Batch]
     path: Path
-    sha256: str = ""
+    hashing: _Hashing | None = None
 
     def file_sha256(self) -> str:
-        """The file's SHA-256 (from the parser process when there was one)."""
-        return self.sha256 or file_sha256(self.path)
+        """The file's SHA-256 (hashed beside the parser process when there was one)."""
+        return self.hashing.result() if self.hashing is not None else file_sha256(self.path)
 
 
 @contextmanager
@@ -113,13 +153,15 @@ def _child(format_name: str, path: Path, filename: str, device_name: str) -> Ite
             bufsize=_PIPE_BUFFER,
         )
         assert process.stdout is not None
+        hashing = _Hashing(path)
         try:
             first = _receive(process.stdout, errors, filename)
             if first[0] != "info":
                 raise RuntimeError(f"the parser process of {filename} sent {first[0]!r} first")
-            report = Report(first[1], iter(()), path)
-            report.batches = _batches(process.stdout, errors, filename, report)
-            yield report
+            yield Report(first[1], _batches(process.stdout, errors, filename), path, hashing)
+        except BaseException:
+            hashing.cancel()
+            raise
         finally:
             if process.poll() is None:
                 process.kill()
@@ -127,13 +169,10 @@ def _child(format_name: str, path: Path, filename: str, device_name: str) -> Ite
             process.wait()
 
 
-def _batches(
-    stdout: IO[bytes], errors: IO[bytes], filename: str, report: Report
-) -> Iterator[Batch]:
+def _batches(stdout: IO[bytes], errors: IO[bytes], filename: str) -> Iterator[Batch]:
     while True:
         message = _receive(stdout, errors, filename)
         if message[0] == "done":
-            report.sha256 = message[1]
             return
         if message[0] != "batch":
             raise RuntimeError(f"the parser process of {filename} sent {message[0]!r}")
@@ -183,7 +222,7 @@ def main(argv: list[str]) -> int:
     except Exception:
         send("crash", traceback.format_exc(limit=20))
         return 1
-    send("done", file_sha256(Path(path)))
+    send("done")
     return 0
 
 

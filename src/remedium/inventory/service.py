@@ -48,10 +48,19 @@ def bound(session: Session, column: Any, value: Any) -> Any:
 
 
 def bulk_insert(
-    session: Session, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    constants: tuple[Any, ...] = (),
 ) -> None:
     """Insert plain tuples (already in the driver's types, see :func:`bound`) as fast as the
     database allows: ``COPY`` on PostgreSQL, the DBAPI cursor's ``executemany`` elsewhere.
+
+    ``constants`` are the values of the last columns, the same for every row (the scan time, the
+    source): rows then carry only the leading columns. SQLite takes them once, as literals of
+    the statement, instead of binding them again for every row (a third of the cost of a
+    million-row insert).
 
     SQLAlchemy's executemany of dictionaries costs several times the database's own work here
     (per-row parameter processing); these rows are built by the pipeline, so none is needed.
@@ -65,11 +74,38 @@ def bulk_insert(
         assert raw is not None
         cursor: Any = raw.cursor()  # psycopg's cursor: COPY is not in the DBAPI protocol
         with cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            if constants:
+                for row in rows:
+                    copy.write_row(row + constants)
+            else:
+                for row in rows:
+                    copy.write_row(row)
         return
-    marks = ", ".join("?" if connection.dialect.paramstyle == "qmark" else "%s" for _ in columns)
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    literals = _sql_literals(connection.dialect, constants)
+    if literals is None:  # not expressible as literals: bound with every row
+        rows, literals = [row + constants for row in rows], [mark] * len(constants)
+    marks = ", ".join([mark] * (len(columns) - len(constants)) + literals)
     connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+
+
+def _sql_literals(dialect: Any, values: tuple[Any, ...]) -> list[str] | None:
+    """``values`` as SQLite literals, or None (bind them) for another database or a value
+    that is not a plain string, integer or NULL. A SQLite string literal escapes nothing but
+    its quote, which is doubled; a NUL character could not be written in the statement."""
+    if dialect.name != "sqlite":
+        return None
+    literals: list[str] = []
+    for value in values:
+        if value is None:
+            literals.append("NULL")
+        elif type(value) is int:
+            literals.append(str(value))
+        elif type(value) is str and "\x00" not in value:
+            literals.append("'" + value.replace("'", "''") + "'")
+        else:
+            return None
+    return literals
 
 
 def bulk_update(
@@ -475,12 +511,16 @@ def upsert_installed(
             ):
                 known[(device_id, software_id, version)] = last_seen
     at = bound(session, table.c.last_seen, scanned_at)
-    inserts = [(d, s, v, at, at) for d, s, v in rows if (d, s, v) not in known]
+    inserts = [(d, s, v) for d, s, v in rows if (d, s, v) not in known]
     updates = [
         (at, d, s, v) for d, s, v in rows if (d, s, v) in known and known[(d, s, v)] < scanned_at
     ]
     bulk_insert(
-        session, table, ("device_id", "software_id", "version", "first_seen", "last_seen"), inserts
+        session,
+        table,
+        ("device_id", "software_id", "version", "first_seen", "last_seen"),
+        inserts,
+        (at, at),
     )
     bulk_update(session, table, ("last_seen",), ("device_id", "software_id", "version"), updates)
     return len(inserts)

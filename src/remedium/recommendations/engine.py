@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 SOFTWARE_PREFIX = "va-_-"
 CONFIGURATION_PREFIX = "sca-_-"
@@ -18,7 +19,8 @@ CONFIGURATION_PREFIX = "sca-_-"
 # Pre-release words rank below the release they lead to ("1.0rc1" < "1.0"), in this order.
 _PRE_RELEASE = {"dev": -5, "alpha": -4, "a": -4, "beta": -3, "b": -3, "pre": -2, "rc": -1}
 _TOKEN = re.compile(r"\d+|[a-z]+")
-_SEVERITY_RANK = {"Low": 1, "Medium": 2, "High": 3, "Critical": 4}
+# Defender's severities, least severe first; a severity's rank is its place here (0: none).
+SEVERITY_RANK = {"Low": 1, "Medium": 2, "High": 3, "Critical": 4}
 
 
 def software_recommendation_id(product_key: str) -> str:
@@ -31,6 +33,7 @@ def configuration_recommendation_id(configuration_id: str) -> str:
     return CONFIGURATION_PREFIX + configuration_id
 
 
+@lru_cache(maxsize=65536)
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     """A sort key that orders version strings the way vendors number releases.
 
@@ -90,11 +93,19 @@ def highest_version(versions: Iterable[str | None]) -> str:
     return best
 
 
+def severity_of_rank(rank: int) -> str:
+    """The severity of a :data:`SEVERITY_RANK` rank; ``""`` for 0 (none known)."""
+    for severity, value in SEVERITY_RANK.items():
+        if value == rank:
+            return severity
+    return ""
+
+
 def max_severity(severities: Iterable[str]) -> str:
     """The most severe of Defender's severities (Low < Medium < High < Critical)."""
     best = ""
     for severity in severities:
-        if _SEVERITY_RANK.get(severity, 0) > _SEVERITY_RANK.get(best, 0):
+        if SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(best, 0):
             best = severity
     return best
 

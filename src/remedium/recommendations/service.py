@@ -293,12 +293,15 @@ def _stage_device_recommendations(run: _Runner, full: bool) -> None:
     run.run(
         "INSERT INTO tmp_rm_dr (device_id, recommendation_id, software_id, configuration_id, "
         "weaknesses, points, config_weight) "
-        "SELECT w.device_id, 'va-_-' || s.product_key, s.id, NULL, count(*), "
-        "sum(v.exposure_points), 0.0 "
+        "SELECT x.device_id, 'va-_-' || s.product_key, s.id, NULL, x.weaknesses, x.points, 0.0 "
+        # Summed per (device, product) first, then named: the product is looked up once per
+        # sum, not once per weakness.
+        "FROM (SELECT w.device_id, w.software_id, count(*) AS weaknesses, "
+        "sum(v.exposure_points) AS points "
         "FROM weakness w JOIN vulnerability v ON v.id = w.vulnerability_id "
-        "JOIN software s ON s.id = w.software_id "
         f"WHERE w.fixed_at IS NULL{_device_filter(full, 'w.device_id')} "
-        "GROUP BY w.device_id, s.id, s.product_key"
+        "GROUP BY w.device_id, w.software_id) x "
+        "JOIN software s ON s.id = x.software_id"
     )
     run.run(
         "INSERT INTO tmp_rm_dr (device_id, recommendation_id, software_id, configuration_id, "
@@ -796,31 +799,40 @@ def _refresh_recommendation_fields(run: _Runner, full: bool) -> int:
             "active_alert": False,
             "max_cvss": 0.0,
             "max_epss": 0.0,
-            "severities": [],
+            "max_severity": "",
             "unpatchable": False,
             "fixed_versions": set(),
         }
     )
-    for rec_id, _vuln, exploit, verified, kev, cvss, epss, severity, unpatchable in run.raw_rows(
-        "SELECT x.recommendation_id, v.id, v.public_exploit, v.exploit_verified, v.kev_listed, "
-        "coalesce(v.cvss_v3_score, v.cvss_v4_score, 0.0), coalesce(v.epss, 0.0), v.severity, "
-        "x.unpatchable "
+    rank = " ".join(f"WHEN '{name}' THEN {value}" for name, value in rules.SEVERITY_RANK.items())
+    # One row per recommendation: its distinct vulnerabilities summed up by the database (a
+    # product on one image can have a million).
+    for rec_id, weaknesses, exploit, verified, kev, cvss, epss, severity, unpatchable in run.rows(
+        "SELECT x.recommendation_id, count(*), "
+        "max(CASE WHEN v.public_exploit THEN 1 ELSE 0 END), "
+        "max(CASE WHEN v.exploit_verified THEN 1 ELSE 0 END), "
+        "max(CASE WHEN v.kev_listed THEN 1 ELSE 0 END), "
+        "max(coalesce(v.cvss_v3_score, v.cvss_v4_score, 0.0)), max(coalesce(v.epss, 0.0)), "
+        f"max(CASE v.severity {rank} ELSE 0 END), "
+        "max(CASE WHEN x.unpatchable > 0 THEN 1 ELSE 0 END) "
         "FROM (SELECT rv.recommendation_id, rv.vulnerability_id, "
         "sum(rv.unpatchable_devices) AS unpatchable "
         "FROM recommendation_vulnerability rv "
         f"WHERE 1 = 1{_touched_filter(full, 'rv.recommendation_id')} "
         "GROUP BY rv.recommendation_id, rv.vulnerability_id) x "
-        "JOIN vulnerability v ON v.id = x.vulnerability_id"
+        "JOIN vulnerability v ON v.id = x.vulnerability_id "
+        "GROUP BY x.recommendation_id"
     ):
-        facts = threats[rec_id]
-        facts["weaknesses"] += 1
-        facts["public_exploit"] |= bool(exploit)
-        facts["exploit_verified"] |= bool(verified)
-        facts["active_alert"] |= bool(kev)
-        facts["max_cvss"] = max(facts["max_cvss"], float(cvss))
-        facts["max_epss"] = max(facts["max_epss"], float(epss))
-        facts["severities"].append(severity)
-        facts["unpatchable"] |= int(unpatchable or 0) > 0
+        threats[rec_id].update(
+            weaknesses=int(weaknesses),
+            public_exploit=bool(exploit),
+            exploit_verified=bool(verified),
+            active_alert=bool(kev),
+            max_cvss=float(cvss),
+            max_epss=float(epss),
+            max_severity=rules.severity_of_rank(int(severity)),
+            unpatchable=bool(unpatchable),
+        )
     for rec_id, fixed_version in run.raw_rows(
         "SELECT DISTINCT rv.recommendation_id, rv.fixed_version "
         "FROM recommendation_vulnerability rv "
@@ -847,7 +859,7 @@ def _refresh_recommendation_fields(run: _Runner, full: bool) -> int:
             "active_alert": facts["active_alert"],
             "max_cvss": facts["max_cvss"],
             "max_epss": facts["max_epss"],
-            "max_severity": rules.max_severity(facts["severities"]),
+            "max_severity": facts["max_severity"],
             "updated_at": run.as_of,
         }
         if kind == "software":
