@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from remedium.importers import service as pipeline
 from remedium.importers import worker
-from remedium.importers.formats._common import stream_contains
+from remedium.importers.formats._fastjson import stream_contains
 from remedium.importers.records import ReportError
 from remedium.importers.service import import_report
 from remedium.inventory.models import Device, InstalledSoftware, Software, Weakness

@@ -24,17 +24,15 @@ from typing import Any
 
 import pytest
 
-from remedium.importers.formats import _common, grype, trivy
+from remedium.importers.formats import _fastjson, grype, trivy
 from remedium.importers.formats._common import (
     SEVERITY_SPELLINGS,
     FactsFilter,
-    GiveUp,
-    fast_or_exact,
-    json_fast_values,
     json_values,
     record_builder,
     severity,
 )
+from remedium.importers.formats._fastjson import GiveUp, fast_or_exact, json_fast_values
 from remedium.importers.records import (
     ConfigurationCheckRecord,
     ConfigurationResultRecord,
@@ -135,8 +133,8 @@ def window(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> N
     """Run a test with the reader's usual blocks, and with blocks of a few characters, so that
     every value (and every multi-byte character) is cut by the window somewhere."""
     if request.param == "tiny window":
-        monkeypatch.setattr(_common, "_FAST_BLOCK", 3)
-        monkeypatch.setattr(_common, "_FAST_AHEAD", 2)
+        monkeypatch.setattr(_fastjson, "_FAST_BLOCK", 3)
+        monkeypatch.setattr(_fastjson, "_FAST_AHEAD", 2)
 
 
 @pytest.mark.usefixtures("window")
@@ -215,8 +213,8 @@ def test_giving_up_is_needed_where_the_json_module_reads_otherwise() -> None:
 def test_malformed_json_gives_up_without_reading_the_rest_of_the_file(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_common, "_FAST_BLOCK", 64)
-    monkeypatch.setattr(_common, "_FAST_AHEAD", 16)
+    monkeypatch.setattr(_fastjson, "_FAST_BLOCK", 64)
+    monkeypatch.setattr(_fastjson, "_FAST_AHEAD", 16)
     item = b'{"VulnerabilityID": "CVE-1", "Title": "' + b"t" * 40 + b'"}'
     document = b'{"Results": [{"Vulnerabilities": [' + item + b', {"x": oops}'
     document += b", " + b", ".join([item] * 2000) + b"]}]}"
@@ -229,8 +227,8 @@ def test_malformed_json_gives_up_without_reading_the_rest_of_the_file(
 def test_a_value_larger_than_the_limit_is_left_to_the_exact_reader(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_common, "_FAST_BLOCK", 4)
-    monkeypatch.setattr(_common, "_FAST_VALUE_LIMIT", 16)
+    monkeypatch.setattr(_fastjson, "_FAST_BLOCK", 4)
+    monkeypatch.setattr(_fastjson, "_FAST_VALUE_LIMIT", 16)
     document = b'{"Results": [{"Target": "' + b"x" * 64 + b'"}]}'
     with pytest.raises(GiveUp, match="too large"):
         list(json_fast_values(io.BytesIO(document), _TRIVY))
@@ -365,7 +363,7 @@ def _parse(fmt: str, data: bytes, *, pipe: bool = False) -> list[ImportRecord] |
 
 def _fast_values_then_give_up(after: int) -> Callable[..., Iterator[tuple[str, Any]]]:
     """json_fast_values that gives up after ``after`` values (0: at once)."""
-    real = _common.json_fast_values
+    real = _fastjson.json_fast_values
 
     def fast_values(*args: Any, **kwargs: Any) -> Iterator[tuple[str, Any]]:
         values = real(*args, **kwargs)

@@ -19,7 +19,7 @@ FORMATS: dict[str, str] = {
     "qualys": "remedium.importers.formats.qualys:QualysParser",
     "openscap": "remedium.importers.formats.openscap:OpenSCAPParser",
     "wazuh": "remedium.importers.formats.wazuh:WazuhParser",
-    "trivy_operator": "remedium.importers.formats.trivy:TrivyOperatorParser",
+    "trivy_operator": "remedium.importers.formats.trivy_operator:TrivyOperatorParser",
     "trivy": "remedium.importers.formats.trivy:TrivyParser",
     "grype": "remedium.importers.formats.grype:GrypeParser",
     "osv_scanner": "remedium.importers.formats.osv_scanner:OsvScannerParser",

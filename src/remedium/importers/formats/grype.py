@@ -15,8 +15,6 @@ from remedium.importers.formats._common import (
     as_dict,
     as_list,
     ecosystem_vendor,
-    fast_or_exact,
-    json_fast_values,
     json_first,
     json_head_keys,
     json_items,
@@ -29,6 +27,7 @@ from remedium.importers.formats._common import (
     severity_from_score,
     text,
 )
+from remedium.importers.formats._fastjson import fast_or_exact, json_fast_values
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
