@@ -114,7 +114,8 @@ class ImportSummary:
     devices_matched: int = 0  # devices whose weaknesses matching changed (intel/matching.py)
     findings_placed: int = 0  # findings without a product placed through NVD/CVE records
     skipped_reasons: Counter[str] = field(default_factory=Counter)
-    changed_vulnerability_ids: set[str] = field(default_factory=set)
+    changed_vulnerability_ids: set[str] = field(default_factory=set)  # created or updated
+    updated_vulnerability_ids: set[str] = field(default_factory=set)  # known before, changed
     touched_device_ids: set[int] = field(default_factory=set)
 
     def skip(self, reason: str, count: int = 1) -> None:
@@ -200,14 +201,19 @@ def import_report(
             device_group=device_group,
             bulk=total >= in_process_below and _is_bulk_load(session, total),
         )
+        settler = (
+            _Settler(session, as_of or started_at) if derive and report.in_parser_process else None
+        )
         for batch in report.batches:
             writer.apply(batch)
+            if settler is not None:
+                settler.after(writer)
             if progress is not None:
                 progress(min(batch.position, total), total)
         writer.finish()
     summary = writer.summary
     if derive:
-        refresh_derived(session, summary, as_of=as_of)
+        refresh_derived(session, summary, as_of=as_of, settled=settler)
     run = ImportRun(
         format=parser.name,
         filename=shown_name,
@@ -255,30 +261,80 @@ def _is_bulk_load(session: Session, size: int) -> bool:
     return int(stored) * _BYTES_PER_ROW_AT_MOST <= size
 
 
+class _Settler:
+    """Rebuilds the own rows (points, ``device_recommendation``) of devices the import created
+    once the report has moved past them, while the parser process reads on: the importing
+    process would otherwise wait for the next batch, and the final recompute would do it after
+    the last one. A device the report names again later is rebuilt again by the final recompute.
+    """
+
+    def __init__(self, session: Session, as_of: datetime) -> None:
+        self.session = session
+        self.as_of = as_of  # the final recompute's too
+        self.pending: set[int] = set()  # created devices written since they were last settled
+        self.settled: set[int] = set()
+
+    def after(self, writer: ReportWriter) -> None:
+        """Called after each batch: settles the pending devices this batch did not name, once
+        there are enough of them for one set-based rebuild."""
+        named = writer.batch_devices
+        self.settled -= named
+        ready = self.pending - named
+        if len(ready) >= _SETTLE_FROM:
+            from remedium.recommendations.service import recompute_device_rows
+
+            recompute_device_rows(self.session, ready, as_of=self.as_of)
+            self.settled |= ready
+            self.pending -= ready
+        self.pending |= named & writer.created
+
+
+# Devices settled at once (a few per cent of a large import's recompute each time).
+_SETTLE_FROM = 1000
+
+
 def refresh_derived(
-    session: Session, summary: ImportSummary, *, as_of: datetime | None = None
+    session: Session,
+    summary: ImportSummary,
+    *,
+    as_of: datetime | None = None,
+    settled: _Settler | None = None,
 ) -> None:
-    """Bring vulnerability points, recommendations and scores in step with what was written."""
+    """Bring vulnerability points, recommendations and scores in step with what was written.
+
+    ``settled``: the devices of the import whose own rows are already up to date (see
+    :class:`_Settler`); only what changed for them since is rebuilt again, as of its time.
+    """
     from remedium.recommendations import service as recommendations_service
     from remedium.scoring import service as scoring_service
 
-    devices = set(summary.touched_device_ids)
+    done = settled.settled if settled is not None else set()
+    devices = set(summary.touched_device_ids) - done
     # Inventory-only files get their weaknesses by matching software to stored ranges.
     from remedium.intel.matching import match_devices
 
-    summary.devices_matched = len(
-        match_devices(session, summary.touched_device_ids, at=as_of or summary.scanned_at)
-    )
+    matched = match_devices(session, summary.touched_device_ids, at=as_of or summary.scanned_at)
+    summary.devices_matched = len(matched)
+    devices |= matched
     if summary.changed_vulnerability_ids:
-        # Devices elsewhere in the inventory are affected when a vulnerability's facts change
-        # (the upsert already stored the new points, so ask who holds them, not what changed).
         changed = sorted(summary.changed_vulnerability_ids)
-        scoring_service.refresh_vulnerability_points(session, changed)
-        devices |= inventory_service.devices_with_open_weaknesses(session, changed)
-    if devices:
-        recommendations_service.recompute(session, device_ids=sorted(devices), as_of=as_of)
+        devices |= scoring_service.refresh_vulnerability_points(session, changed)
+        # Devices elsewhere in the inventory are affected when a known vulnerability's facts
+        # change (the upsert already stored the new points, so ask who holds them, not what
+        # changed). A vulnerability the import created is held by its own devices only.
+        if summary.updated_vulnerability_ids:
+            updated = sorted(summary.updated_vulnerability_ids)
+            devices |= inventory_service.devices_with_open_weaknesses(session, updated)
+    if devices or done:
+        recommendations_service.recompute(
+            session,
+            device_ids=sorted(devices),
+            as_of=settled.as_of if settled is not None else as_of,
+            settled=done,
+        )
     # Exceptions react to the new threat picture, then activities are measured against it.
     exceptions_service.run_exception_jobs(session, as_of)
+    devices |= done
     if devices:
         refresh_activity_progress(session, device_ids=sorted(devices), now=as_of)
 
@@ -346,6 +402,7 @@ class ReportWriter:
         # yet on the devices this import created, unless a placement used them.
         self.fresh_products_from = 0
         self.placed_software: set[int] = set()
+        self.batch_devices: set[int] = set()
         self.merged = False  # two of the file's devices turned out to be one device
         self._analyzed_at: int | None = ANALYZE_FROM // 2  # findings added at the last ANALYZE
         # A bulk load builds the secondary indexes once at the end instead of row by row.
@@ -356,7 +413,8 @@ class ReportWriter:
         )
 
     def apply(self, batch: Batch) -> None:
-        """Write one batch, in dependency order."""
+        """Write one batch, in dependency order; ``batch_devices`` are then the devices it
+        wrote something of."""
         self.summary.skipped_reasons.update(batch.skipped)
         self._write_vulnerabilities(batch.vulnerabilities)
         self._write_checks(batch.checks)
@@ -369,6 +427,12 @@ class ReportWriter:
         placed = self._place(batch.unplaced)
         self._write_findings(batch.findings, batch.finding_facts, placed)
         self._write_configuration_results(batch.results)
+        numbers = {row[0] for row in batch.findings}
+        numbers.update(row[0] for row in batch.unplaced)
+        numbers.update(row[0] for row in batch.installs)
+        numbers.update(row[0] for row in batch.results)
+        numbers.update(number for number, _record in batch.devices)
+        self.batch_devices = {self.device_ids[n] for n in numbers}
         self.written.update(self.device_ids[n] for n, _record in batch.devices)
         self._refresh_statistics()
 
@@ -430,6 +494,7 @@ class ReportWriter:
         self.summary.vulnerabilities_added += result.added
         self.summary.vulnerabilities_updated += result.updated
         self.summary.changed_vulnerability_ids |= result.changed_ids
+        self.summary.updated_vulnerability_ids |= result.updated_ids
         self.known_vulnerabilities.update(r.vulnerability_id for r in records)
 
     def _write_checks(self, records: list[ConfigurationCheckRecord]) -> None:

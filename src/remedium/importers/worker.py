@@ -4,7 +4,8 @@ Parsing is Python work that holds the interpreter; writing is mostly the databas
 of at least ``Settings.import_parser_process_mb`` the parser and the :class:`~.batches.Digest`
 run in a child process (``python -m remedium.importers.worker``) that pickles each batch to its
 standard output, so the two halves use two cores: while the importing process writes one batch,
-the child parses the next. The pipe holds about one batch, so memory stays flat. The child's
+the child parses the next ones. A thread reads up to 16 batches ahead (a few megabytes: memory
+stays flat), so the parser does not stop while the importing process is busy. The child's
 ``ReportError`` is raised again here with the same file, place and message; any other failure
 of the child, or the child dying, ends the import with an error, and leaving the ``with`` block
 early (the writer failed) stops the child.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import queue
 import subprocess
 import sys
 import tempfile
@@ -90,7 +92,13 @@ class Report:
     info: ReportInfo
     batches: Iterator[Batch]
     path: Path
-    hashing: _Hashing | None = None
+    hashing: _Hashing | None = None  # set when a parser process reads the report
+
+    @property
+    def in_parser_process(self) -> bool:
+        """True when a parser process reads the report (the importing process then mostly
+        waits for batches, and has time for other work)."""
+        return self.hashing is not None
 
     def file_sha256(self) -> str:
         """The file's SHA-256 (hashed beside the parser process when there was one)."""
@@ -154,24 +162,84 @@ def _child(format_name: str, path: Path, filename: str, device_name: str) -> Ite
         )
         assert process.stdout is not None
         hashing = _Hashing(path)
+        reader = _Reader(process.stdout, errors, filename)
         try:
-            first = _receive(process.stdout, errors, filename)
+            first = reader.get()
             if first[0] != "info":
                 raise RuntimeError(f"the parser process of {filename} sent {first[0]!r} first")
-            yield Report(first[1], _batches(process.stdout, errors, filename), path, hashing)
+            yield Report(first[1], _batches(reader, filename), path, hashing)
         except BaseException:
             hashing.cancel()
             raise
         finally:
+            reader.stop()
             if process.poll() is None:
                 process.kill()
+            reader.join()
             process.stdout.close()
             process.wait()
 
 
-def _batches(stdout: IO[bytes], errors: IO[bytes], filename: str) -> Iterator[Batch]:
+# Batches read ahead from the parser process. The pipe itself holds a fraction of one batch:
+# without reading ahead, the parser would stop whenever this process is busy for a while (a
+# large batch, settling devices: see importers/service.py) instead of parsing on.
+_READ_AHEAD = 16
+
+
+class _Reader:
+    """Reads the parser process's messages in a thread, up to :data:`_READ_AHEAD` ahead (the
+    database driver lets go of the interpreter while a statement runs, so the thread reads
+    while this process writes).
+
+    A failure while reading (the child's ``ReportError``, a crash, the child dying) is handed to
+    the importing thread and raised there, by :meth:`get`.
+    """
+
+    def __init__(self, stdout: IO[bytes], errors: IO[bytes], filename: str) -> None:
+        self._stdout, self._errors, self._filename = stdout, errors, filename
+        self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=_READ_AHEAD)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="report-batches", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                message = _receive(self._stdout, self._errors, self._filename)
+            except BaseException as exc:  # raised again in the importing thread
+                self._put(("raise", exc))
+                return
+            self._put(message)
+            if message[0] == "done":
+                return
+
+    def _put(self, message: tuple[Any, ...]) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(message, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(self) -> tuple[Any, ...]:
+        """The next message; raises what reading it raised."""
+        message = self._queue.get()
+        if message[0] == "raise":
+            raise message[1]
+        return message
+
+    def stop(self) -> None:
+        """No more messages are wanted (the thread ends at the child's end of output)."""
+        self._stopped.set()
+
+    def join(self) -> None:
+        """Wait for the thread (after :meth:`stop` and the child's end)."""
+        self._thread.join()
+
+
+def _batches(reader: _Reader, filename: str) -> Iterator[Batch]:
     while True:
-        message = _receive(stdout, errors, filename)
+        message = reader.get()
         if message[0] == "done":
             return
         if message[0] != "batch":

@@ -83,7 +83,8 @@ class IntelSummary:
     added: int = 0
     updated: int = 0
     events: int = 0
-    changed_ids: set[str] = field(default_factory=set)
+    changed_ids: set[str] = field(default_factory=set)  # created or updated
+    updated_ids: set[str] = field(default_factory=set)  # known before, and changed
 
 
 @lru_cache(maxsize=65536)
@@ -282,6 +283,7 @@ def _upsert_batch(
         )
         summary.updated += len(changed)
         summary.changed_ids.update(row["id"] for row in changed)
+        summary.updated_ids.update(row["id"] for row in changed)
         events = [
             {
                 "vulnerability_id": row["id"],

@@ -16,6 +16,10 @@ Order of the work, full or incremental:
    (recommendation, group) pairs;
 7. the fields of touched recommendations, and the organisation-wide counts and impacts of all
    recommendations (they depend on the organisation's sums, which any change moves).
+
+Steps 1-3 (and the creation in 4) are also :func:`recompute_device_rows`, which a large import
+runs for the devices it has finished writing while its parser reads on; the import's final
+``recompute(..., settled=...)`` then does steps 4-7 for everything, and 1-3 only for the rest.
 """
 
 from __future__ import annotations
@@ -153,6 +157,7 @@ def recompute(
     *,
     device_ids: Collection[int] | None = None,
     as_of: datetime | None = None,
+    settled: Collection[int] = (),
 ) -> RecomputeStats:
     """Rebuild recommendations and score sums from the inventory; flushes, never commits.
 
@@ -161,10 +166,16 @@ def recompute(
     they are in, the fields of their recommendations), and the result equals a full rebuild for
     those devices. Devices that age into inactivity on their own are picked up by the next full
     rebuild (the daily job runs one).
+
+    ``settled`` are devices whose own rows :func:`recompute_device_rows` brought up to date
+    (as of ``as_of``); with them, every recommendation and group is rebuilt from the device rows
+    as a full rebuild does, and only ``device_ids`` get their own rows rebuilt.
     """
     session.flush()
     as_of = as_of or utcnow()
     full = device_ids is None or _most_devices(session, device_ids)
+    # Settled devices changed recommendations and groups nobody has followed yet: all of them.
+    everything = full or bool(settled)
     stats = RecomputeStats(full=full)
     run = _Runner(session, as_of, stats)
     with run.step("prepare"):
@@ -175,17 +186,7 @@ def recompute(
             run.run("SET LOCAL work_mem = '256MB'")
         if not full:
             assert device_ids is not None
-            run.run("CREATE TEMPORARY TABLE tmp_rm_devices (id BIGINT PRIMARY KEY)")
-            ids = sorted(set(device_ids))
-            for start in range(0, len(ids), _CHUNK):
-                session.execute(
-                    text("INSERT INTO tmp_rm_devices (id) VALUES (:id)"),
-                    [{"id": i} for i in ids[start : start + _CHUNK]],
-                )
-            stats.devices = len(ids)
-            # PostgreSQL never analyses temporary tables itself; without statistics it guesses
-            # thousands of rows and scans the big tables instead of looking devices up.
-            run.run("ANALYZE tmp_rm_devices")
+            stats.devices = _target_devices(run, device_ids)
     with run.step("device_points"):
         _stage_device_recommendations(run, full)
         covered = _apply_coverage(run, full)
@@ -203,19 +204,55 @@ def recompute(
         stats.groups_touched = _collect_touched_groups(run, full, old_groups)
         # When the touched groups hold most devices, following each touched pair through its
         # group costs more than rebuilding every group's sums from the up-to-date device rows.
-        regroup = full or _most_devices_grouped(run)
+        regroup = everything or _most_devices_grouped(run)
         _rebuild_group_secure_stat(run, regroup, covered)
     with run.step("recommendation_group_stats"):
         _rebuild_recommendation_stats(run, regroup)
     with run.step("recommendation_fields"):
-        stats.recommendations_touched = _refresh_recommendation_fields(run, full)
+        stats.recommendations_touched = _refresh_recommendation_fields(run, everything)
         _refresh_organisation_figures(run)
     with run.step("cleanup"):
         _drop_temp_tables(run)
-        if full:
+        if everything:
             _analyze_derived_tables(run)
+        if full:
             stats.devices = int(run.rows("SELECT count(*) FROM device")[0][0])
     return stats
+
+
+def recompute_device_rows(
+    session: Session, device_ids: Collection[int], *, as_of: datetime
+) -> None:
+    """Rebuild the own rows of ``device_ids`` only: their exposure points, score and level,
+    Secure Score weights and ``device_recommendation`` rows (creating the recommendations that
+    appear, with placeholder fields). No recommendation or group figure moves: the caller
+    passes these devices as ``settled`` to a later :func:`recompute` at the same ``as_of``,
+    before it commits."""
+    session.flush()
+    run = _Runner(session, as_of, RecomputeStats(full=False))
+    _drop_temp_tables(run)
+    _target_devices(run, device_ids)
+    _stage_device_recommendations(run, False)
+    covered = _apply_coverage(run, False)
+    _update_devices(run, False, covered)
+    _create_recommendations(run)
+    _replace_device_recommendations(run, False)
+    _drop_temp_tables(run)
+
+
+def _target_devices(run: _Runner, device_ids: Collection[int]) -> int:
+    """``tmp_rm_devices``: the devices whose own rows are rebuilt. Returns how many."""
+    run.run("CREATE TEMPORARY TABLE tmp_rm_devices (id BIGINT PRIMARY KEY)")
+    ids = sorted(set(device_ids))
+    for start in range(0, len(ids), _CHUNK):
+        run.session.execute(
+            text("INSERT INTO tmp_rm_devices (id) VALUES (:id)"),
+            [{"id": i} for i in ids[start : start + _CHUNK]],
+        )
+    # PostgreSQL never analyses temporary tables itself; without statistics it guesses
+    # thousands of rows and scans the big tables instead of looking devices up.
+    run.run("ANALYZE tmp_rm_devices")
+    return len(ids)
 
 
 # Below this many devices an incremental recompute of any share of them is cheap anyway.
