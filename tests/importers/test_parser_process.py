@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from remedium.db.session import session_factory
 from remedium.importers import service as pipeline
 from remedium.importers import worker
 from remedium.importers.formats._fastjson import stream_contains
@@ -221,3 +223,33 @@ def test_stream_contains_finds_a_needle_across_blocks() -> None:
         assert stream_contains(data, b'"Misconfigurations"', block=block)
         assert data.tell() == 0
         assert not stream_contains(data, b'"Vulnerabilities"', block=block)
+
+
+def test_a_bulk_load_leaves_every_reference_sound_and_checks_them_again_after(
+    engine: Any, tmp_path: Path, in_child: list[str]
+) -> None:
+    """On SQLite a bulk load does not look up again the references it has just made: they must
+    all hold, and the next user of the connection must have foreign keys checked again."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL always checks foreign keys")
+    factory = session_factory(engine)
+    with factory() as session:
+        summary = import_report(session, native(tmp_path, devices=120, per_device=60))
+        assert summary.findings_added == 120 * 60
+        assert session.execute(text("PRAGMA foreign_keys")).scalar_one() == 0  # stopped
+        assert session.execute(text("PRAGMA foreign_key_check")).all() == []
+        session.commit()
+    with factory() as session:
+        assert session.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+        orphan = text(
+            "INSERT INTO weakness (device_id, software_id, vulnerability_id, installed_version, "
+            "source, first_seen, last_seen) VALUES (999999, 1, 'CVE-2024-1000', '', 'x', "
+            "'2026-01-01', '2026-01-01')"
+        )
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            session.execute(orphan)
+    # A load that follows other writes of its transaction keeps the checks.
+    with factory() as session:
+        session.execute(text("UPDATE device SET name = name"))
+        import_report(session, native(tmp_path, devices=3, per_device=2, name="after.json"))
+        assert session.execute(text("PRAGMA foreign_keys")).scalar_one() == 1

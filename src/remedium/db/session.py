@@ -34,6 +34,12 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cursor.execute("PRAGMA mmap_size=1073741824")
             cursor.close()
 
+        @event.listens_for(engine, "checkout")
+        def _check_foreign_keys(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            # A bulk load stops checking them for its own transaction (db/indexes.py); whoever
+            # takes the connection next has them checked again.
+            dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 

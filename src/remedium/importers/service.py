@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from remedium.audit import service as audit_service
 from remedium.auth.principal import Principal
 from remedium.db.base import utcnow
-from remedium.db.indexes import defer_indexes, restore_indexes
+from remedium.db.indexes import defer_indexes, restore_indexes, stop_foreign_key_checks
 from remedium.exceptions import service as exceptions_service
 from remedium.importers.batches import (
     Batch,
@@ -405,7 +405,9 @@ class ReportWriter:
         self.batch_devices: set[int] = set()
         self.merged = False  # two of the file's devices turned out to be one device
         self._analyzed_at: int | None = ANALYZE_FROM // 2  # findings added at the last ANALYZE
-        # A bulk load builds the secondary indexes once at the end instead of row by row.
+        # A bulk load builds the secondary indexes once at the end instead of row by row, and
+        # does not look up again the references it has just looked up or created.
+        self.checks_stopped = bulk and stop_foreign_key_checks(session)
         self.deferred = (
             defer_indexes(session, [table_of(Weakness), table_of(InstalledSoftware)])
             if bulk
