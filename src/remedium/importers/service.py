@@ -25,7 +25,6 @@ from remedium.audit import service as audit_service
 from remedium.auth.principal import Principal
 from remedium.db.base import utcnow
 from remedium.db.indexes import defer_indexes, restore_indexes, stop_foreign_key_checks
-from remedium.exceptions import service as exceptions_service
 from remedium.importers.batches import (
     Batch,
     Finding,
@@ -34,6 +33,7 @@ from remedium.importers.batches import (
     placed_software_row,
     vendor_product,
 )
+from remedium.importers.derived import Settler, refresh_derived
 from remedium.importers.models import ImportRun
 from remedium.importers.records import (
     ConfigurationCheckRecord,
@@ -47,7 +47,6 @@ from remedium.intel import service as intel_service
 from remedium.intel.models import SecurityConfiguration, Vulnerability
 from remedium.inventory import service as inventory_service
 from remedium.inventory.models import ConfigurationAssessment, InstalledSoftware, Weakness
-from remedium.remediation.progress import refresh_activity_progress
 from remedium.settings import get_settings
 
 __all__ = [
@@ -202,12 +201,12 @@ def import_report(
             bulk=total >= in_process_below and _is_bulk_load(session, total),
         )
         settler = (
-            _Settler(session, as_of or started_at) if derive and report.in_parser_process else None
+            Settler(session, as_of or started_at) if derive and report.in_parser_process else None
         )
         for batch in report.batches:
             writer.apply(batch)
             if settler is not None:
-                settler.after(writer)
+                settler.after(writer.batch_devices, writer.created)
             if progress is not None:
                 progress(min(batch.position, total), total)
         writer.finish()
@@ -259,84 +258,6 @@ def _is_bulk_load(session: Session, size: int) -> bool:
         return False
     stored = session.execute(text("SELECT count(*) FROM weakness")).scalar_one()
     return int(stored) * _BYTES_PER_ROW_AT_MOST <= size
-
-
-class _Settler:
-    """Rebuilds the own rows (points, ``device_recommendation``) of devices the import created
-    once the report has moved past them, while the parser process reads on: the importing
-    process would otherwise wait for the next batch, and the final recompute would do it after
-    the last one. A device the report names again later is rebuilt again by the final recompute.
-    """
-
-    def __init__(self, session: Session, as_of: datetime) -> None:
-        self.session = session
-        self.as_of = as_of  # the final recompute's too
-        self.pending: set[int] = set()  # created devices written since they were last settled
-        self.settled: set[int] = set()
-
-    def after(self, writer: ReportWriter) -> None:
-        """Called after each batch: settles the pending devices this batch did not name, once
-        there are enough of them for one set-based rebuild."""
-        named = writer.batch_devices
-        self.settled -= named
-        ready = self.pending - named
-        if len(ready) >= _SETTLE_FROM:
-            from remedium.recommendations.service import recompute_device_rows
-
-            recompute_device_rows(self.session, ready, as_of=self.as_of)
-            self.settled |= ready
-            self.pending -= ready
-        self.pending |= named & writer.created
-
-
-# Devices settled at once (a few per cent of a large import's recompute each time).
-_SETTLE_FROM = 1000
-
-
-def refresh_derived(
-    session: Session,
-    summary: ImportSummary,
-    *,
-    as_of: datetime | None = None,
-    settled: _Settler | None = None,
-) -> None:
-    """Bring vulnerability points, recommendations and scores in step with what was written.
-
-    ``settled``: the devices of the import whose own rows are already up to date (see
-    :class:`_Settler`); only what changed for them since is rebuilt again, as of its time.
-    """
-    from remedium.recommendations import service as recommendations_service
-    from remedium.scoring import service as scoring_service
-
-    done = settled.settled if settled is not None else set()
-    devices = set(summary.touched_device_ids) - done
-    # Inventory-only files get their weaknesses by matching software to stored ranges.
-    from remedium.intel.matching import match_devices
-
-    matched = match_devices(session, summary.touched_device_ids, at=as_of or summary.scanned_at)
-    summary.devices_matched = len(matched)
-    devices |= matched
-    if summary.changed_vulnerability_ids:
-        changed = sorted(summary.changed_vulnerability_ids)
-        devices |= scoring_service.refresh_vulnerability_points(session, changed)
-        # Devices elsewhere in the inventory are affected when a known vulnerability's facts
-        # change (the upsert already stored the new points, so ask who holds them, not what
-        # changed). A vulnerability the import created is held by its own devices only.
-        if summary.updated_vulnerability_ids:
-            updated = sorted(summary.updated_vulnerability_ids)
-            devices |= inventory_service.devices_with_open_weaknesses(session, updated)
-    if devices or done:
-        recommendations_service.recompute(
-            session,
-            device_ids=sorted(devices),
-            as_of=settled.as_of if settled is not None else as_of,
-            settled=done,
-        )
-    # Exceptions react to the new threat picture, then activities are measured against it.
-    exceptions_service.run_exception_jobs(session, as_of)
-    devices |= done
-    if devices:
-        refresh_activity_progress(session, device_ids=sorted(devices), now=as_of)
 
 
 # A new weakness: (device, software, vulnerability, installed version, fixed version), then the
