@@ -206,7 +206,7 @@ def import_report(
         for batch in report.batches:
             writer.apply(batch)
             if settler is not None:
-                settler.after(writer.batch_devices, writer.created)
+                settler.after(writer.devices_of(batch), writer.created)
             if progress is not None:
                 progress(min(batch.position, total), total)
         writer.finish()
@@ -323,12 +323,12 @@ class ReportWriter:
         # yet on the devices this import created, unless a placement used them.
         self.fresh_products_from = 0
         self.placed_software: set[int] = set()
-        self.batch_devices: set[int] = set()
         self.merged = False  # two of the file's devices turned out to be one device
         self._analyzed_at: int | None = ANALYZE_FROM // 2  # findings added at the last ANALYZE
         # A bulk load builds the secondary indexes once at the end instead of row by row, and
         # does not look up again the references it has just looked up or created.
-        self.checks_stopped = bulk and stop_foreign_key_checks(session)
+        if bulk:
+            stop_foreign_key_checks(session)
         self.deferred = (
             defer_indexes(session, [table_of(Weakness), table_of(InstalledSoftware)])
             if bulk
@@ -336,8 +336,7 @@ class ReportWriter:
         )
 
     def apply(self, batch: Batch) -> None:
-        """Write one batch, in dependency order; ``batch_devices`` are then the devices it
-        wrote something of."""
+        """Write one batch, in dependency order."""
         self.summary.skipped_reasons.update(batch.skipped)
         self._write_vulnerabilities(batch.vulnerabilities)
         self._write_checks(batch.checks)
@@ -350,14 +349,17 @@ class ReportWriter:
         placed = self._place(batch.unplaced)
         self._write_findings(batch.findings, batch.finding_facts, placed)
         self._write_configuration_results(batch.results)
+        self.written.update(self.device_ids[n] for n, _record in batch.devices)
+        self._refresh_statistics()
+
+    def devices_of(self, batch: Batch) -> set[int]:
+        """The devices an applied batch wrote something of."""
         numbers = {row[0] for row in batch.findings}
         numbers.update(row[0] for row in batch.unplaced)
         numbers.update(row[0] for row in batch.installs)
         numbers.update(row[0] for row in batch.results)
         numbers.update(number for number, _record in batch.devices)
-        self.batch_devices = {self.device_ids[n] for n in numbers}
-        self.written.update(self.device_ids[n] for n, _record in batch.devices)
-        self._refresh_statistics()
+        return {self.device_ids[n] for n in numbers}
 
     def _refresh_statistics(self) -> None:
         # PostgreSQL plans the per-batch lookups from table statistics, which this transaction's

@@ -38,11 +38,13 @@ from remedium.importers.records import ReportError, ReportInfo, ReportParser, op
 _PIPE_BUFFER = 1 << 20
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file, read in blocks."""
+def file_sha256(path: Path, stop: threading.Event | None = None) -> str:
+    """The SHA-256 of a file, read in blocks; ``""`` when ``stop`` is set before the end."""
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
+            if stop is not None and stop.is_set():
+                return ""
             digest.update(block)
     return digest.hexdigest()
 
@@ -60,17 +62,10 @@ class _Hashing:
         self._thread.start()
 
     def _run(self) -> None:
-        digest = hashlib.sha256()
         try:
-            with self.path.open("rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    if self._stop.is_set():
-                        return
-                    digest.update(block)
+            self._digest = file_sha256(self.path, self._stop)
         except OSError as exc:
             self._error = exc
-            return
-        self._digest = digest.hexdigest()
 
     def result(self) -> str:
         """The hex digest, once the thread is done."""
@@ -182,7 +177,7 @@ def _child(format_name: str, path: Path, filename: str, device_name: str) -> Ite
 
 # Batches read ahead from the parser process. The pipe itself holds a fraction of one batch:
 # without reading ahead, the parser would stop whenever this process is busy for a while (a
-# large batch, settling devices: see importers/service.py) instead of parsing on.
+# large batch, settling devices: see importers/derived.py) instead of parsing on.
 _READ_AHEAD = 16
 
 

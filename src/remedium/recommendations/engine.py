@@ -101,15 +101,6 @@ def severity_of_rank(rank: int) -> str:
     return ""
 
 
-def max_severity(severities: Iterable[str]) -> str:
-    """The most severe of Defender's severities (Low < Medium < High < Critical)."""
-    best = ""
-    for severity in severities:
-        if SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(best, 0):
-            best = severity
-    return best
-
-
 @dataclass(frozen=True, slots=True)
 class SoftwareFacts:
     """What the recompute knows about one product with open weaknesses."""
