@@ -408,8 +408,52 @@ def _hand_written(fmt: str) -> list[bytes]:
         b' "Severity": "high"}]}]}], "Misconfigurations": [{"Namespace": "n", "Kind": "Pod",'
         b' "Name": "p", "Results": [{"Misconfigurations": [{"ID": "KSV001",'
         b' "Status": "FAIL"}]}]}]}',
+        _CLUSTER_MISCONFIGURATIONS_FIRST,
+        _CLUSTER_OF_ONE_SECTION,
         LAYOUTS[5][0].encode(),
     ]
+
+
+_POD = b'"Namespace": "n", "Kind": "Pod", "Name": "p"'
+_CLUSTER_VULNERABILITY = (
+    b'"Vulnerabilities": [{' + _POD + b', "Results": [{"Type": "debian", "Vulnerabilities": '
+    b'[{"VulnerabilityID": "CVE-1", "PkgName": "zlib", "Severity": "high"}]}]}]'
+)
+_CLUSTER_MISCONFIGURATION = (
+    b'"Misconfigurations": [{' + _POD + b', "Results": [{"Misconfigurations": [{"ID": "KSV001",'
+    b' "Status": "FAIL"}]}]}]'
+)
+_CLUSTER_MISCONFIGURATIONS_FIRST = (
+    b'{"ClusterName": "c", ' + _CLUSTER_MISCONFIGURATION + b", " + _CLUSTER_VULNERABILITY + b"}"
+)
+# What ``trivy k8s --scanners vuln`` writes: the other section is there, empty.
+_CLUSTER_OF_ONE_SECTION = (
+    b'{"ClusterName": "c", ' + _CLUSTER_VULNERABILITY + b', "Misconfigurations": []}'
+)
+
+
+def test_a_cluster_report_is_read_once_when_its_second_section_is_empty(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    passes: list[object] = []
+    real = trivy.json_fast_values
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        passes.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trivy, "json_fast_values", counted)
+    one = _parse("trivy", _CLUSTER_OF_ONE_SECTION)
+    assert isinstance(one, list)
+    assert [type(r).__name__ for r in one].count("FindingRecord") == 1
+    assert len(passes) == 1
+    passes.clear()
+    both = _parse("trivy", _CLUSTER_MISCONFIGURATIONS_FIRST)
+    assert isinstance(both, list)
+    kinds = [type(r).__name__ for r in both]
+    assert kinds.count("FindingRecord") == 1
+    assert kinds.count("ConfigurationResultRecord") == 1
+    assert len(passes) == 2  # the second section has resources: it gets its own pass
 
 
 @pytest.mark.parametrize("fmt", ["trivy", "grype"])
@@ -420,7 +464,14 @@ def test_fast_and_exact_readers_give_the_same_records_on_hand_written_reports(
         fast = _parse(fmt, data)
         assert fast == _exactly(fmt, data, monkeypatch)
         if fmt == "trivy":
-            assert fast == _parse(fmt, data, pipe=True)  # the event-by-event reader
+            piped = _parse(fmt, data, pipe=True)  # the event-by-event reader
+            if data == _CLUSTER_MISCONFIGURATIONS_FIRST:
+                # It reads the sections in file order; a file, section by section.
+                assert isinstance(fast, list)
+                assert isinstance(piped, list)
+                assert sorted(map(repr, fast)) == sorted(map(repr, piped))
+            else:
+                assert fast == piped
 
 
 @pytest.mark.parametrize("fmt", ["trivy", "grype"])

@@ -118,20 +118,6 @@ class _Runner:
         params.update(extra)
         return list(self.session.execute(statement, params))
 
-    def raw_rows(self, sql: str) -> Iterator[Any]:
-        """Rows of a query without parameters, straight from the driver's cursor and a few
-        thousand at a time: for the large reads whose values need no conversion (Row objects
-        cost more than the query; a list of them all would grow with the inventory)."""
-        raw = self.session.connection().connection.dbapi_connection
-        assert raw is not None
-        cursor = raw.cursor()
-        try:
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(5000):
-                yield from rows
-        finally:
-            cursor.close()
-
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         """Time one step of the recompute."""
@@ -842,24 +828,29 @@ def _refresh_recommendation_fields(run: _Runner, full: bool) -> int:
         }
     )
     rank = " ".join(f"WHEN '{name}' THEN {value}" for name, value in rules.SEVERITY_RANK.items())
-    # One row per recommendation: its distinct vulnerabilities summed up by the database (a
-    # product on one image can have a million).
-    for rec_id, weaknesses, exploit, verified, kev, cvss, epss, severity, unpatchable in run.rows(
-        "SELECT x.recommendation_id, count(*), "
+    postgres = run.session.get_bind().dialect.name == "postgresql"
+    # The distinct fixed versions as one JSON array per recommendation (both databases build it
+    # in the same pass; a separator could occur inside a version).
+    versions = "json_agg" if postgres else "json_group_array"
+    # One row per recommendation, in one pass over its (vulnerability, group) rows in key order,
+    # summed up by the database (a product on one image can have a million): a vulnerability
+    # is unpatchable when one of its groups has an exposed device without a fix.
+    for row in run.rows(
+        "SELECT rv.recommendation_id, count(DISTINCT rv.vulnerability_id), "
         "max(CASE WHEN v.public_exploit THEN 1 ELSE 0 END), "
         "max(CASE WHEN v.exploit_verified THEN 1 ELSE 0 END), "
         "max(CASE WHEN v.kev_listed THEN 1 ELSE 0 END), "
         "max(coalesce(v.cvss_v3_score, v.cvss_v4_score, 0.0)), max(coalesce(v.epss, 0.0)), "
         f"max(CASE v.severity {rank} ELSE 0 END), "
-        "max(CASE WHEN x.unpatchable > 0 THEN 1 ELSE 0 END) "
-        "FROM (SELECT rv.recommendation_id, rv.vulnerability_id, "
-        "sum(rv.unpatchable_devices) AS unpatchable "
+        "max(CASE WHEN rv.unpatchable_devices > 0 THEN 1 ELSE 0 END), "
+        f"{versions}(DISTINCT rv.fixed_version) "
         "FROM recommendation_vulnerability rv "
+        "JOIN vulnerability v ON v.id = rv.vulnerability_id "
         f"WHERE 1 = 1{_touched_filter(full, 'rv.recommendation_id')} "
-        "GROUP BY rv.recommendation_id, rv.vulnerability_id) x "
-        "JOIN vulnerability v ON v.id = x.vulnerability_id "
-        "GROUP BY x.recommendation_id"
+        "GROUP BY rv.recommendation_id"
     ):
+        rec_id, weaknesses, exploit, verified, kev, cvss, epss, severity, unpatchable = row[:9]
+        fixed = row[9] if postgres else json.loads(row[9])
         threats[rec_id].update(
             weaknesses=int(weaknesses),
             public_exploit=bool(exploit),
@@ -869,13 +860,8 @@ def _refresh_recommendation_fields(run: _Runner, full: bool) -> int:
             max_epss=float(epss),
             max_severity=rules.severity_of_rank(int(severity)),
             unpatchable=bool(unpatchable),
+            fixed_versions={version for version in fixed if version is not None},
         )
-    for rec_id, fixed_version in run.raw_rows(
-        "SELECT DISTINCT rv.recommendation_id, rv.fixed_version "
-        "FROM recommendation_vulnerability rv "
-        f"WHERE rv.fixed_version IS NOT NULL{_touched_filter(full, 'rv.recommendation_id')}"
-    ):
-        threats[rec_id]["fixed_versions"].add(fixed_version)
     facing = {
         rec_id
         for (rec_id,) in run.rows(

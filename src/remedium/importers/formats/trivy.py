@@ -297,6 +297,23 @@ def _license(license_: object, where: str) -> SkippedRecord:
     return SkippedRecord(f"license finding ({name}) is not a vulnerability", where)
 
 
+class _Sections:
+    """The resources of one section of a cluster report, from a fast pass that also reads the
+    other section's resources (dropped) to learn whether it has any."""
+
+    def __init__(self, section: str) -> None:
+        self.wanted = f"{section}.item"
+        self.other_has_items = False
+
+    def values(self, found: Iterator[tuple[str, Any]]) -> Iterator[Any]:
+        wanted = self.wanted
+        for prefix, value in found:
+            if prefix == wanted:
+                yield value
+            else:
+                self.other_has_items = True
+
+
 class TrivyParser:
     """Trivy ``--format json``: schema 2 reports, legacy lists, and ``trivy k8s`` summaries."""
 
@@ -422,23 +439,28 @@ class TrivyParser:
 
         One pass per section (vulnerabilities, then misconfigurations); each pass reads past
         the other section one resource at a time, which costs far less than building every
-        resource event by event.
+        resource event by event. The fast reader's first pass notes whether the other section
+        has any resource: a report of one section (``trivy k8s --scanners vuln`` still writes
+        ``"Misconfigurations": []``) is then read once, not twice.
         """
         cluster = text(header.get("ClusterName"))
         seen: set[str] = set()
         readers: dict[str, _ResultReader] = {}
         facts = FactsFilter()  # shared: workloads repeat the same vulnerabilities
+        other_has_items = True
         for section, other in (
             ("Vulnerabilities", "Misconfigurations"),
             ("Misconfigurations", "Vulnerabilities"),
         ):
-            if not stream_contains(stream, f'"{section}"'.encode()):
+            if not other_has_items or not stream_contains(stream, f'"{section}"'.encode()):
                 continue  # a pass over a large report that finds nothing costs seconds
-            resources = (
-                map(_SECOND, json_fast_values(stream, [f"{section}.item"], walk=[other]))
-                if fast
-                else json_items(stream, f"{section}.item", filename)
-            )
+            if fast:
+                found = _Sections(section)
+                resources: Iterator[Any] = found.values(
+                    json_fast_values(stream, [f"{section}.item", f"{other}.item"])
+                )
+            else:
+                resources = json_items(stream, f"{section}.item", filename)
             for index, value in enumerate(resources):
                 resource = as_dict(value)
                 ref = "/".join(text(resource.get(k)) or "-" for k in ("Namespace", "Kind", "Name"))
@@ -450,6 +472,8 @@ class TrivyParser:
                     reader = readers[ref] = _ResultReader(ref, facts)
                 for result in as_list(resource.get("Results")):
                     yield from reader.result(as_dict(result), f"{section}[{index}] {ref}")
+            if fast:
+                other_has_items = found.other_has_items
 
     def _legacy(self, stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
         """A legacy report (a bare list of results), each result built whole."""
