@@ -29,7 +29,12 @@ from remedium.importers.service import import_report
 from remedium.inventory.models import Device, InstalledSoftware, Software, Weakness
 from remedium.settings import get_settings
 
-SECONDARY = {"ix_weakness_software_open", "ix_weakness_vulnerability"}
+SECONDARY = {
+    "ix_weakness_software_open",
+    "ix_weakness_vulnerability",
+    "ix_installed_software_software",
+    "ix_device_recommendation_rec",
+}
 
 
 @pytest.fixture
@@ -120,11 +125,17 @@ def snapshot(session: Session) -> dict[str, Any]:
 
 
 def weakness_indexes(session: Session) -> set[str]:
-    if session.get_bind().dialect.name == "sqlite":
-        rows = session.execute(text("PRAGMA index_list(weakness)")).all()
-        return {row[1] for row in rows}
-    found = session.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'weakness'"))
-    return {row[0] for row in found}
+    """The indexes of the tables a bulk load sets aside indexes of (weakness, installed
+    software, device recommendations)."""
+    found: set[str] = set()
+    for table in ("weakness", "installed_software", "device_recommendation"):
+        if session.get_bind().dialect.name == "sqlite":
+            rows = session.execute(text(f"PRAGMA index_list({table})")).all()
+            found |= {row[1] for row in rows}
+        else:
+            query = text("SELECT indexname FROM pg_indexes WHERE tablename = :t")
+            found |= {row[0] for row in session.execute(query, {"t": table})}
+    return found
 
 
 def test_child_process_writes_what_the_importing_process_writes(

@@ -47,6 +47,7 @@ from remedium.intel import service as intel_service
 from remedium.intel.models import SecurityConfiguration, Vulnerability
 from remedium.inventory import service as inventory_service
 from remedium.inventory.models import ConfigurationAssessment, InstalledSoftware, Weakness
+from remedium.recommendations.models import DeviceRecommendation
 from remedium.settings import get_settings
 
 __all__ = [
@@ -329,8 +330,13 @@ class ReportWriter:
         # does not look up again the references it has just looked up or created.
         if bulk:
             stop_foreign_key_checks(session)
+        # device_recommendation too: devices settled during the import write its rows (see
+        # importers/derived.py), and its second index is only read by the final recompute.
         self.deferred = (
-            defer_indexes(session, [table_of(Weakness), table_of(InstalledSoftware)])
+            defer_indexes(
+                session,
+                [table_of(Weakness), table_of(InstalledSoftware), table_of(DeviceRecommendation)],
+            )
             if bulk
             else []
         )
