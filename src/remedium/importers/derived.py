@@ -19,7 +19,7 @@ from remedium.remediation.progress import refresh_activity_progress
 from remedium.scoring import service as scoring_service
 
 if TYPE_CHECKING:
-    from remedium.importers.service import ImportSummary
+    from remedium.importers.writer import ImportSummary
 
 
 class Settler:
