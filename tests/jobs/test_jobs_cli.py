@@ -61,7 +61,15 @@ def test_jobs_run_measures_completes_snapshots_and_purges(
     # Completed 200 days "ago" as of --as-of: past the 180-day retention.
     assert jobs["activity_retention"]["removed"] == 1
     assert jobs["score_snapshot"]["day"] == as_of.date().isoformat()
-    assert "skipped" in jobs["exception_lifecycle"] or jobs["exception_lifecycle"]
+    # No exception exists in this organisation: the lifecycle job ran and changed nothing.
+    assert jobs["exception_lifecycle"] == {
+        "exceptions_expired": 0,
+        "exceptions_resurfaced": 0,
+        "exceptions_resumed": 0,
+        "exceptions_expiring_soon": 0,
+        "status": "ok",
+        "error": "",
+    }
     with transaction(engine) as session:
         remaining = session.get(RemediationActivity, fixed_later)
         assert remaining is not None
