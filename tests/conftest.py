@@ -35,6 +35,28 @@ DATABASES = [
 _counter = itertools.count()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI (``CI=true``) the shared corpus must be there: a green run without it would say
+    nothing about real files. Locally, corpus tests skip with a message instead."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"} and not CORPUS.is_dir():
+        raise pytest.UsageError(
+            f"CI=true but the shared corpus is not at {CORPUS}: corpus tests would be skipped"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cases marked ``sqlite_only`` are not collected on PostgreSQL (rather than skipped at run
+    time), so the report counts only what really runs."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_pg = callspec is not None and callspec.params.get("database_url") == "postgresql"
+        (dropped if on_pg and item.get_closest_marker("sqlite_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PostgresCluster]:
     """The suite's own PostgreSQL cluster, with a template database at the newest schema."""
