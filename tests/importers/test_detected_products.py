@@ -32,6 +32,7 @@ from remedium.importers.records import (
     ReportParser,
 )
 from remedium.importers.registry import get_parser
+from remedium.importers.batches import DETECTION
 from remedium.importers.service import import_report
 from remedium.intel.importing import import_feed
 from remedium.inventory.models import Device, InstalledSoftware, Software, Weakness
@@ -260,10 +261,18 @@ def test_corpus_import_records_weaknesses_on_detected_products(
     expected = EXPECTED[name]
     summary = import_report(session, corpus / name)
     session.flush()
-    assert session.query(Weakness).count() == expected["weaknesses"]
-    skipped = {s["reason"]: s["count"] for s in summary.skipped}
+    on_products = (
+        session.query(Weakness)
+        .join(Software, Software.id == Weakness.software_id)
+        .filter(Software.purl_type.is_distinct_from(DETECTION))
+    )
+    assert on_products.count() == expected["weaknesses"]
+    # Without intelligence, the findings that name no product stay on the scanner's detection.
     without = expected["findings"] - expected["findings_with_product"]
-    assert skipped.get("finding without an affected product", 0) == without
+    assert summary.findings_on_detection == without
+    assert "finding without an affected product" not in {s["reason"] for s in summary.skipped}
+    on_detection = session.query(Weakness).count() - on_products.count()
+    assert (on_detection > 0) == (without > 0)
 
 
 # --- Through the import pipeline -----------------------------------------------------------------
@@ -280,6 +289,8 @@ def weaknesses(session: Session) -> set[tuple[str, str, str, str, str]]:
         )
         .join(Device, Device.id == Weakness.device_id)
         .join(Software, Software.id == Weakness.software_id)
+        # The findings kept on the scanner's detection are checked apart.
+        .where(Software.purl_type.is_distinct_from(DETECTION))
     )
     return {(name, vendor, product, cve, version) for name, vendor, product, cve, version in rows}
 
@@ -349,6 +360,7 @@ def test_import_records_the_weakness_on_the_detected_product_and_version(
         select(Device.name, Software.product, InstalledSoftware.version)
         .join(Device, Device.id == InstalledSoftware.device_id)
         .join(Software, Software.id == InstalledSoftware.software_id)
+        .where(Software.purl_type.is_distinct_from(DETECTION))
     )
     assert set(installed) == {
         (web, "http_server", "2.4.49"),
@@ -357,10 +369,9 @@ def test_import_records_the_weakness_on_the_detected_product_and_version(
         (web, "firefox", "116.0.3"),
         (gw, "ubuntu_linux", "22.04"),
     }
-    # Without NVD data the three findings that name no product are skipped.
-    assert {s["reason"]: s["count"] for s in summary.skipped}[
-        "finding without an affected product"
-    ] == 3
+    # Without NVD data the three findings that name no product stay on the NVT that found them.
+    assert summary.findings_on_detection == 3
+    assert "finding without an affected product" not in {s["reason"] for s in summary.skipped}
 
 
 def test_detected_products_are_kept_and_only_the_others_are_placed(

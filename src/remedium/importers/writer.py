@@ -22,6 +22,7 @@ from remedium.importers.batches import (
     Batch,
     Finding,
     Product,
+    detection_row,
     placed_software_row,
 )
 from remedium.importers.records import (
@@ -88,6 +89,8 @@ class ImportSummary:
     vulnerabilities_updated: int = 0
     devices_matched: int = 0  # devices whose weaknesses matching changed (intel/matching.py)
     findings_placed: int = 0  # findings without a product placed through NVD/CVE records
+    # findings without a product kept on the scanner's own detection (docs/imports.md)
+    findings_on_detection: int = 0
     skipped_reasons: Counter[str] = field(default_factory=Counter)
     changed_vulnerability_ids: set[str] = field(default_factory=set)  # created or updated
     updated_vulnerability_ids: set[str] = field(default_factory=set)  # known before, changed
@@ -127,11 +130,12 @@ class ImportSummary:
             "vulnerabilities_updated": self.vulnerabilities_updated,
             "devices_matched": self.devices_matched,
             "findings_placed": self.findings_placed,
+            "findings_on_detection": self.findings_on_detection,
             "skipped": self.skipped,
         }
 
 
-# A new weakness: (device, software, vulnerability, installed version, fixed version), then the
+# A new weakness: (device, software, vulnerability, installed version, fixed version, path), then the
 # columns every row of a report shares (source, first_seen, last_seen, fixed_at).
 _WEAKNESS_INSERT = (
     "device_id",
@@ -139,18 +143,22 @@ _WEAKNESS_INSERT = (
     "vulnerability_id",
     "installed_version",
     "fixed_version",
+    "path",
     "source",
     "first_seen",
     "last_seen",
     "fixed_at",
 )
-_WEAKNESS_UPDATE = ("installed_version", "fixed_version", "source", "last_seen", "fixed_at")
+_WEAKNESS_UPDATE = (
+    "installed_version",
+    "fixed_version",
+    "path",
+    "source",
+    "last_seen",
+    "fixed_at",
+)
 _INSTALLED_INSERT = ("device_id", "software_id", "version", "first_seen", "last_seen")
 _OLDER = "older than the latest scan of the device by this source"
-_NO_PRODUCT = "finding without an affected product"
-_AMBIGUOUS = (
-    "finding without an affected product; its NVD record names several and none is installed"
-)
 
 
 class ReportWriter:
@@ -399,44 +407,50 @@ class ReportWriter:
     # -- findings --------------------------------------------------------------------------
 
     def _place(
-        self, unplaced: list[tuple[int, str, str, str | None]]
-    ) -> list[tuple[int, int, str, str, str | None]]:
+        self, unplaced: list[tuple[int, str, str, str | None, str | None, str]]
+    ) -> list[tuple[int, int, str, str, str | None, str | None]]:
         """Findings that name no product (network scanners: a CVE on a host) placed on the
         product the vulnerability's NVD or CVE record names (``affected_package`` CPE ranges):
         the only one it names, or the one of several the device has installed. The rest are
-        skipped with the reason. Returns (device id, software id, vulnerability, installed,
-        fixed) rows."""
+        kept on a placeholder product for the scanner's own detection (its plugin, NVT or QID,
+        by title: ``detection_row``), moved onto the real product when intelligence arrives
+        (``importers/detections.py``). Returns (device id, software id, vulnerability,
+        installed, fixed, path) rows."""
         if not unplaced:
             return []
         named = intel_service.cpe_products(self.session, sorted({row[1] for row in unplaced}))
         devices = {self.device_ids[row[0]] for row in unplaced}
         installed = inventory_service.installed_products(self.session, devices) if named else {}
         products: dict[Product, dict[str, Any]] = {}
-        choices: list[tuple[int, Product, str, str, str | None]] = []
-        for number, vulnerability, version, fixed in unplaced:
+        choices: list[tuple[int, Product, str, str, str | None, str | None]] = []
+        on_detection = 0
+        for number, vulnerability, version, fixed, path, title in unplaced:
             device_id = self.device_ids[number]
             candidates = named.get(vulnerability, [])
             if len(candidates) > 1:
                 on_device = installed.get(device_id, set())
                 candidates = [key for key in candidates if key in on_device][:1]
-                if not candidates:
-                    self.summary.skip(_AMBIGUOUS)
-                    continue
-            if not candidates:
-                self.summary.skip(_NO_PRODUCT)
-                continue
-            key = candidates[0]
-            if key not in self.software.ids and key not in products:
-                products[key] = placed_software_row(key)
-            choices.append((device_id, key, vulnerability, version, fixed))
+            if candidates:
+                key = candidates[0]
+                if key not in self.software.ids and key not in products:
+                    products[key] = placed_software_row(key)
+            else:
+                key, row = detection_row(self.source, title, vulnerability)
+                if key not in self.software.ids and key not in products:
+                    products[key] = row
+                on_detection += 1
+            choices.append((device_id, key, vulnerability, version, fixed, path))
         self.summary.software_added += self.software.ensure(self.session, products)
-        self.summary.findings_placed += len(choices)
+        self.summary.findings_placed += len(choices) - on_detection
+        self.summary.findings_on_detection += on_detection
         ids = self.software.ids
-        placed = [(d, ids[key], v, i, f) for d, key, v, i, f in choices]
+        placed = [(d, ids[key], v, i, f, p) for d, key, v, i, f, p in choices]
         self.placed_software.update(row[1] for row in placed)
         # The product counts as installed (at the version the scanner saw, often unknown);
         # read first: the device may list it already.
-        installs = dict.fromkeys((d, s, i) for d, s, _v, i, _f in placed if d not in self.stale)
+        installs = dict.fromkeys(
+            (d, s, i) for d, s, _v, i, _f, _p in placed if d not in self.stale
+        )
         if installs:
             self.summary.installed_added += inventory_service.upsert_installed(
                 self.session, list(installs), scanned_at=self.scanned_at
@@ -447,7 +461,7 @@ class ReportWriter:
         self,
         findings: list[Finding],
         facts: list[VulnerabilityRecord],
-        placed: list[tuple[int, int, str, str, str | None]],
+        placed: list[tuple[int, int, str, str, str | None, str | None]],
     ) -> None:
         for record in facts:
             if record.vulnerability_id not in self.known_vulnerabilities:
@@ -465,13 +479,15 @@ class ReportWriter:
         at_bound = inventory_service.bound(
             self.session, table_of(Weakness).c.last_seen, self.scanned_at
         )
-        inserts: list[tuple[int, int, str, str, str | None]] = []
-        wanted: dict[tuple[int, int, str], tuple[str, str | None]] = {}
+        inserts: list[tuple[int, int, str, str, str | None, str | None]] = []
+        wanted: dict[tuple[int, int, str], tuple[str, str | None, str | None]] = {}
         older = 0
-        for number, product, vulnerability, installed, fixed in findings:
+        for number, product, vulnerability, installed, fixed, path in findings:
             device_id = devices[number]
             if device_id in unread:
-                inserts.append((device_id, products[product], vulnerability, installed, fixed))
+                inserts.append(
+                    (device_id, products[product], vulnerability, installed, fixed, path)
+                )
             elif device_id in stale:
                 older += 1
             elif (
@@ -481,16 +497,22 @@ class ReportWriter:
                 and product >= fresh_from
                 and products[product] not in placed_software
             ):
-                inserts.append((device_id, products[product], vulnerability, installed, fixed))
+                inserts.append(
+                    (device_id, products[product], vulnerability, installed, fixed, path)
+                )
             else:
-                wanted.setdefault((device_id, products[product], vulnerability), (installed, fixed))
-        for device_id, software_id, vulnerability, installed, fixed in placed:
+                wanted.setdefault(
+                    (device_id, products[product], vulnerability), (installed, fixed, path)
+                )
+        for device_id, software_id, vulnerability, installed, fixed, path in placed:
             if device_id in unread:
-                inserts.append((device_id, software_id, vulnerability, installed, fixed))
+                inserts.append((device_id, software_id, vulnerability, installed, fixed, path))
             elif device_id in stale:
                 older += 1
             else:
-                wanted.setdefault((device_id, software_id, vulnerability), (installed, fixed))
+                wanted.setdefault(
+                    (device_id, software_id, vulnerability), (installed, fixed, path)
+                )
         if older:
             self.summary.skip(_OLDER, older)
         if self.merged or placed:
@@ -512,7 +534,7 @@ class ReportWriter:
         return (self.source, at_bound, at_bound, None)
 
     def _merge_findings(
-        self, wanted: dict[tuple[int, int, str], tuple[str, str | None]], at_bound: Any
+        self, wanted: dict[tuple[int, int, str], tuple[str, str | None, str | None]], at_bound: Any
     ) -> None:
         """Findings of devices with stored weaknesses: insert, update, reopen or leave alone."""
         weakness = table_of(Weakness)
@@ -530,6 +552,7 @@ class ReportWriter:
                     weakness.c.vulnerability_id,
                     weakness.c.installed_version,
                     weakness.c.fixed_version,
+                    weakness.c.path,
                     weakness.c.last_seen,
                     weakness.c.fixed_at,
                     weakness.c.source,
@@ -540,10 +563,10 @@ class ReportWriter:
         source = self.source
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
-        for key, (installed, fixed) in wanted.items():
+        for key, (installed, fixed, path) in wanted.items():
             row = existing.get(key)
             if row is None:
-                inserts.append((*key, installed, fixed))
+                inserts.append((*key, installed, fixed, path))
                 continue
             if row.fixed_at is not None:
                 if at <= row.fixed_at:
@@ -551,15 +574,16 @@ class ReportWriter:
                 self.summary.findings_reopened += 1
             elif at <= row.last_seen:
                 continue  # nothing newer than what is known
-            elif (row.installed_version, row.fixed_version, row.source) == (
+            elif (row.installed_version, row.fixed_version, row.path, row.source) == (
                 installed,
                 fixed,
+                path,
                 source,
             ):
-                updates.append((installed, fixed, source, at_bound, None, row.id))
+                updates.append((installed, fixed, path, source, at_bound, None, row.id))
                 continue  # only last_seen moves: bookkeeping, not an update
             self.summary.findings_updated += 1
-            updates.append((installed, fixed, source, at_bound, None, row.id))
+            updates.append((installed, fixed, path, source, at_bound, None, row.id))
         inventory_service.bulk_insert(
             self.session, weakness, _WEAKNESS_INSERT, inserts, self._shared(at_bound)
         )

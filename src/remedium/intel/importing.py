@@ -168,8 +168,12 @@ def refresh_after_intel(
     from remedium.remediation.progress import refresh_activity_progress
     from remedium.scoring import service as scoring_service
 
+    from remedium.importers.detections import move_detections
+
     devices: set[int] = set()
     if summary.new_keys:
+        # Findings kept on a scanner's detection move onto the products the new records name.
+        devices |= move_detections(session)
         holding = matching.devices_holding(session, summary.new_keys)
         matched = matching.match_devices(session, holding, at=at)
         summary.devices_matched = len(matched)
