@@ -119,4 +119,4 @@ def test_an_unnamed_finding_creates_the_named_device_when_no_record_describes_it
     digest.add(finding(UNNAMED, "CVE-2024-0001"))
     batch = digest.take()
     assert [(n, r.device_ref, r.name) for n, r in batch.devices] == [(0, UNNAMED, "agent-7")]
-    assert batch.findings == [(0, 0, "CVE-2024-0001", "3.0.1", "3.0.9")]
+    assert batch.findings == [(0, 0, "CVE-2024-0001", "3.0.1", "3.0.9", None)]

@@ -164,6 +164,10 @@ class ReportInfo:
     # it no longer lists are fixed; False for partial reports (VEX documents, advisories).
     complete_scan: bool = True
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # True for a format that cannot prove it is whole (a CSV export cut at a row boundary reads
+    # like a whole one): it fixes nothing unless the user says it is a complete scan
+    # (``remedium import --complete``), which then sets ``complete_scan``.
+    may_be_complete: bool = False
 
 
 class ReportError(Exception):

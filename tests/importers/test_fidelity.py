@@ -1,0 +1,252 @@
+"""Import fidelity: what a report says is what remedium stores, and nothing is lost or wrongly
+fixed (issue 12). Small fixtures of shapes the corpus lacks, the CLI in a subprocess, and an
+independent reading of corpus reports with plain ``json`` compared with the parsers' findings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from remedium.db.registry import metadata
+from remedium.db.session import session_factory
+from remedium.importers.records import FindingRecord, ImportRecord, VulnerabilityRecord
+from remedium.importers.registry import detect_parser, get_parser
+from remedium.intel.models import Vulnerability
+from remedium.inventory.models import Weakness
+
+FIXTURES = Path(__file__).parent / "fixtures" / "fidelity"
+REMEDIUM = Path(sys.executable).with_name("remedium")
+
+
+def parse(path: Path, fmt: str | None = None) -> list[ImportRecord]:
+    parser = get_parser(fmt) if fmt else detect_parser(path)
+    with path.open("rb") as stream:
+        _info, records = parser.parse(stream, path.name)
+        return list(records)
+
+
+def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REMEDIUM_DATABASE_URL": database_url}
+    return subprocess.run(
+        [str(REMEDIUM), *args], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    with session_factory(engine)() as session:
+        return {
+            table.name: int(session.scalar(select(func.count()).select_from(table)) or 0)
+            for table in metadata.sorted_tables
+        }
+
+
+# --- Grype: the report's severity, never a default -------------------------------------------
+
+
+def test_grype_without_source_keeps_each_severity_score_fix_epss_and_cwe() -> None:
+    records = parse(FIXTURES / "grype_no_source.json")
+    findings = {r.vulnerability_id: r for r in records if isinstance(r, FindingRecord)}
+    facts = {r.vulnerability_id: r for r in records if isinstance(r, VulnerabilityRecord)}
+    old = findings["CVE-2019-3902"]  # the older cvssV3 object and fixedInVersion
+    assert (old.severity, old.cvss_v3_score, old.fixed_version, old.path) == (
+        "Critical",
+        9.8,
+        "4.9",
+        "/var/lib/dpkg/status",
+    )
+    assert old.cvss_v3_vector == "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+    assert facts["CVE-2011-3389"].severity == "High"  # CVSS v2 only: the report's rating
+    assert findings["CVE-2020-0001"].severity == facts["CVE-2020-0001"].severity == "Unknown"
+    epss = facts["CVE-2022-28391"]
+    assert (epss.epss, epss.epss_percentile, epss.cwe_ids) == (0.0719, 0.91123, ("CWE-150",))
+
+
+def test_grype_severities_are_stored_as_the_report_says(session: Session) -> None:
+    from remedium.importers.service import import_report
+
+    import_report(session, FIXTURES / "grype_no_source.json", format="grype")
+    stored = {i: s for i, s in session.execute(select(Vulnerability.id, Vulnerability.severity))}
+    assert stored == {
+        "CVE-2019-3902": "Critical",
+        "CVE-2011-3389": "High",
+        "CVE-2020-0001": "Unknown",
+        "CVE-2022-28391": "High",
+    }
+    epss = session.get(Vulnerability, "CVE-2022-28391")
+    assert epss is not None and (epss.epss, epss.cwe_ids) == (0.0719, ["CWE-150"])
+    paths = set(session.scalars(select(Weakness.path)))
+    assert "/var/lib/dpkg/status" in paths
+
+
+def test_grype_corpus_severities_match_a_plain_reading(corpus: Path) -> None:
+    """Every match of the Grype corpus: the finding's severity, fix and score are the report's
+    (independent of the parser: a plain json read)."""
+    spelled = {"negligible": "Low", "unknown": "Unknown"}
+    for path in sorted((corpus / "grype").glob("*.json")):
+        raw = json.loads(path.read_text())
+        findings = [r for r in parse(path) if isinstance(r, FindingRecord)]
+        assert len(findings) == len(raw["matches"]), path.name
+        for match, finding in zip(raw["matches"], findings, strict=True):
+            vuln = match["vulnerability"]
+            word = str(vuln.get("severity") or "unknown").lower()
+            if word != "none":
+                assert finding.severity == spelled.get(word, word.title()), (path.name, vuln["id"])
+            fixes = (vuln.get("fix") or {}).get("versions") or [vuln.get("fixedInVersion") or ""]
+            assert finding.fixed_version == (fixes[0] or ""), (path.name, vuln["id"])
+            v3 = [c for c in vuln.get("cvss", []) if str(c.get("version", "")).startswith("3")]
+            score = v3[0]["metrics"]["baseScore"] if v3 else (vuln.get("cvssV3") or {}).get(
+                "baseScore"
+            )
+            assert finding.cvss_v3_score == score, (path.name, vuln["id"])
+
+
+# --- Trivy, Trivy Operator, OSV-Scanner ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["trivy_k8s_resources.json", "trivy_k8s_findings.json"])
+def test_current_trivy_k8s_layouts_are_read(name: str) -> None:
+    records = parse(FIXTURES / name)
+    findings = [r for r in records if isinstance(r, FindingRecord)]
+    assert [(f.device_ref, f.vulnerability_id, f.fixed_version) for f in findings] == [
+        ("default/Deployment/web", "CVE-2023-5363", "3.1.4-r0")
+    ]
+    facts = [r for r in records if isinstance(r, VulnerabilityRecord)]
+    assert facts[0].cwe_ids == ("CWE-325",)
+    results = [r for r in records if type(r).__name__ == "ConfigurationResultRecord"]
+    assert {(r.device_ref, r.configuration_id, r.is_compliant) for r in results} == {
+        ("default/Deployment/web", "KSV001", False),
+        ("kube-system/Pod/etcd", "KSV012", True),
+    }
+
+
+def test_trivy_operator_scores_without_vector_are_kept(corpus: Path) -> None:
+    path = corpus / "trivy_operator" / "dd_trivy_operator_vulnerabilityreport_many.json"
+    raw = json.loads(path.read_text())["report"]["vulnerabilities"]
+    facts = [r for r in parse(path) if isinstance(r, VulnerabilityRecord)]
+    assert [(f.vulnerability_id, f.cvss_v3_score) for f in facts] == [
+        (v["vulnerabilityID"], v.get("score")) for v in raw if v.get("score") or v.get("severity")
+    ]
+
+
+def test_osv_fixed_version_comes_from_the_range_holding_the_installed_version(
+    tmp_path: Path,
+) -> None:
+    report = {
+        "results": [
+            {
+                "source": {"path": "/app/Cargo.lock", "type": "lockfile"},
+                "packages": [
+                    {
+                        "package": {"name": "smallvec", "version": "1.6.0", "ecosystem": "crates.io"},
+                        "vulnerabilities": [
+                            {
+                                "id": "GHSA-43w2-9j62-hq99",
+                                "aliases": ["CVE-2021-25900"],
+                                "affected": [
+                                    {
+                                        "package": {"name": "smallvec", "ecosystem": "crates.io"},
+                                        "ranges": [
+                                            {
+                                                "type": "SEMVER",
+                                                "events": [
+                                                    {"introduced": "0.6.3"},
+                                                    {"fixed": "0.6.14"},
+                                                    {"introduced": "1.0.0"},
+                                                    {"fixed": "1.6.1"},
+                                                ],
+                                            }
+                                        ],
+                                    }
+                                ],
+                            }
+                        ],
+                        "groups": [{"ids": ["GHSA-43w2-9j62-hq99"]}],
+                    }
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "osv.json"
+    path.write_text(json.dumps(report))
+    (finding,) = [r for r in parse(path) if isinstance(r, FindingRecord)]
+    assert (finding.installed_version, finding.fixed_version) == ("1.6.0", "1.6.1")
+
+
+# --- CSV exports: complete only when the user says so; header-only refused -------------------
+
+
+def test_a_csv_export_fixes_nothing_unless_complete(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    first = run(database_url, "import", str(FIXTURES / "nessus_cut.csv"), "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["findings_added"] == 2
+    # The same export cut after its first row (at a row boundary): reads like a whole file.
+    lines = (FIXTURES / "nessus_cut.csv").read_text().splitlines(keepends=True)
+    shorter = tmp_path / "nessus_cut.csv"
+    shorter.write_text("".join(lines[:2]))
+    partial = run(database_url, "import", str(shorter), "--json")
+    assert partial.returncode == 0, partial.stderr
+    assert json.loads(partial.stdout)["findings_fixed"] == 0
+    complete = run(database_url, "import", str(shorter), "--complete", "--json")
+    assert complete.returncode == 0, complete.stderr
+    assert json.loads(complete.stdout)["findings_fixed"] == 1
+
+
+def test_a_header_only_csv_is_refused_and_changes_nothing(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "header_only.csv"
+    path.write_text((FIXTURES / "nessus_cut.csv").read_text().splitlines()[0] + "\n")
+    assert run(database_url, "import", str(FIXTURES / "nessus_cut.csv")).returncode == 0
+    before = row_counts(engine)
+    result = run(database_url, "import", str(path))
+    assert result.returncode == 2
+    assert "header_only.csv" in result.stdout + result.stderr
+    assert "a header and no rows" in result.stdout + result.stderr
+    assert row_counts(engine) == before  # no import_run row either
+
+
+# --- dry run, and an explicit format that reads nothing -------------------------------------
+
+
+def test_dry_run_prints_what_would_change_and_changes_nothing(
+    database_url: str, engine: Engine
+) -> None:
+    assert run(database_url, "import", str(FIXTURES / "nessus_cut.csv")).returncode == 0
+    before = row_counts(engine)
+    result = run(
+        database_url, "import", str(FIXTURES / "grype_no_source.json"), "--dry-run", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["dry_run"] is True
+    assert (data["devices_added"], data["findings_added"]) == (1, 4)
+    assert data["imports"][0]["import_id"] is None
+    assert row_counts(engine) == before
+    shown = run(database_url, "import", str(FIXTURES / "nessus_cut.csv"), "--dry-run")
+    assert shown.returncode == 0, shown.stderr
+    assert "dry run" in shown.stdout + shown.stderr
+    assert "findings added" in shown.stdout + shown.stderr
+    assert row_counts(engine) == before
+
+
+def test_an_explicit_format_that_reads_nothing_is_an_error(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"results": []}))
+    result = run(database_url, "import", str(path), "--format", "osv_scanner")
+    assert result.returncode == 2
+    assert "read nothing" in result.stdout + result.stderr
+    assert row_counts(engine)["import_run"] == 0
+
