@@ -81,7 +81,9 @@ def test_findings_without_a_product_wait_for_placement() -> None:
     digest.add(finding("h", "CVE-2024-0009", product=""))
     digest.add(finding("h", "CVE-2024-0009", product=""))
     batch = digest.take()
-    assert batch.unplaced == [(0, "CVE-2024-0009", "3.0.1", "3.0.9", None, "CVE-2024-0009 title")] * 2
+    assert (
+        batch.unplaced == [(0, "CVE-2024-0009", "3.0.1", "3.0.9", None, "CVE-2024-0009 title")] * 2
+    )
     assert batch.findings == []
     assert [f.vulnerability_id for f in batch.finding_facts] == ["CVE-2024-0009"]
 

@@ -5,8 +5,9 @@ Report counts come from the manifests the parser engineers wrote by reading each
 (``corpus_expected_a.json``, ``corpus_expected_b.json``); the database counts follow from them
 by the pipeline's documented de-duplication (docs/imports.md): one weakness per (device,
 product, vulnerability), one installed row per (device, product, version), findings without a
-product kept on the scanner's detection, VEX ``not_affected`` findings skipped. SQLite runs every file; PostgreSQL runs a
-representative subset (the first file of each folder) to keep the suite within minutes.
+product kept on the scanner's detection, VEX ``not_affected`` findings skipped. SQLite runs
+every file; PostgreSQL runs a representative subset (the first file of each folder) to keep the
+suite within minutes.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from remedium.importers.batches import DETECTION
 from remedium.importers.formats import openvas
 from remedium.importers.formats._xmlstream import cpe_vendor_product, detected_cpe
 from remedium.importers.formats.nessus import NessusParser
@@ -32,7 +33,6 @@ from remedium.importers.records import (
     ReportParser,
 )
 from remedium.importers.registry import get_parser
-from remedium.importers.batches import DETECTION
 from remedium.importers.service import import_report
 from remedium.intel.importing import import_feed
 from remedium.inventory.models import Device, InstalledSoftware, Software, Weakness

@@ -74,7 +74,7 @@ def test_grype_severities_are_stored_as_the_report_says(session: Session) -> Non
     from remedium.importers.service import import_report
 
     import_report(session, FIXTURES / "grype_no_source.json", format="grype")
-    stored = {i: s for i, s in session.execute(select(Vulnerability.id, Vulnerability.severity))}
+    stored = dict(session.execute(select(Vulnerability.id, Vulnerability.severity)).tuples().all())
     assert stored == {
         "CVE-2019-3902": "Critical",
         "CVE-2011-3389": "High",
@@ -82,7 +82,8 @@ def test_grype_severities_are_stored_as_the_report_says(session: Session) -> Non
         "CVE-2022-28391": "High",
     }
     epss = session.get(Vulnerability, "CVE-2022-28391")
-    assert epss is not None and (epss.epss, epss.cwe_ids) == (0.0719, ["CWE-150"])
+    assert epss is not None
+    assert (epss.epss, epss.cwe_ids) == (0.0719, ["CWE-150"])
     paths = set(session.scalars(select(Weakness.path)))
     assert "/var/lib/dpkg/status" in paths
 
@@ -103,8 +104,8 @@ def test_grype_corpus_severities_match_a_plain_reading(corpus: Path) -> None:
             fixes = (vuln.get("fix") or {}).get("versions") or [vuln.get("fixedInVersion") or ""]
             assert finding.fixed_version == (fixes[0] or ""), (path.name, vuln["id"])
             v3 = [c for c in vuln.get("cvss", []) if str(c.get("version", "")).startswith("3")]
-            score = v3[0]["metrics"]["baseScore"] if v3 else (vuln.get("cvssV3") or {}).get(
-                "baseScore"
+            score = (
+                v3[0]["metrics"]["baseScore"] if v3 else (vuln.get("cvssV3") or {}).get("baseScore")
             )
             assert finding.cvss_v3_score == score, (path.name, vuln["id"])
 
@@ -146,7 +147,11 @@ def test_osv_fixed_version_comes_from_the_range_holding_the_installed_version(
                 "source": {"path": "/app/Cargo.lock", "type": "lockfile"},
                 "packages": [
                     {
-                        "package": {"name": "smallvec", "version": "1.6.0", "ecosystem": "crates.io"},
+                        "package": {
+                            "name": "smallvec",
+                            "version": "1.6.0",
+                            "ecosystem": "crates.io",
+                        },
                         "vulnerabilities": [
                             {
                                 "id": "GHSA-43w2-9j62-hq99",
@@ -249,4 +254,3 @@ def test_an_explicit_format_that_reads_nothing_is_an_error(
     assert result.returncode == 2
     assert "read nothing" in result.stdout + result.stderr
     assert row_counts(engine)["import_run"] == 0
-

@@ -440,7 +440,9 @@ def test_an_export_without_rows_is_refused(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CSV_PARSERS))
 def test_a_csv_export_cannot_prove_it_is_complete(name: str) -> None:
     readable = [
-        p for p in sorted((FIXTURES / name).glob("*.csv")) if not p.name.startswith(("empty", "broken"))
+        p
+        for p in sorted((FIXTURES / name).glob("*.csv"))
+        if not p.name.startswith(("empty", "broken"))
     ]
     for fixture in readable:
         info, _records = read(CSV_PARSERS[name], fixture)

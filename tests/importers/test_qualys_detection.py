@@ -482,8 +482,20 @@ def test_import_through_the_pipeline_then_a_newer_listing_fixes(
         ("10.20.0.7", "openssl", "openssl", "CVE-2024-0100", False),
         ("10.20.0.7", "openssl", "openssl", "CVE-2024-0101", False),
         # The QID's CVEs name no product and no NVD record is stored: kept on the QID.
-        ("10.20.0.7", "qualys_detection", "example_windows_security_update", "CVE-2024-21001", False),
-        ("10.20.0.7", "qualys_detection", "example_windows_security_update", "CVE-2024-21002", False),
+        (
+            "10.20.0.7",
+            "qualys_detection",
+            "example_windows_security_update",
+            "CVE-2024-21001",
+            False,
+        ),
+        (
+            "10.20.0.7",
+            "qualys_detection",
+            "example_windows_security_update",
+            "CVE-2024-21002",
+            False,
+        ),
     }
     assert summary.findings_on_detection == 2
     assert {s["reason"]: s["count"] for s in summary.skipped} == {

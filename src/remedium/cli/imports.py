@@ -39,7 +39,7 @@ def _device_name(value: str | None) -> str | None:
     return name
 
 
-def import_command(
+def import_command(  # noqa: PLR0917 - one argument per option
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True),
     format: str = typer.Option(None, "--format", help="Report format (detected when omitted)."),
     device_group: str = typer.Option(
@@ -73,7 +73,7 @@ def import_command(
     summaries: list[ImportSummary] = []
     try:
         with (
-            (dry_run_session(engine) if dry_run else transaction(engine)) as session,
+            dry_run_session(engine) if dry_run else transaction(engine) as session,
             Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),

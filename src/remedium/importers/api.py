@@ -99,7 +99,7 @@ def check_report(  # noqa: PLR0917 - one argument per form field
     return {**summary.as_dict(), "import_id": None, "dry_run": True}
 
 
-def _import_upload(  # noqa: PLR0913, PLR0917 - the form's fields
+def _import_upload(  # noqa: PLR0917 - the form's fields
     session: Session,
     principal: Principal,
     file: UploadFile,

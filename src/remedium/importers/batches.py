@@ -137,9 +137,7 @@ class Batch:
     # Findings that name no product: (device number, vulnerability id, installed, fixed, path,
     # the scanner's own detection); the writer places them on the product the vulnerability's
     # NVD record names, else on the scanner's detection (docs/imports.md).
-    unplaced: list[tuple[int, str, str, str | None, str | None, str]] = field(
-        default_factory=list
-    )
+    unplaced: list[tuple[int, str, str, str | None, str | None, str]] = field(default_factory=list)
     # (device number, configuration id, compliant)
     results: list[tuple[int, str, bool]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)

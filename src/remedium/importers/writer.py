@@ -135,8 +135,8 @@ class ImportSummary:
         }
 
 
-# A new weakness: (device, software, vulnerability, installed version, fixed version, path), then the
-# columns every row of a report shares (source, first_seen, last_seen, fixed_at).
+# A new weakness: (device, software, vulnerability, installed version, fixed version, path), then
+# the columns every row of a report shares (source, first_seen, last_seen, fixed_at).
 _WEAKNESS_INSERT = (
     "device_id",
     "software_id",
@@ -448,9 +448,7 @@ class ReportWriter:
         self.placed_software.update(row[1] for row in placed)
         # The product counts as installed (at the version the scanner saw, often unknown);
         # read first: the device may list it already.
-        installs = dict.fromkeys(
-            (d, s, i) for d, s, _v, i, _f, _p in placed if d not in self.stale
-        )
+        installs = dict.fromkeys((d, s, i) for d, s, _v, i, _f, _p in placed if d not in self.stale)
         if installs:
             self.summary.installed_added += inventory_service.upsert_installed(
                 self.session, list(installs), scanned_at=self.scanned_at
@@ -510,9 +508,7 @@ class ReportWriter:
             elif device_id in stale:
                 older += 1
             else:
-                wanted.setdefault(
-                    (device_id, software_id, vulnerability), (installed, fixed, path)
-                )
+                wanted.setdefault((device_id, software_id, vulnerability), (installed, fixed, path))
         if older:
             self.summary.skip(_OLDER, older)
         if self.merged or placed:

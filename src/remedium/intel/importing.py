@@ -164,11 +164,10 @@ def refresh_after_intel(
     """Match devices holding packages with new ranges, then bring vulnerability points,
     recommendations and scores in step for every device that changed."""
     from remedium.exceptions import service as exceptions_service
+    from remedium.importers.detections import move_detections
     from remedium.recommendations import service as recommendations_service
     from remedium.remediation.progress import refresh_activity_progress
     from remedium.scoring import service as scoring_service
-
-    from remedium.importers.detections import move_detections
 
     devices: set[int] = set()
     if summary.new_keys:

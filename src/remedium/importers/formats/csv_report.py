@@ -16,8 +16,8 @@ import io
 from collections.abc import Iterator
 from typing import IO
 
-from remedium.importers.formats._csvstream import HEADER_ONLY
 from remedium.importers.formats._common import severity
+from remedium.importers.formats._csvstream import HEADER_ONLY
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,

@@ -103,7 +103,7 @@ def _cvss_v3(vuln: dict[str, Any]) -> tuple[str, float | None]:
 
 def _score(value: object) -> float | None:
     if type(value) is float:
-        return value  # type: ignore[return-value]
+        return value
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -318,7 +318,7 @@ def _has_matches(stream: IO[bytes], filename: str) -> bool:
     and ``descriptor`` were left out, as some tools' exports do)."""
     stream.seek(0)
     try:
-        for prefix, event, value in ijson.parse(stream):
+        for prefix, event, _value in ijson.parse(stream):
             if prefix == "matches" and event == "start_array":
                 return True
             if prefix == "" and event == "end_map":

@@ -18,7 +18,6 @@ from remedium.importers.formats._common import (
     severity_from_score,
     text,
 )
-from remedium.recommendations.engine import compare_versions, version_key
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -29,6 +28,7 @@ from remedium.importers.records import (
     SoftwareRecord,
     VulnerabilityRecord,
 )
+from remedium.recommendations.engine import compare_versions, version_key
 
 
 def _cve_of(group_ids: list[str], vulns: list[dict[str, Any]]) -> str:
@@ -65,8 +65,8 @@ def _fixed_version(vuln: dict[str, Any], name: str, installed: str) -> str:
             if text(as_dict(version_range).get("type")).upper() == "GIT":
                 continue  # commits, not versions
             introduced = ""
-            for event in as_list(as_dict(version_range).get("events")):
-                event = as_dict(event)
+            for raw_event in as_list(as_dict(version_range).get("events")):
+                event = as_dict(raw_event)
                 if "introduced" in event:
                     introduced = text(event.get("introduced"))
                     continue
@@ -87,7 +87,9 @@ def _fixed_version(vuln: dict[str, Any], name: str, installed: str) -> str:
 
 def _cwes(vuln: dict[str, Any]) -> tuple[str, ...]:
     """The CWE ids an advisory gives (GitHub's ``database_specific.cwe_ids``)."""
-    found = [text(c).upper() for c in as_list(as_dict(vuln.get("database_specific")).get("cwe_ids"))]
+    found = [
+        text(c).upper() for c in as_list(as_dict(vuln.get("database_specific")).get("cwe_ids"))
+    ]
     return tuple(dict.fromkeys(c for c in found if c.startswith("CWE-")))
 
 

@@ -172,7 +172,7 @@ class _ResultReader:
         facts_are_new, facts_given = self.facts.new, self.facts.last
         spellings = SEVERITY_SPELLINGS
         new_finding = _new_finding
-        # A language result's target is its lock file; an OS result's is the image ("(alpine 3.18)").
+        # A language result's target is its lock file; an OS result's, the image ("(alpine 3.18)").
         lock_file = "" if _OS_SUFFIX.search(target) else target
         for vuln in vulns:
             entry: dict[str, Any] = vuln if type(vuln) is dict else {}

@@ -30,7 +30,6 @@ from remedium.importers.records import (
     VulnerabilityRecord,
 )
 
-
 # The resources remedium imports; every other kind in a list is skipped, with the reason.
 _VULNERABILITIES = ("VulnerabilityReport", "ClusterVulnerabilityReport")
 _CONFIG_AUDITS = ("ConfigAuditReport", "ClusterConfigAuditReport")
@@ -131,7 +130,8 @@ def _resource(resource: dict[str, Any], where: str, checks: set[str]) -> Iterato
 def _workload(metadata: object) -> str:
     labels = as_dict(as_dict(metadata).get("labels"))
     return "/".join(
-        text(labels.get(f"trivy-operator.resource.{k}")) or "-" for k in ("namespace", "kind", "name")
+        text(labels.get(f"trivy-operator.resource.{k}")) or "-"
+        for k in ("namespace", "kind", "name")
     )
 
 

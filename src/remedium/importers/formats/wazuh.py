@@ -34,8 +34,8 @@ from remedium.importers.records import (
     ReportError,
     ReportInfo,
     SkippedRecord,
-    VulnerabilityRecord,
     SoftwareRecord,
+    VulnerabilityRecord,
 )
 
 _SEVERITIES = {
@@ -352,7 +352,9 @@ def _facts(cve: str, rating: str, score: float | None) -> Iterator[Vulnerability
     """What the finding says of its vulnerability: the severity, and the CVSS v3 base score
     Wazuh gives without its vector (kept as given)."""
     if rating or score is not None:
-        yield VulnerabilityRecord(vulnerability_id=cve, severity=rating or None, cvss_v3_score=score)
+        yield VulnerabilityRecord(
+            vulnerability_id=cve, severity=rating or None, cvss_v3_score=score
+        )
 
 
 def _severity(value: object, score: float | None) -> str:
