@@ -60,11 +60,9 @@ UNSUPPORTED = [
     "redhat_satellite/dd_redhatsatellite_many_packages.json",
     "twistlock/dd_twistlock_many_vulns.json",
     "vex/dd_csaf_many_vuln.json",
-    "vex/dd_openvex_many_vuln.json",
     "vex/edge/dd_csaf_unsupported_version.json",
     "vex/edge/dd_openvex_not_a_document.json",
     "vex/trivy_csaf-relationships.json",
-    "vex/trivy_oci.openvex.json",
 ]
 REPORTS = sorted(EXPECTED) + UNSUPPORTED
 

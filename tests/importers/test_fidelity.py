@@ -254,3 +254,53 @@ def test_an_explicit_format_that_reads_nothing_is_an_error(
     assert result.returncode == 2
     assert "read nothing" in result.stdout + result.stderr
     assert row_counts(engine)["import_run"] == 0
+
+
+# --- Files no longer refused: Qualys scan reports, OpenVEX, CycloneDX 1.0-1.3 XML -------------
+
+
+def test_a_qualys_scan_report_is_read() -> None:
+    records = parse(FIXTURES / "qualys_scan.xml")
+    findings = [r for r in records if isinstance(r, FindingRecord)]
+    assert [(f.device_ref, f.vulnerability_id, f.severity, f.title) for f in findings] == [
+        ("198.51.100.7", "CVE-2021-41773", "Critical", "Apache HTTP Server Path Traversal"),
+        ("198.51.100.7", "CVE-2021-42013", "Critical", "Apache HTTP Server Path Traversal"),
+        ("198.51.100.7", "CVE-2018-15473", "Medium", "OpenSSH Username Enumeration"),
+    ]
+    devices = [r.device_ref for r in records if type(r).__name__ == "DeviceRecord"]
+    assert devices == ["198.51.100.7", "198.51.100.8"]  # the clean host is a device too
+    skipped = sorted(r.reason for r in records if type(r).__name__ == "SkippedRecord")
+    assert skipped == ["informational (information gathered)", "no CVE"]
+
+
+def test_openvex_statements_are_applied_like_cyclonedx_vex(corpus: Path) -> None:
+    for name in ("dd_openvex_many_vuln.json", "trivy_oci.openvex.json"):
+        path = corpus / "vex" / name
+        raw = json.loads(path.read_text())["statements"]
+        records = parse(path)
+        findings = [r for r in records if isinstance(r, FindingRecord)]
+        exposed = [s for s in raw if s["status"] in ("affected", "under_investigation")]
+        assert sorted((f.vulnerability_id, f.vex_state) for f in findings) == sorted(
+            (_vex_name(s), s["status"]) for s in exposed
+        )
+        not_exposed = {_vex_name(s) for s in raw if s not in exposed}
+        skipped = {r.reason.split(":")[0] for r in records if type(r).__name__ == "SkippedRecord"}
+        assert skipped == not_exposed
+
+
+def _vex_name(statement: dict[str, object]) -> str:
+    vulnerability = statement["vulnerability"]
+    return str(vulnerability["name"] if isinstance(vulnerability, dict) else vulnerability)
+
+
+def test_cyclonedx_xml_vulnerability_extension_keeps_its_component(corpus: Path) -> None:
+    from xml.etree import ElementTree
+
+    for name in ("dd_cdx_grype.xml", "dd_cdx_dd_1_15_0.xml", "edge/dd_cdx_spec1_lowfirst.xml"):
+        path = corpus / "cyclonedx" / name
+        tree = ElementTree.parse(path)
+        ns = "{http://cyclonedx.org/schema/ext/vulnerability/1.0}"
+        wanted = [v.findtext(f"{ns}id") for v in tree.iter(f"{ns}vulnerability")]
+        findings = [r for r in parse(path) if isinstance(r, FindingRecord)]
+        assert [f.vulnerability_id for f in findings] == wanted
+        assert all(f.product for f in findings), name

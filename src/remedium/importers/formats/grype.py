@@ -13,6 +13,7 @@ import ijson
 
 from remedium.importers.formats._common import (
     SEVERITY_SPELLINGS,
+    UNRATED,
     FactsFilter,
     as_dict,
     as_list,
@@ -77,7 +78,7 @@ def _tail_objects(stream: IO[bytes]) -> dict[str, dict[str, Any]]:
 
 
 _NO_CVSS: tuple[str, float | None] = ("", None)
-UNKNOWN = "Unknown"  # Grype's word for a vulnerability it has no rating of (docs/formats.md)
+UNKNOWN = UNRATED  # Grype's word for a vulnerability it has no rating of (docs/formats.md)
 
 
 def _cvss_v3(vuln: dict[str, Any]) -> tuple[str, float | None]:
