@@ -74,13 +74,11 @@ class OpenVexParser:
         if first is None:
             return
         devices: set[str] = set()
-        statements = [("statements.item", first)]
-        index = 0
-        for _prefix, statement in _chain(statements, values):
+        statements = _chain([("statements.item", first)], values)
+        for index, (_prefix, statement) in enumerate(statements):
             yield from _statement(
                 as_dict(statement), f"statements[{index}]", header, filename, devices
             )
-            index += 1
 
 
 def _chain(
