@@ -88,8 +88,9 @@ class ImportSummary:
     vulnerabilities_added: int = 0
     vulnerabilities_updated: int = 0
     devices_matched: int = 0  # devices whose weaknesses matching changed (intel/matching.py)
-    findings_placed: int = 0  # findings without a product placed through NVD/CVE records
-    # findings without a product kept on the scanner's own detection (docs/imports.md)
+    # Of findings_added: findings without a product placed through NVD/CVE records, and those
+    # kept on the scanner's own detection (docs/imports.md).
+    findings_placed: int = 0
     findings_on_detection: int = 0
     skipped_reasons: Counter[str] = field(default_factory=Counter)
     changed_vulnerability_ids: set[str] = field(default_factory=set)  # created or updated
@@ -203,6 +204,9 @@ class ReportWriter:
         self.fresh_products_from = 0
         self.placed_software: set[int] = set()
         self.merged = False  # two of the file's devices turned out to be one device
+        # (device, software, vulnerability) of findings placed by this import: "placed" through
+        # NVD data or kept on the scanner's "detection"; counted when their rows are added.
+        self.placements: dict[tuple[int, int, str], str] = {}
         self._analyzed_at: int | None = ANALYZE_FROM // 2  # findings added at the last ANALYZE
         # A bulk load builds the secondary indexes once at the end instead of row by row, and
         # does not look up again the references it has just looked up or created.
@@ -423,7 +427,7 @@ class ReportWriter:
         installed = inventory_service.installed_products(self.session, devices) if named else {}
         products: dict[Product, dict[str, Any]] = {}
         choices: list[tuple[int, Product, str, str, str | None, str | None]] = []
-        on_detection = 0
+        kinds: list[str] = []
         for number, vulnerability, version, fixed, path, title in unplaced:
             device_id = self.device_ids[number]
             candidates = named.get(vulnerability, [])
@@ -436,15 +440,16 @@ class ReportWriter:
                     products[key] = placed_software_row(key)
             else:
                 key, row = detection_row(self.source, title, vulnerability)
-                if key not in self.software.ids and key not in products:
+                if key not in products:
                     products[key] = row
-                on_detection += 1
             choices.append((device_id, key, vulnerability, version, fixed, path))
+            kinds.append("placed" if candidates else "detection")
         self.summary.software_added += self.software.ensure(self.session, products)
-        self.summary.findings_placed += len(choices) - on_detection
-        self.summary.findings_on_detection += on_detection
         ids = self.software.ids
         placed = [(d, ids[key], v, i, f, p) for d, key, v, i, f, p in choices]
+        # Counted when written (added), not again when a re-import finds them in place.
+        for (d, _key, v, _i, _f, _p), row, kind in zip(choices, placed, kinds, strict=True):
+            self.placements[(d, row[1], v)] = kind
         self.placed_software.update(row[1] for row in placed)
         # The product counts as installed (at the version the scanner saw, often unknown);
         # read first: the device may list it already.
@@ -521,8 +526,20 @@ class ReportWriter:
             self.session, weakness, _WEAKNESS_INSERT, inserts, self._shared(at_bound)
         )
         self.summary.findings_added += len(inserts)
+        self._count_placements(inserts)
         if wanted:
             self._merge_findings(wanted, at_bound)
+
+    def _count_placements(self, added: list[tuple[Any, ...]]) -> None:
+        placements = self.placements
+        if not placements:
+            return
+        for row in added:
+            kind = placements.get((row[0], row[1], row[2]))
+            if kind == "detection":
+                self.summary.findings_on_detection += 1
+            elif kind == "placed":
+                self.summary.findings_placed += 1
 
     def _shared(self, at_bound: Any) -> tuple[Any, ...]:
         """The values of a new weakness every row of this report shares: source, first and
@@ -584,6 +601,7 @@ class ReportWriter:
             self.session, weakness, _WEAKNESS_INSERT, inserts, self._shared(at_bound)
         )
         self.summary.findings_added += len(inserts)
+        self._count_placements(inserts)
         inventory_service.bulk_update(self.session, weakness, _WEAKNESS_UPDATE, ("id",), updates)
 
     def _create_unknown_vulnerabilities(self, named: set[str]) -> None:
