@@ -448,8 +448,8 @@ class ReportWriter:
         ids = self.software.ids
         placed = [(d, ids[key], v, i, f, p) for d, key, v, i, f, p in choices]
         # Counted when written (added), not again when a re-import finds them in place.
-        for (d, _key, v, _i, _f, _p), row, kind in zip(choices, placed, kinds, strict=True):
-            self.placements[(d, row[1], v)] = kind
+        for (d, _key, v, _i, _f, _p), placed_row, kind in zip(choices, placed, kinds, strict=True):
+            self.placements[(d, placed_row[1], v)] = kind
         self.placed_software.update(row[1] for row in placed)
         # The product counts as installed (at the version the scanner saw, often unknown);
         # read first: the device may list it already.
