@@ -304,3 +304,23 @@ def test_cyclonedx_xml_vulnerability_extension_keeps_its_component(corpus: Path)
         findings = [r for r in parse(path) if isinstance(r, FindingRecord)]
         assert [f.vulnerability_id for f in findings] == wanted
         assert all(f.product for f in findings), name
+
+
+def test_openvas_findings_match_a_plain_reading_and_none_is_lost(corpus: Path) -> None:
+    """One finding per CVE of each result (plain ElementTree read), none skipped for lack of a
+    product: the import keeps them (on the NVT's placeholder when no product is known)."""
+    from xml.etree import ElementTree
+
+    path = corpus / "openvas" / "dd_openvas_many_vuln.xml"
+    wanted: list[tuple[str, str]] = []
+    root = ElementTree.parse(path).getroot()  # noqa: S314 - the corpus's own file
+    for result in root.iter("result"):
+        nvt = result.find("nvt")
+        if nvt is None or result.find("host") is None:
+            continue
+        refs = [r.get("id", "") for r in nvt.iter("ref") if r.get("type") == "cve"]
+        older = [c.strip() for c in (nvt.findtext("cve") or "").split(",")]
+        for cve in dict.fromkeys(c for c in refs + older if c.startswith("CVE-")):
+            wanted.append((cve, " ".join((nvt.findtext("name") or "").split())))
+    findings = [r for r in parse(path) if isinstance(r, FindingRecord)]
+    assert sorted((f.vulnerability_id, f.title) for f in findings) == sorted(wanted)
