@@ -50,9 +50,9 @@ def test_numbers_devices_and_products_in_file_order_and_drops_repeats() -> None:
     assert [(n, r.device_ref) for n, r in batch.devices] == [(0, "a"), (1, "b")]
     assert [key for key, _row in batch.products] == [("acme", "tool"), ("openssl", "openssl")]
     assert batch.findings == [
-        (0, 1, "CVE-2024-0001", "3.0.1", "3.0.9"),
-        (1, 1, "CVE-2024-0001", "3.0.1", "3.0.9"),
-        (1, 1, "CVE-2024-0002", "3.0.1", "3.0.9"),
+        (0, 1, "CVE-2024-0001", "3.0.1", "3.0.9", None),
+        (1, 1, "CVE-2024-0001", "3.0.1", "3.0.9", None),
+        (1, 1, "CVE-2024-0002", "3.0.1", "3.0.9", None),
     ]
     assert batch.installs == [(1, 0, "1"), (0, 1, "3.0.1"), (1, 1, "3.0.1")]
     assert batch.software_devices == [1]
@@ -72,7 +72,7 @@ def test_numbers_devices_and_products_in_file_order_and_drops_repeats() -> None:
     assert [n for n, _r in following.devices] == [2]
     assert following.products == []
     assert following.finding_facts == []
-    assert following.findings == [(2, 1, "CVE-2024-0001", "3.0.1", "3.0.9")]
+    assert following.findings == [(2, 1, "CVE-2024-0001", "3.0.1", "3.0.9", None)]
 
 
 def test_findings_without_a_product_wait_for_placement() -> None:
@@ -81,7 +81,9 @@ def test_findings_without_a_product_wait_for_placement() -> None:
     digest.add(finding("h", "CVE-2024-0009", product=""))
     digest.add(finding("h", "CVE-2024-0009", product=""))
     batch = digest.take()
-    assert batch.unplaced == [(0, "CVE-2024-0009", "3.0.1", "3.0.9")] * 2
+    assert (
+        batch.unplaced == [(0, "CVE-2024-0009", "3.0.1", "3.0.9", None, "CVE-2024-0009 title")] * 2
+    )
     assert batch.findings == []
     assert [f.vulnerability_id for f in batch.finding_facts] == ["CVE-2024-0009"]
 
@@ -119,4 +121,4 @@ def test_an_unnamed_finding_creates_the_named_device_when_no_record_describes_it
     digest.add(finding(UNNAMED, "CVE-2024-0001"))
     batch = digest.take()
     assert [(n, r.device_ref, r.name) for n, r in batch.devices] == [(0, UNNAMED, "agent-7")]
-    assert batch.findings == [(0, 0, "CVE-2024-0001", "3.0.1", "3.0.9")]
+    assert batch.findings == [(0, 0, "CVE-2024-0001", "3.0.1", "3.0.9", None)]

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from remedium.importers.batches import DETECTION
 from remedium.importers.formats import openvas
 from remedium.importers.formats._xmlstream import cpe_vendor_product, detected_cpe
 from remedium.importers.formats.nessus import NessusParser
@@ -266,10 +267,19 @@ def test_corpus_import_records_weaknesses_on_detected_products(
     expected = EXPECTED[name]
     summary = import_report(session, corpus / name)
     session.flush()
-    assert session.query(Weakness).count() == expected["weaknesses"]
-    skipped = {s["reason"]: s["count"] for s in summary.skipped}
+    on_products = (
+        session.query(Weakness)
+        .join(Software, Software.id == Weakness.software_id)
+        .filter(Software.purl_type.is_distinct_from(DETECTION))
+    )
+    assert on_products.count() == expected["weaknesses"]
+    # Without intelligence, the findings that name no product stay on the scanner's detection.
     without = expected["findings"] - expected["findings_with_product"]
-    assert skipped.get("finding without an affected product", 0) == without
+    # One weakness per (device, detection, CVE): repeats in the file are counted once.
+    assert 0 < summary.findings_on_detection <= without or without == 0
+    assert "finding without an affected product" not in {s["reason"] for s in summary.skipped}
+    on_detection = session.query(Weakness).count() - on_products.count()
+    assert (on_detection > 0) == (without > 0)
 
 
 # --- Through the import pipeline -----------------------------------------------------------------
@@ -286,6 +296,8 @@ def weaknesses(session: Session) -> set[tuple[str, str, str, str, str]]:
         )
         .join(Device, Device.id == Weakness.device_id)
         .join(Software, Software.id == Weakness.software_id)
+        # The findings kept on the scanner's detection are checked apart.
+        .where(Software.purl_type.is_distinct_from(DETECTION))
     )
     return {(name, vendor, product, cve, version) for name, vendor, product, cve, version in rows}
 
@@ -355,6 +367,7 @@ def test_import_records_the_weakness_on_the_detected_product_and_version(
         select(Device.name, Software.product, InstalledSoftware.version)
         .join(Device, Device.id == InstalledSoftware.device_id)
         .join(Software, Software.id == InstalledSoftware.software_id)
+        .where(Software.purl_type.is_distinct_from(DETECTION))
     )
     assert set(installed) == {
         (web, "http_server", "2.4.49"),
@@ -363,10 +376,9 @@ def test_import_records_the_weakness_on_the_detected_product_and_version(
         (web, "firefox", "116.0.3"),
         (gw, "ubuntu_linux", "22.04"),
     }
-    # Without NVD data the three findings that name no product are skipped.
-    assert {s["reason"]: s["count"] for s in summary.skipped}[
-        "finding without an affected product"
-    ] == 3
+    # Without NVD data the three findings that name no product stay on the NVT that found them.
+    assert summary.findings_on_detection == 3
+    assert "finding without an affected product" not in {s["reason"] for s in summary.skipped}
 
 
 def test_detected_products_are_kept_and_only_the_others_are_placed(

@@ -96,7 +96,7 @@ def test_nessus_csv_maps_hosts_and_one_finding_per_cve() -> None:
     assert (info.format, info.source, info.complete_scan, info.scanned_at) == (
         "nessus_csv",
         "nessus",
-        True,
+        False,  # a CSV export cannot prove it is whole: --complete says so
         None,
     )
     assert_devices_come_first(records)
@@ -292,7 +292,9 @@ def test_qualys_scan_report_with_metadata_agrees_with_the_xml_parser() -> None:
     # Host 198.51.100.7 of scan_report.csv is the host of fixtures/qualys/asset_data_report.xml.
     info, records = read(QualysCsvParser(), FIXTURES / "qualys_csv" / "scan_report.csv")
     xml_info, xml_records = read(QualysParser(), FIXTURES / "qualys" / "asset_data_report.xml")
-    assert (info.format, info.source, info.complete_scan) == ("qualys_csv", "qualys", True)
+    # A CSV export fixes nothing unless the user says it is complete (--complete).
+    assert (info.format, info.source, info.complete_scan) == ("qualys_csv", "qualys", False)
+    assert info.may_be_complete
     # "Launch Date" 09:00 GMT+0100 is the XML report's 08:00Z.
     assert info.scanned_at == xml_info.scanned_at == datetime(2024, 3, 1, 8, tzinfo=UTC)
     assert_devices_come_first(records)
@@ -429,10 +431,22 @@ def test_a_file_of_another_layout_given_by_name_is_refused_naming_what_it_lacks(
 
 
 @pytest.mark.parametrize("name", sorted(CSV_PARSERS))
-def test_an_export_without_rows_imports_nothing(name: str) -> None:
-    info, records = read(CSV_PARSERS[name], FIXTURES / name / "empty_export.csv")
-    assert info.format == name
-    assert records == []
+def test_an_export_without_rows_is_refused(name: str) -> None:
+    # A header and no row reads exactly like an export cut after its header: it proves nothing.
+    with pytest.raises(ReportError, match=r"empty_export\.csv: line \d+: a header and no rows"):
+        read(CSV_PARSERS[name], FIXTURES / name / "empty_export.csv")
+
+
+@pytest.mark.parametrize("name", sorted(CSV_PARSERS))
+def test_a_csv_export_cannot_prove_it_is_complete(name: str) -> None:
+    readable = [
+        p
+        for p in sorted((FIXTURES / name).glob("*.csv"))
+        if not p.name.startswith(("empty", "broken"))
+    ]
+    for fixture in readable:
+        info, _records = read(CSV_PARSERS[name], fixture)
+        assert info.complete_scan is False, fixture.name
 
 
 @pytest.mark.parametrize("name", sorted(CSV_PARSERS))

@@ -117,3 +117,23 @@ def test_page_needs_the_admin_right(admin_client: Any) -> None:
         reply = anonymous.get("/imports")
     assert reply.status_code in (303, 307, 401)  # sent to sign in, never shown the page
     assert "Import a file" not in reply.text
+
+
+def test_check_first_shows_what_would_change_and_changes_nothing(
+    signed_in_page: Any, live_server: str, engine: Engine
+) -> None:
+    page = signed_in_page
+    page.goto(f"{live_server}/imports")
+    page.set_input_files("input[name=file]", str(NESSUS))
+    page.click("button:text('Check first')")
+    page.wait_for_selector("[data-testid=import-check]")
+    text = page.inner_text("[data-testid=import-check]")
+    assert "nothing was changed" in text
+    assert "2 devices added" in text
+    assert counts(engine) == (0, 0, 0)
+    # Then the import itself, with the complete-scan box ticked.
+    page.set_input_files("input[name=file]", str(NESSUS))
+    page.check("input[name=complete]")
+    page.click("button[value=import]")
+    page.wait_for_selector("[data-testid=import-done]")
+    assert counts(engine)[0] == 2

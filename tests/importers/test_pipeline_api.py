@@ -62,3 +62,52 @@ def test_upload_needs_sign_in(live_server: str) -> None:
         f"{live_server}/api/v1/imports", files={"file": ("a.json", b"{}", "application/json")}
     )
     assert reply.status_code in (401, 403)
+
+
+def test_check_answers_what_an_import_would_do_and_changes_nothing(
+    live_server: str, engine: Engine
+) -> None:
+    token = user_with_token(engine, "checker")
+    headers = {"Authorization": f"Bearer {token}"}
+    fixtures = Path(__file__).parent / "fixtures" / "fidelity"
+    report = (fixtures / "grype_no_source.json").read_bytes()
+    reply = httpx.post(
+        f"{live_server}/api/v1/imports/check",
+        headers=headers,
+        files={"file": ("scan.json", report, "application/json")},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    checked = reply.json()
+    assert (checked["dry_run"], checked["import_id"], checked["format"]) == (True, None, "grype")
+    assert (checked["devices_added"], checked["findings_added"]) == (1, 4)
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(Device)) == 0
+    # A CSV export fixes nothing unless the upload says it is a complete scan.
+    csv = (fixtures / "nessus_cut.csv").read_bytes()
+    first = httpx.post(
+        f"{live_server}/api/v1/imports",
+        headers=headers,
+        files={"file": ("scan.csv", csv, "text/csv")},
+        timeout=60,
+    )
+    assert first.status_code == 201, first.text
+    cut = b"".join(csv.splitlines(keepends=True)[:2])
+    for complete, fixed in (("false", 0), ("true", 1)):
+        again = httpx.post(
+            f"{live_server}/api/v1/imports",
+            headers=headers,
+            files={"file": ("scan.csv", cut, "text/csv")},
+            data={"complete": complete},
+            timeout=60,
+        )
+        assert again.status_code == 201, again.text
+        assert again.json()["summary"]["findings_fixed"] == fixed
+    refused = httpx.post(
+        f"{live_server}/api/v1/imports/check",
+        headers=headers,
+        files={"file": ("scan.csv", csv.splitlines(keepends=True)[0], "text/csv")},
+        timeout=60,
+    )
+    assert refused.status_code == 422
+    assert "a header and no rows" in refused.json()["detail"]

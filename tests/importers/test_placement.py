@@ -2,8 +2,9 @@
 
 A network scan says "CVE-x on host y", not which package. When the vulnerability's NVD record
 names one product (its CPE configurations), the weakness is recorded on that product; when it
-names several, on the one the device has installed; otherwise the finding is skipped with the
-reason. Real files: the intel fixtures (NVD API 2.0) and remedium's documented CSV.
+names several, on the one the device has installed; otherwise the finding is kept on a
+placeholder for the scanner's detection, and moved onto the real product when intelligence
+arrives. Real files: the intel fixtures (NVD API 2.0) and remedium's documented CSV.
 """
 
 from __future__ import annotations
@@ -84,17 +85,23 @@ def test_a_finding_without_product_lands_on_the_product_nvd_names(
     )
     summary = import_report(session, report)
     assert summary.findings_placed == 1
-    assert summary.findings_added == 1
-    assert summary.skipped == [{"reason": "finding without an affected product", "count": 1}]
-    assert weaknesses(session) == {("scan-01", "example", "server", "CVE-2024-0001")}
+    assert summary.findings_on_detection == 1
+    assert summary.findings_added == 2
+    assert summary.skipped == []
+    assert weaknesses(session) == {
+        ("scan-01", "example", "server", "CVE-2024-0001"),
+        ("scan-01", "csv_detection", "cve-2024-0002", "CVE-2024-0002"),
+    }
     software = session.scalars(select(Software).where(Software.product == "server")).one()
     assert software.cpe_prefix == "cpe:2.3:a:example:server"
     # The product counts as installed (version unknown), so the recommendation has a device.
     installed = session.scalars(select(InstalledSoftware.version)).all()
-    assert installed == [""]
+    assert installed == ["", ""]
     # Importing the same scan again changes nothing.
     again = import_report(session, report)
-    assert (again.findings_added, again.findings_updated, again.findings_placed) == (0, 0, 1)
+    # (nor counts again as placed what is already in place)
+    assert (again.findings_added, again.findings_updated, again.findings_placed) == (0, 0, 0)
+    assert again.findings_on_detection == 0
 
 
 def test_several_products_place_the_finding_on_the_one_installed(
@@ -111,24 +118,43 @@ def test_several_products_place_the_finding_on_the_one_installed(
         + "host-c,10.9.0.3,Linux,Lab,,,,CVE-2024-7777,,High\n"  # neither installed
     )
     summary = import_report(session, report)
-    assert weaknesses(session) == {("host-b", "acme", "beta", "CVE-2024-7777")}
-    assert summary.findings_placed == 1
-    assert summary.skipped == [
-        {
-            "reason": "finding without an affected product; "
-            "its NVD record names several and none is installed",
-            "count": 1,
-        }
-    ]
+    # host-c has neither: the finding stays on the scanner's detection, not on a guess.
+    assert weaknesses(session) == {
+        ("host-b", "acme", "beta", "CVE-2024-7777"),
+        ("host-c", "csv_detection", "cve-2024-7777", "CVE-2024-7777"),
+    }
+    assert (summary.findings_placed, summary.findings_on_detection) == (1, 1)
+    assert summary.skipped == []
 
 
-def test_without_intelligence_the_finding_is_skipped_and_nothing_is_invented(
+def test_without_intelligence_the_finding_is_kept_on_the_detection_then_moved(
     session: Session, tmp_path: Path
 ) -> None:
     report = tmp_path / "scan.csv"
     report.write_text(HEADER + "scan-02,10.9.0.4,Linux,Lab,,,,CVE-2024-0001,,High\n")
     summary = import_report(session, report)
-    assert summary.findings_placed == 0
-    assert summary.skipped == [{"reason": "finding without an affected product", "count": 1}]
-    assert weaknesses(session) == set()
-    assert session.scalars(select(Software)).all() == []
+    assert (summary.findings_placed, summary.findings_on_detection) == (0, 1)
+    assert summary.skipped == []
+    # Kept, visible under a placeholder named for the scanner's detection: nothing invented.
+    assert weaknesses(session) == {("scan-02", "csv_detection", "cve-2024-0001", "CVE-2024-0001")}
+    placeholder = session.scalars(select(Software)).one()
+    assert (placeholder.display_vendor, placeholder.display_name) == (
+        "Csv Detection",
+        "CVE-2024-0001",
+    )
+    assert placeholder.purl_type == "detection"
+    # Intelligence arrives: the weakness moves onto the product NVD names, with its history.
+    first_seen = session.scalars(select(Weakness.first_seen)).one()
+    import_feed(session, INTEL / "nvd_api2.json")
+    session.flush()
+    assert weaknesses(session) == {("scan-02", "example", "server", "CVE-2024-0001")}
+    assert session.scalars(select(Weakness.first_seen)).one() == first_seen
+    installed = session.execute(
+        select(Software.product).join(
+            InstalledSoftware, InstalledSoftware.software_id == Software.id
+        )
+    )
+    assert set(installed.scalars()) == {"server"}
+    # A later scan of the same host keeps the one weakness (now placed), not a second copy.
+    again = import_report(session, report)
+    assert (again.findings_added, again.findings_placed, again.findings_on_detection) == (0, 0, 0)

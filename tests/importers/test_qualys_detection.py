@@ -481,7 +481,23 @@ def test_import_through_the_pipeline_then_a_newer_listing_fixes(
         ("WS-0006", "microsoft", "windows_10", "CVE-2024-21002", False),
         ("10.20.0.7", "openssl", "openssl", "CVE-2024-0100", False),
         ("10.20.0.7", "openssl", "openssl", "CVE-2024-0101", False),
+        # The QID's CVEs name no product and no NVD record is stored: kept on the QID.
+        (
+            "10.20.0.7",
+            "qualys_detection",
+            "example_windows_security_update",
+            "CVE-2024-21001",
+            False,
+        ),
+        (
+            "10.20.0.7",
+            "qualys_detection",
+            "example_windows_security_update",
+            "CVE-2024-21002",
+            False,
+        ),
     }
+    assert summary.findings_on_detection == 2
     assert {s["reason"]: s["count"] for s in summary.skipped} == {
         "informational (information gathered)": 1,
         "fixed": 1,
@@ -489,7 +505,6 @@ def test_import_through_the_pipeline_then_a_newer_listing_fixes(
         "disabled in Qualys": 1,
         "QID not in the KnowledgeBase output": 1,
         "ignored in Qualys": 1,
-        "finding without an affected product": 2,
     }
 
     again = import_report(session, path)
@@ -532,6 +547,7 @@ def test_cli_imports_the_zip_and_refuses_the_detection_file_alone(
     result = _run(database_url, "import", str(path), "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert (summary["devices_added"], summary["findings_added"]) == (3, 6)
+    assert (summary["devices_added"], summary["findings_added"]) == (3, 8)
+    assert summary["findings_on_detection"] == 2
     with session_factory(engine)() as session:
-        assert session.scalar(select(func.count()).select_from(Weakness)) == 6
+        assert session.scalar(select(func.count()).select_from(Weakness)) == 8

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 
 from remedium.cli.common import console, print_json, ready_engine
-from remedium.db.session import transaction
+from remedium.db.session import dry_run_session, transaction
 from remedium.importers.records import ReportError
 from remedium.importers.service import ImportSummary, import_report
 
@@ -24,7 +24,9 @@ SHOWN = (
     ("findings_fixed", "findings fixed"),
     ("configuration_results", "configuration results"),
     ("vulnerabilities_added", "vulnerabilities added"),
+    ("findings_on_detection", "findings kept on the scanner's detection"),
 )
+ALWAYS_SHOWN = {"findings_added", "findings_fixed"}
 
 
 def _device_name(value: str | None) -> str | None:
@@ -37,7 +39,7 @@ def _device_name(value: str | None) -> str | None:
     return name
 
 
-def import_command(
+def import_command(  # noqa: PLR0917 - one argument per option
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True),
     format: str = typer.Option(None, "--format", help="Report format (detected when omitted)."),
     device_group: str = typer.Option(
@@ -51,6 +53,19 @@ def import_command(
             "The device a report describes when it names none (e.g. a Wazuh agent's API export)."
         ),
     ),
+    complete: bool = typer.Option(
+        False,
+        "--complete",
+        help=(
+            "The file is a complete scan of its devices: what it no longer lists is fixed. "
+            "Needed for formats that cannot prove it (CSV exports), which otherwise fix nothing."
+        ),
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Read and check the files, print what would change, and change nothing.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Import FILE... in one transaction: a bad file changes nothing."""
@@ -58,7 +73,7 @@ def import_command(
     summaries: list[ImportSummary] = []
     try:
         with (
-            transaction(engine) as session,
+            dry_run_session(engine) if dry_run else transaction(engine) as session,
             Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -83,21 +98,30 @@ def import_command(
                         device_group=device_group,
                         progress=advance,
                         device_name=device,
+                        complete=complete,
+                        derive=not dry_run,
                     )
                 )
     except ReportError as error:
         console.print(f"[red]import refused, nothing changed:[/red] {error}")
         raise typer.Exit(2) from None
+    if dry_run:
+        for summary in summaries:
+            summary.import_id = None
     if as_json:
-        print_json(_combined(summaries))
+        print_json({**_combined(summaries), "dry_run": dry_run})
         return
+    if dry_run:
+        console.print("[bold]dry run:[/bold] nothing was changed; this is what the import would do")
     for summary in summaries:
         table = Table(title=f"{summary.filename} ({summary.format}, source {summary.source})")
         table.add_column("")
         table.add_column("count", justify="right")
         data = summary.as_dict()
         for key, label in SHOWN:
-            table.add_row(label, str(data[key]))
+            # A re-import changes little: counts of what did not change are not repeated.
+            if data[key] or key in ALWAYS_SHOWN:
+                table.add_row(label, str(data[key]))
         for skipped in summary.skipped:
             table.add_row(f"skipped: {skipped['reason']}", str(skipped["count"]))
         console.print(table)

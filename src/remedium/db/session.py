@@ -76,6 +76,17 @@ def transaction(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
+@contextmanager
+def dry_run_session(engine: Engine) -> Iterator[Session]:
+    """A unit of work that is always rolled back: what it would change, changing nothing."""
+    session = session_factory(engine)()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
 def is_postgres(session_or_engine: Session | Engine) -> bool:
     """True when the database behind this session or engine is PostgreSQL."""
     bind = (

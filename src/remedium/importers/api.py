@@ -11,15 +11,16 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, sta
 from fastapi.responses import JSONResponse
 from pydantic import StringConstraints
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from remedium.api.deps import PrincipalDep, SessionDep, require
-from remedium.auth.principal import Right
+from remedium.auth.principal import Principal, Right
 from remedium.common.paging import DEFAULT_LIMIT, Page, clamp_limit, make_page
 from remedium.importers.formats.native import inventory_schema
 from remedium.importers.models import ImportRun
 from remedium.importers.records import ReportError
 from remedium.importers.schemas import ImportRunOut
-from remedium.importers.service import import_report
+from remedium.importers.service import ImportSummary, import_report
 
 router = APIRouter(tags=["imports"])
 
@@ -55,6 +56,15 @@ def upload_report(  # noqa: PLR0917 - one argument per form field
             )
         ),
     ] = None,
+    complete: Annotated[
+        bool,
+        Form(
+            description=(
+                "The file is a complete scan of its devices, so what it no longer lists is "
+                "fixed. Formats that cannot prove it (CSV exports) fix nothing without it."
+            )
+        ),
+    ] = False,
 ) -> Any:
     """Import one uploaded report in the request's transaction; a bad file changes nothing.
 
@@ -62,13 +72,53 @@ def upload_report(  # noqa: PLR0917 - one argument per form field
     from ``GET /vulnerability/{agent_id}``, a syscollector dump without ``metadata.agent``) needs
     the ``device`` field; without it its records are skipped and listed under ``skipped``.
     """
+    summary = _import_upload(
+        session, principal, file, format, device_group, device, complete, dry_run=False
+    )
+    return session.get(ImportRun, summary.import_id)
+
+
+@router.post(
+    "/api/v1/imports/check",
+    dependencies=[require(Right.ADMIN)],  # type: ignore[list-item]
+)
+def check_report(  # noqa: PLR0917 - one argument per form field
+    session: SessionDep,
+    principal: PrincipalDep,
+    file: Annotated[UploadFile, File(description="The report file.")],
+    format: Annotated[str | None, Form(description="Format name; detected when empty.")] = None,
+    device_group: Annotated[str | None, Form(description="Put every device in this group.")] = None,
+    device: Annotated[DeviceName | None, Form(description="As for an import.")] = None,
+    complete: Annotated[bool, Form(description="As for an import.")] = False,
+) -> dict[str, Any]:
+    """A dry run: read and digest the report and answer what an import would add, update, fix
+    and skip (with reasons), changing nothing. A file an import would refuse answers 422."""
+    summary = _import_upload(
+        session, principal, file, format, device_group, device, complete, dry_run=True
+    )
+    return {**summary.as_dict(), "import_id": None, "dry_run": True}
+
+
+def _import_upload(  # noqa: PLR0917 - the form's fields
+    session: Session,
+    principal: Principal,
+    file: UploadFile,
+    format: str | None,
+    device_group: str | None,
+    device: str | None,
+    complete: bool,
+    *,
+    dry_run: bool,
+) -> ImportSummary:
     name = Path(file.filename or "upload").name
     with tempfile.TemporaryDirectory(prefix="remedium-upload-") as folder:
         path = Path(folder) / name
         with path.open("wb") as target:
             shutil.copyfileobj(file.file, target, 1 << 20)
+        # A dry run writes in a savepoint it then rolls back: the request's work is untouched.
+        savepoint = session.begin_nested() if dry_run else None
         try:
-            summary = import_report(
+            return import_report(
                 session,
                 path,
                 format=format or None,
@@ -77,10 +127,14 @@ def upload_report(  # noqa: PLR0917 - one argument per form field
                 imported_by=principal.name,
                 filename=name,
                 actor=principal,
+                complete=complete,
+                derive=not dry_run,
             )
         except ReportError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-    return session.get(ImportRun, summary.import_id)
+        finally:
+            if savepoint is not None:
+                savepoint.rollback()
 
 
 @router.get(

@@ -92,8 +92,30 @@ def placed_software_row(key: Product) -> dict[str, Any]:
     return row
 
 
-# (device number, product number, vulnerability id, installed version, fixed version or None)
-Finding = tuple[int, int, str, str, str | None]
+# The marker (``software.purl_type``) of a placeholder product: a scanner's own detection (a
+# Nessus plugin, an OpenVAS NVT, a Qualys QID) holding findings that name no product until
+# intelligence names the real one (importers/detections.py).
+DETECTION = "detection"
+
+
+def detection_row(source: str, title: str, vulnerability: str) -> tuple[Product, dict[str, Any]]:
+    """The placeholder product of a scanner's detection (by its title, else the vulnerability
+    id): vendor ``<source> detection``, shown as such."""
+    shown_vendor = f"{source or 'scanner'} detection"
+    shown = " ".join(title.split()) or vulnerability
+    key = (normalise_name(shown_vendor)[:200], normalise_name(shown)[:200])
+    row = software_row(key, None)
+    row.update(
+        display_name=shown[:300],
+        display_vendor=shown_vendor.title()[:300],
+        purl_type=DETECTION,
+    )
+    return key, row
+
+
+# (device number, product number, vulnerability id, installed version, fixed version or None,
+# path or None)
+Finding = tuple[int, int, str, str, str | None, str | None]
 
 
 @dataclass(slots=True)
@@ -112,9 +134,10 @@ class Batch:
     findings: list[Finding] = field(default_factory=list)
     # What findings say of the vulnerabilities they name first (to create unknown ones).
     finding_facts: list[VulnerabilityRecord] = field(default_factory=list)
-    # Findings that name no product: (device number, vulnerability id, installed, fixed);
-    # the writer places them on the product the vulnerability's NVD record names.
-    unplaced: list[tuple[int, str, str, str | None]] = field(default_factory=list)
+    # Findings that name no product: (device number, vulnerability id, installed, fixed, path,
+    # the scanner's own detection); the writer places them on the product the vulnerability's
+    # NVD record names, else on the scanner's detection (docs/imports.md).
+    unplaced: list[tuple[int, str, str, str | None, str | None, str]] = field(default_factory=list)
     # (device number, configuration id, compliant)
     results: list[tuple[int, str, bool]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
@@ -258,9 +281,19 @@ class Digest:
             return
         vulnerability = finding.vulnerability_id[:100]
         fixed = finding.fixed_version[:100] or None
+        path = finding.path[:500] or None
         if not finding.product:
             # Not de-duplicated: each is counted when it cannot be placed (few per report).
-            batch.unplaced.append((device, vulnerability, finding.installed_version[:100], fixed))
+            batch.unplaced.append(
+                (
+                    device,
+                    vulnerability,
+                    finding.installed_version[:100],
+                    fixed,
+                    path,
+                    finding.title[:200],
+                )
+            )
             self._name(vulnerability, finding, batch)
             return
         key = vendor_product(finding.vendor, finding.product, finding.purl)
@@ -272,7 +305,7 @@ class Digest:
         unique = (device, product, vulnerability)
         if unique in findings:
             return
-        findings[unique] = (device, product, vulnerability, installed, fixed)
+        findings[unique] = (device, product, vulnerability, installed, fixed, path)
         self._name(vulnerability, finding, batch)
 
     def _name(self, vulnerability: str, finding: FindingRecord, batch: Batch) -> None:

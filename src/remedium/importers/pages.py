@@ -35,6 +35,7 @@ SHOWN = (
     ("findings_updated", "findings updated"),
     ("findings_fixed", "findings fixed"),
     ("findings_reopened", "findings reopened"),
+    ("findings_on_detection", "findings kept on the scanner's detection"),
     ("configuration_results", "configuration results"),
     ("devices_matched", "devices matched"),
     ("vulnerabilities_added", "vulnerabilities added"),
@@ -52,7 +53,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def _render(
-    page: PageContext, session: SessionDep, *, error: str = "", status_code: int = 200
+    page: PageContext,
+    session: SessionDep,
+    *,
+    error: str = "",
+    status_code: int = 200,
+    checked: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     runs = session.scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(HISTORY)).all()
     groups = dict(session.execute(select(DeviceGroup.id, DeviceGroup.name)).tuples().all())
@@ -69,6 +75,7 @@ def _render(
             "feeds": sorted(FEEDS),
             "summary_lines": summary_lines,
             "error": error,
+            "checked": checked,
             "done": int(done) if done.isdigit() else None,
         },
         status_code=status_code,
@@ -89,9 +96,15 @@ def upload(  # noqa: PLR0917 - one argument per form field
     format: Annotated[str, Form()] = "",
     device_group: Annotated[str, Form()] = "",
     device: Annotated[str, Form()] = "",
+    complete: Annotated[bool, Form()] = False,
+    action: Annotated[str, Form()] = "import",
 ) -> Response:
     """Import one uploaded file in the request's transaction; a bad file changes nothing and the
-    page says why. ``device`` is the device a report that names none describes (optional)."""
+    page says why. ``device`` is the device a report that names none describes (optional);
+    ``complete`` says the file is a complete scan (CSV exports fix nothing without it).
+    ``action=check`` ("Check first") runs the import in a savepoint it rolls back and shows what
+    it would do, changing nothing."""
+    checking = action == "check" and not format.startswith("feed:")
     principal = page.principal
     name = Path(file.filename or "upload").name
     device_name = device.strip()
@@ -118,16 +131,26 @@ def upload(  # noqa: PLR0917 - one argument per form field
                     filename=name,
                 ).import_id
             else:
-                import_id = import_report(
-                    session,
-                    path,
-                    format=format or None,
-                    device_group=device_group.strip() or None,
-                    device_name=device_name or None,
-                    imported_by=principal.name if principal else "web",
-                    filename=name,
-                    actor=principal,
-                ).import_id
+                savepoint = session.begin_nested() if checking else None
+                try:
+                    summary = import_report(
+                        session,
+                        path,
+                        format=format or None,
+                        device_group=device_group.strip() or None,
+                        device_name=device_name or None,
+                        imported_by=principal.name if principal else "web",
+                        filename=name,
+                        actor=principal,
+                        complete=complete,
+                        derive=not checking,
+                    )
+                finally:
+                    if savepoint is not None:
+                        savepoint.rollback()
+                if checking:
+                    return _render(page, session, checked=summary.as_dict())
+                import_id = summary.import_id
         except ReportError as error:
             session.rollback()
             return _render(

@@ -81,6 +81,8 @@ class FindingRecord:
     # VEX analysis carried by the report: "not_affected" findings are skipped, with the reason.
     vex_state: str = ""
     vex_justification: str = ""
+    # Where the scanner found it: a file or lock file, a layer path, a Kubernetes resource.
+    path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,8 @@ class VulnerabilityRecord:
     description: str | None = None
     severity: str | None = None
     cvss_v3_vector: str | None = None
+    # A CVSS v3 base score the source gives without its vector (kept; a vector's own score wins).
+    cvss_v3_score: float | None = None
     cvss_v4_vector: str | None = None
     published_on: datetime | None = None
     updated_on: datetime | None = None
@@ -160,6 +164,10 @@ class ReportInfo:
     # it no longer lists are fixed; False for partial reports (VEX documents, advisories).
     complete_scan: bool = True
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # True for a format that cannot prove it is whole (a CSV export cut at a row boundary reads
+    # like a whole one): it fixes nothing unless the user says it is a complete scan
+    # (``remedium import --complete``), which then sets ``complete_scan``.
+    may_be_complete: bool = False
 
 
 class ReportError(Exception):

@@ -25,6 +25,7 @@ FORMATS: dict[str, str] = {
     "osv_scanner": "remedium.importers.formats.osv_scanner:OsvScannerParser",
     "cyclonedx": "remedium.importers.formats.cyclonedx:CycloneDxParser",
     "spdx": "remedium.importers.formats.spdx:SpdxParser",
+    "openvex": "remedium.importers.formats.openvex:OpenVexParser",
     "mde": "remedium.importers.formats.mde:MdeParser",
     "nessus_csv": "remedium.importers.formats.nessus_csv:NessusCsvParser",
     "openvas_csv": "remedium.importers.formats.openvas_csv:OpenVASCsvParser",

@@ -10,6 +10,7 @@ rolls back. Rules (device identity, fixed-on-rescan, older scans) are in docs/im
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from remedium.db.base import utcnow
 from remedium.importers.batches import normalise_name, vendor_product
 from remedium.importers.derived import Settler, refresh_derived
 from remedium.importers.models import ImportRun
+from remedium.importers.records import ReportError
 from remedium.importers.registry import detect_parser, get_parser
 from remedium.importers.worker import file_sha256, report_batches
 from remedium.importers.writer import ImportSummary, ReportWriter
@@ -52,6 +54,7 @@ def import_report(
     actor: Principal | None = None,
     derive: bool = True,
     device_name: str | None = None,
+    complete: bool = False,
 ) -> ImportSummary:
     """Import one report file into the inventory and record an ``ImportRun``.
 
@@ -61,6 +64,8 @@ def import_report(
     The import is recorded in the audit history as ``actor`` (or ``imported_by`` for the system).
     ``derive=False`` skips recomputing recommendations and scores (benchmarks time it apart).
     ``device_name`` is the device a report that names none describes (a Wazuh agent's export).
+    ``complete`` says the file is a complete scan where its format cannot prove it (CSV
+    exports): only then does it mark what it no longer lists as fixed.
     Raises ``ReportError`` on a bad file; the caller then rolls back and nothing has changed.
     """
     path = Path(path)
@@ -77,6 +82,8 @@ def import_report(
         device_name=device_name or "",
     ) as report:
         info = report.info
+        if complete and info.may_be_complete and not info.complete_scan:
+            info = replace(info, complete_scan=True)
         writer = ReportWriter(
             session,
             info,
@@ -95,6 +102,13 @@ def import_report(
                 progress(min(batch.position, total), total)
         writer.finish()
     summary = writer.summary
+    if format and _read_nothing(summary):
+        # The user named the format: a file it reads nothing from is the wrong file or format.
+        raise ReportError(
+            f"the {parser.name} parser read nothing from this file (no device, finding or "
+            "other record); check the file and --format",
+            filename=shown_name,
+        )
     if derive:
         refresh_derived(session, summary, as_of=as_of, settled=settler)
     run = ImportRun(
@@ -128,6 +142,17 @@ def import_report(
     if progress is not None:
         progress(total, total)
     return summary
+
+
+def _read_nothing(summary: ImportSummary) -> bool:
+    return not (
+        summary.devices_seen
+        or summary.skipped_reasons
+        or summary.vulnerabilities_added
+        or summary.vulnerabilities_updated
+        or summary.configurations_added
+        or summary.changed_vulnerability_ids
+    )
 
 
 # A report adds at least one weakness per this many bytes (Trivy ~250, Grype ~650 per finding).

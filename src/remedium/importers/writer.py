@@ -22,6 +22,7 @@ from remedium.importers.batches import (
     Batch,
     Finding,
     Product,
+    detection_row,
     placed_software_row,
 )
 from remedium.importers.records import (
@@ -87,7 +88,10 @@ class ImportSummary:
     vulnerabilities_added: int = 0
     vulnerabilities_updated: int = 0
     devices_matched: int = 0  # devices whose weaknesses matching changed (intel/matching.py)
-    findings_placed: int = 0  # findings without a product placed through NVD/CVE records
+    # Of findings_added: findings without a product placed through NVD/CVE records, and those
+    # kept on the scanner's own detection (docs/imports.md).
+    findings_placed: int = 0
+    findings_on_detection: int = 0
     skipped_reasons: Counter[str] = field(default_factory=Counter)
     changed_vulnerability_ids: set[str] = field(default_factory=set)  # created or updated
     updated_vulnerability_ids: set[str] = field(default_factory=set)  # known before, changed
@@ -127,30 +131,35 @@ class ImportSummary:
             "vulnerabilities_updated": self.vulnerabilities_updated,
             "devices_matched": self.devices_matched,
             "findings_placed": self.findings_placed,
+            "findings_on_detection": self.findings_on_detection,
             "skipped": self.skipped,
         }
 
 
-# A new weakness: (device, software, vulnerability, installed version, fixed version), then the
-# columns every row of a report shares (source, first_seen, last_seen, fixed_at).
+# A new weakness: (device, software, vulnerability, installed version, fixed version, path), then
+# the columns every row of a report shares (source, first_seen, last_seen, fixed_at).
 _WEAKNESS_INSERT = (
     "device_id",
     "software_id",
     "vulnerability_id",
     "installed_version",
     "fixed_version",
+    "path",
     "source",
     "first_seen",
     "last_seen",
     "fixed_at",
 )
-_WEAKNESS_UPDATE = ("installed_version", "fixed_version", "source", "last_seen", "fixed_at")
+_WEAKNESS_UPDATE = (
+    "installed_version",
+    "fixed_version",
+    "path",
+    "source",
+    "last_seen",
+    "fixed_at",
+)
 _INSTALLED_INSERT = ("device_id", "software_id", "version", "first_seen", "last_seen")
 _OLDER = "older than the latest scan of the device by this source"
-_NO_PRODUCT = "finding without an affected product"
-_AMBIGUOUS = (
-    "finding without an affected product; its NVD record names several and none is installed"
-)
 
 
 class ReportWriter:
@@ -195,6 +204,9 @@ class ReportWriter:
         self.fresh_products_from = 0
         self.placed_software: set[int] = set()
         self.merged = False  # two of the file's devices turned out to be one device
+        # (device, software, vulnerability) of findings placed by this import: "placed" through
+        # NVD data or kept on the scanner's "detection"; counted when their rows are added.
+        self.placements: dict[tuple[int, int, str], str] = {}
         self._analyzed_at: int | None = ANALYZE_FROM // 2  # findings added at the last ANALYZE
         # A bulk load builds the secondary indexes once at the end instead of row by row, and
         # does not look up again the references it has just looked up or created.
@@ -399,44 +411,49 @@ class ReportWriter:
     # -- findings --------------------------------------------------------------------------
 
     def _place(
-        self, unplaced: list[tuple[int, str, str, str | None]]
-    ) -> list[tuple[int, int, str, str, str | None]]:
+        self, unplaced: list[tuple[int, str, str, str | None, str | None, str]]
+    ) -> list[tuple[int, int, str, str, str | None, str | None]]:
         """Findings that name no product (network scanners: a CVE on a host) placed on the
         product the vulnerability's NVD or CVE record names (``affected_package`` CPE ranges):
         the only one it names, or the one of several the device has installed. The rest are
-        skipped with the reason. Returns (device id, software id, vulnerability, installed,
-        fixed) rows."""
+        kept on a placeholder product for the scanner's own detection (its plugin, NVT or QID,
+        by title: ``detection_row``), moved onto the real product when intelligence arrives
+        (``importers/detections.py``). Returns (device id, software id, vulnerability,
+        installed, fixed, path) rows."""
         if not unplaced:
             return []
         named = intel_service.cpe_products(self.session, sorted({row[1] for row in unplaced}))
         devices = {self.device_ids[row[0]] for row in unplaced}
         installed = inventory_service.installed_products(self.session, devices) if named else {}
         products: dict[Product, dict[str, Any]] = {}
-        choices: list[tuple[int, Product, str, str, str | None]] = []
-        for number, vulnerability, version, fixed in unplaced:
+        choices: list[tuple[int, Product, str, str, str | None, str | None]] = []
+        kinds: list[str] = []
+        for number, vulnerability, version, fixed, path, title in unplaced:
             device_id = self.device_ids[number]
             candidates = named.get(vulnerability, [])
             if len(candidates) > 1:
                 on_device = installed.get(device_id, set())
                 candidates = [key for key in candidates if key in on_device][:1]
-                if not candidates:
-                    self.summary.skip(_AMBIGUOUS)
-                    continue
-            if not candidates:
-                self.summary.skip(_NO_PRODUCT)
-                continue
-            key = candidates[0]
-            if key not in self.software.ids and key not in products:
-                products[key] = placed_software_row(key)
-            choices.append((device_id, key, vulnerability, version, fixed))
+            if candidates:
+                key = candidates[0]
+                if key not in self.software.ids and key not in products:
+                    products[key] = placed_software_row(key)
+            else:
+                key, row = detection_row(self.source, title, vulnerability)
+                if key not in products:
+                    products[key] = row
+            choices.append((device_id, key, vulnerability, version, fixed, path))
+            kinds.append("placed" if candidates else "detection")
         self.summary.software_added += self.software.ensure(self.session, products)
-        self.summary.findings_placed += len(choices)
         ids = self.software.ids
-        placed = [(d, ids[key], v, i, f) for d, key, v, i, f in choices]
+        placed = [(d, ids[key], v, i, f, p) for d, key, v, i, f, p in choices]
+        # Counted when written (added), not again when a re-import finds them in place.
+        for (d, _key, v, _i, _f, _p), placed_row, kind in zip(choices, placed, kinds, strict=True):
+            self.placements[(d, placed_row[1], v)] = kind
         self.placed_software.update(row[1] for row in placed)
         # The product counts as installed (at the version the scanner saw, often unknown);
         # read first: the device may list it already.
-        installs = dict.fromkeys((d, s, i) for d, s, _v, i, _f in placed if d not in self.stale)
+        installs = dict.fromkeys((d, s, i) for d, s, _v, i, _f, _p in placed if d not in self.stale)
         if installs:
             self.summary.installed_added += inventory_service.upsert_installed(
                 self.session, list(installs), scanned_at=self.scanned_at
@@ -447,7 +464,7 @@ class ReportWriter:
         self,
         findings: list[Finding],
         facts: list[VulnerabilityRecord],
-        placed: list[tuple[int, int, str, str, str | None]],
+        placed: list[tuple[int, int, str, str, str | None, str | None]],
     ) -> None:
         for record in facts:
             if record.vulnerability_id not in self.known_vulnerabilities:
@@ -465,13 +482,15 @@ class ReportWriter:
         at_bound = inventory_service.bound(
             self.session, table_of(Weakness).c.last_seen, self.scanned_at
         )
-        inserts: list[tuple[int, int, str, str, str | None]] = []
-        wanted: dict[tuple[int, int, str], tuple[str, str | None]] = {}
+        inserts: list[tuple[int, int, str, str, str | None, str | None]] = []
+        wanted: dict[tuple[int, int, str], tuple[str, str | None, str | None]] = {}
         older = 0
-        for number, product, vulnerability, installed, fixed in findings:
+        for number, product, vulnerability, installed, fixed, path in findings:
             device_id = devices[number]
             if device_id in unread:
-                inserts.append((device_id, products[product], vulnerability, installed, fixed))
+                inserts.append(
+                    (device_id, products[product], vulnerability, installed, fixed, path)
+                )
             elif device_id in stale:
                 older += 1
             elif (
@@ -481,16 +500,20 @@ class ReportWriter:
                 and product >= fresh_from
                 and products[product] not in placed_software
             ):
-                inserts.append((device_id, products[product], vulnerability, installed, fixed))
+                inserts.append(
+                    (device_id, products[product], vulnerability, installed, fixed, path)
+                )
             else:
-                wanted.setdefault((device_id, products[product], vulnerability), (installed, fixed))
-        for device_id, software_id, vulnerability, installed, fixed in placed:
+                wanted.setdefault(
+                    (device_id, products[product], vulnerability), (installed, fixed, path)
+                )
+        for device_id, software_id, vulnerability, installed, fixed, path in placed:
             if device_id in unread:
-                inserts.append((device_id, software_id, vulnerability, installed, fixed))
+                inserts.append((device_id, software_id, vulnerability, installed, fixed, path))
             elif device_id in stale:
                 older += 1
             else:
-                wanted.setdefault((device_id, software_id, vulnerability), (installed, fixed))
+                wanted.setdefault((device_id, software_id, vulnerability), (installed, fixed, path))
         if older:
             self.summary.skip(_OLDER, older)
         if self.merged or placed:
@@ -503,8 +526,20 @@ class ReportWriter:
             self.session, weakness, _WEAKNESS_INSERT, inserts, self._shared(at_bound)
         )
         self.summary.findings_added += len(inserts)
+        self._count_placements(inserts)
         if wanted:
             self._merge_findings(wanted, at_bound)
+
+    def _count_placements(self, added: list[tuple[Any, ...]]) -> None:
+        placements = self.placements
+        if not placements:
+            return
+        for row in added:
+            kind = placements.get((row[0], row[1], row[2]))
+            if kind == "detection":
+                self.summary.findings_on_detection += 1
+            elif kind == "placed":
+                self.summary.findings_placed += 1
 
     def _shared(self, at_bound: Any) -> tuple[Any, ...]:
         """The values of a new weakness every row of this report shares: source, first and
@@ -512,7 +547,7 @@ class ReportWriter:
         return (self.source, at_bound, at_bound, None)
 
     def _merge_findings(
-        self, wanted: dict[tuple[int, int, str], tuple[str, str | None]], at_bound: Any
+        self, wanted: dict[tuple[int, int, str], tuple[str, str | None, str | None]], at_bound: Any
     ) -> None:
         """Findings of devices with stored weaknesses: insert, update, reopen or leave alone."""
         weakness = table_of(Weakness)
@@ -530,6 +565,7 @@ class ReportWriter:
                     weakness.c.vulnerability_id,
                     weakness.c.installed_version,
                     weakness.c.fixed_version,
+                    weakness.c.path,
                     weakness.c.last_seen,
                     weakness.c.fixed_at,
                     weakness.c.source,
@@ -540,10 +576,10 @@ class ReportWriter:
         source = self.source
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
-        for key, (installed, fixed) in wanted.items():
+        for key, (installed, fixed, path) in wanted.items():
             row = existing.get(key)
             if row is None:
-                inserts.append((*key, installed, fixed))
+                inserts.append((*key, installed, fixed, path))
                 continue
             if row.fixed_at is not None:
                 if at <= row.fixed_at:
@@ -551,19 +587,21 @@ class ReportWriter:
                 self.summary.findings_reopened += 1
             elif at <= row.last_seen:
                 continue  # nothing newer than what is known
-            elif (row.installed_version, row.fixed_version, row.source) == (
+            elif (row.installed_version, row.fixed_version, row.path, row.source) == (
                 installed,
                 fixed,
+                path,
                 source,
             ):
-                updates.append((installed, fixed, source, at_bound, None, row.id))
+                updates.append((installed, fixed, path, source, at_bound, None, row.id))
                 continue  # only last_seen moves: bookkeeping, not an update
             self.summary.findings_updated += 1
-            updates.append((installed, fixed, source, at_bound, None, row.id))
+            updates.append((installed, fixed, path, source, at_bound, None, row.id))
         inventory_service.bulk_insert(
             self.session, weakness, _WEAKNESS_INSERT, inserts, self._shared(at_bound)
         )
         self.summary.findings_added += len(inserts)
+        self._count_placements(inserts)
         inventory_service.bulk_update(self.session, weakness, _WEAKNESS_UPDATE, ("id",), updates)
 
     def _create_unknown_vulnerabilities(self, named: set[str]) -> None:

@@ -164,12 +164,15 @@ def refresh_after_intel(
     """Match devices holding packages with new ranges, then bring vulnerability points,
     recommendations and scores in step for every device that changed."""
     from remedium.exceptions import service as exceptions_service
+    from remedium.importers.detections import move_detections
     from remedium.recommendations import service as recommendations_service
     from remedium.remediation.progress import refresh_activity_progress
     from remedium.scoring import service as scoring_service
 
     devices: set[int] = set()
     if summary.new_keys:
+        # Findings kept on a scanner's detection move onto the products the new records name.
+        devices |= move_detections(session)
         holding = matching.devices_holding(session, summary.new_keys)
         matched = matching.match_devices(session, holding, at=at)
         summary.devices_matched = len(matched)

@@ -11,6 +11,9 @@ from remedium.db.base import Base, utcnow
 from remedium.db.types import BigId, UtcDateTime
 
 SEVERITIES = ("Low", "Medium", "High", "Critical")
+# A source's own word for a vulnerability it cannot rate (Grype's "Unknown"), kept when nothing
+# else rates it: docs/formats.md. Not a rank of SEVERITIES (filters and charts list those four).
+UNRATED = "Unknown"
 CONFIGURATION_CATEGORIES = ("Accounts", "Application", "Network", "OS", "SecurityControls")
 CATEGORY_LABELS = {
     "Accounts": "Accounts",
@@ -26,7 +29,9 @@ class Vulnerability(Base):
 
     __tablename__ = "vulnerability"
     __table_args__ = (
-        CheckConstraint("severity IN ('Low','Medium','High','Critical')", name="severity"),
+        CheckConstraint(
+            "severity IN ('Low','Medium','High','Critical','Unknown')", name="severity"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)  # e.g. CVE-2024-3094

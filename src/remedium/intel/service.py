@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from remedium.importers.records import VulnerabilityRecord
 from remedium.intel.models import (
     SEVERITIES,
+    UNRATED,
     AffectedPackage,
     IntelEvent,
     SecurityConfiguration,
@@ -28,6 +29,8 @@ from remedium.scoring.engine import vulnerability_points
 
 BATCH = 2000
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+# What a source that rates a vulnerability "Unknown" leaves stored, when nothing else rates it.
+UNKNOWN_SEVERITY = UNRATED
 # The fields a record may set, each copied only when the record gives it (not None).
 _COPIED = (
     "description",
@@ -145,6 +148,9 @@ def _apply(row: dict[str, Any], record: VulnerabilityRecord) -> None:
         if scored is not None:
             row["cvss_v3_score"] = scored[0]
             severity = severity or scored[1]
+    elif record.cvss_v3_score is not None and 0.0 <= record.cvss_v3_score <= 10.0:
+        # A score the source gives without its vector (Trivy Operator, Wazuh): kept as given.
+        row["cvss_v3_score"] = record.cvss_v3_score
     if record.cvss_v4_vector:
         row["cvss_v4_vector"] = record.cvss_v4_vector
         scored = cvss_v4(record.cvss_v4_vector)
@@ -153,6 +159,16 @@ def _apply(row: dict[str, Any], record: VulnerabilityRecord) -> None:
             severity = severity or (scored[1] if row.get("cvss_v3_score") is None else None)
     if severity in SEVERITY_RANK:
         row["severity"] = severity
+    elif (
+        severity == UNKNOWN_SEVERITY
+        and row.get("cvss_v3_score") is None
+        and row.get("cvss_v4_score") is None
+        and row.get("severity") in (None, "Medium", UNKNOWN_SEVERITY)
+        and record.cvss_v3_vector is None
+    ):
+        # The source says it does not know (Grype's "Unknown") and nothing scores it: stored
+        # as "Unknown", never replaced by a default (scored like Medium, docs/formats.md).
+        row["severity"] = UNKNOWN_SEVERITY
     row["exposure_points"] = points_of(row)
 
 

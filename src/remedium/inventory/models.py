@@ -149,6 +149,8 @@ class Weakness(Base):
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     fixed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Where the scanner found it (a lock file, a package's path in an image), when it says.
+    path: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
 class ConfigurationAssessment(Base):

@@ -122,6 +122,7 @@ class DeviceWeaknessView(BaseModel):
     first_seen: datetime
     last_seen: datetime
     fixed_at: datetime | None
+    path: str | None = None  # where the scanner found it (a lock file, a package path)
 
 
 class DeviceRecommendationView(BaseModel):
@@ -421,6 +422,7 @@ def device_weaknesses(
             first_seen=weakness.first_seen,
             last_seen=weakness.last_seen,
             fixed_at=weakness.fixed_at,
+            path=weakness.path,
         )
         for weakness, vulnerability, software_name in rows
     ]

@@ -36,6 +36,10 @@ _SEVERITIES = {
 }
 
 
+# A source's own word for a vulnerability it cannot rate, kept as written (intel.models.UNRATED).
+UNRATED = "Unknown"
+
+
 def severity(value: object) -> str:
     """A source's severity spelled the remedium way (Low/Medium/High/Critical), or "" if unknown."""
     if not isinstance(value, str):

@@ -84,6 +84,10 @@ class Row:
         return ""
 
 
+# A CSV export cannot prove it is whole: one with a header and no row is refused (a cut file).
+HEADER_ONLY = "a header and no rows: the export is empty or cut short; nothing imported"
+
+
 def split_list(cell: str) -> list[str]:
     """The distinct items of a cell listing several (CVE ids, CPEs, IPs), in order.
 
@@ -228,9 +232,12 @@ class CsvExport:
         values cannot be told apart.
         """
         header = self.header
+        given = 0
         while True:
             values, line = self._next()
             if values is None:
+                if not given:
+                    raise ReportError(HEADER_ONLY, where=f"line {line}", filename=self.filename)
                 return
             if not any(value.strip() for value in values):
                 continue
@@ -240,4 +247,5 @@ class CsvExport:
                     where=f"line {line}",
                     filename=self.filename,
                 )
+            given += 1
             yield Row(header, values, line)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from remedium.importers.formats._common import severity
+from remedium.importers.formats._csvstream import HEADER_ONLY
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -88,7 +89,7 @@ class CsvReportParser:
                 where="line 1",
                 filename=filename,
             )
-        info = ReportInfo(format=self.name, source="csv")
+        info = ReportInfo(format=self.name, source="csv", complete_scan=False, may_be_complete=True)
         return info, self._records(reader, header, filename)
 
     def _records(
@@ -97,6 +98,7 @@ class CsvReportParser:
         devices: set[str] = set()
         packages: set[tuple[str, str, str, str]] = set()
         line = 1
+        given = 0
         try:
             for values in reader:
                 line += 1
@@ -109,6 +111,7 @@ class CsvReportParser:
                         where=where,
                         filename=filename,
                     )
+                given += 1
                 row = {k: v.strip() for k, v in zip(header, values, strict=True)}
                 ref = row.get("asset_id") or row.get("device") or row.get("ip") or ""
                 if not ref:
@@ -156,3 +159,5 @@ class CsvReportParser:
             raise ReportError(
                 f"unreadable CSV ({exc})", where=f"line {line}", filename=filename
             ) from None
+        if not given:
+            raise ReportError(HEADER_ONLY, where=f"line {line + 1}", filename=filename)

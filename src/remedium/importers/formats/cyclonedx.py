@@ -15,6 +15,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
 from remedium.importers.formats._common import (
+    UNRATED,
     as_dict,
     as_list,
     json_head_keys,
@@ -105,12 +106,12 @@ def _xml_component(elem: Element) -> dict[str, Any]:
     component["components"] = [
         _xml_component(c) for c in _children(_child(elem, "components"), "component")
     ]
-    # CycloneDX 1.0-1.3 carried vulnerabilities inside the component (vulnerability extension).
-    own_ref = component["bom-ref"] or component["purl"]
+    # CycloneDX 1.0-1.3 carried vulnerabilities inside the component (vulnerability extension):
+    # they affect that component (their ``ref`` attribute is the vulnerability's own reference).
     vulns = []
     for holder in _children(elem, "vulnerabilities"):
         for vuln in _children(holder, "vulnerability"):
-            vulns.append(_xml_vulnerability(vuln, default_ref=vuln.get("ref") or own_ref))
+            vulns.append(_xml_vulnerability(vuln))
     component["_vulnerabilities"] = vulns
     return component
 
@@ -151,6 +152,7 @@ def _xml_vulnerability(elem: Element, default_ref: str = "") -> dict[str, Any]:
             "justification": _child_text(analysis, "justification"),
         },
         "affects": affects,
+        "cwes": [(c.text or "").strip() for c in _children(_child(elem, "cwes"), "cwe")],
     }
 
 
@@ -190,7 +192,8 @@ def _xml_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
                 if name == "component":
                     yield "component", _xml_component(elem)
                 elif name == "vulnerability":
-                    yield "vulnerability", _xml_vulnerability(elem)
+                    # The 1.0-1.3 extension at BOM level names the component in ``ref``.
+                    yield "vulnerability", _xml_vulnerability(elem, default_ref=elem.get("ref", ""))
                 # Release what was read so memory does not grow with the file.
                 parents[-1].clear()
     except ParseError as exc:
@@ -243,10 +246,21 @@ def _vulnerability_id(vuln: dict[str, Any]) -> str:
     return own
 
 
+def _cwes(vuln: dict[str, Any]) -> tuple[str, ...]:
+    """CWE ids of a vulnerability (``cwes``: numbers in CycloneDX 1.4+ and the 1.0 extension)."""
+    found: list[str] = []
+    for raw in as_list(vuln.get("cwes")):
+        value = text(raw).upper().removeprefix("CWE-")
+        if value.isdigit() and f"CWE-{value}" not in found:
+            found.append(f"CWE-{value}")
+    return tuple(found)
+
+
 def _rating(vuln: dict[str, Any]) -> tuple[str, str, float | None]:
     """(severity, CVSS v3 vector, score): the v3 rating when present, else the worst rating."""
     best: tuple[str, str, float | None] = ("", "", None)
     order = {"": 0, "Low": 1, "Medium": 2, "High": 3, "Critical": 4}
+    unknown = False
     for raw_rating in as_list(vuln.get("ratings")):
         rating = as_dict(raw_rating)
         raw_score = rating.get("score")
@@ -265,6 +279,10 @@ def _rating(vuln: dict[str, Any]) -> tuple[str, str, float | None]:
             return sev, vector, score
         if order[sev] > order[best[0]]:
             best = (sev, "", None)
+        elif not best[0] and text(rating.get("severity")).lower() == "unknown":
+            unknown = True
+    if not best[0] and unknown:
+        return UNRATED, "", None  # CycloneDX's own "unknown", kept (docs/formats.md)
     return best
 
 
@@ -319,7 +337,9 @@ class _BomMapper:
                 is_operating_system=text(entry.get("type")) == "operating-system",
             )
             for vuln in as_list(entry.get("_vulnerabilities")):
-                yield from self.vulnerability(as_dict(vuln), where)
+                yield from self.vulnerability(
+                    as_dict(vuln), where, component=(vendor, product, version, purl)
+                )
 
     def _affected(self, ref: str) -> tuple[str, str, str, str]:
         if ref in self.refs:
@@ -333,7 +353,12 @@ class _BomMapper:
             return vendor, product, version, local
         return "", "", "", ""
 
-    def vulnerability(self, vuln: dict[str, Any], where: str) -> Iterator[ImportRecord]:
+    def vulnerability(
+        self,
+        vuln: dict[str, Any],
+        where: str,
+        component: tuple[str, str, str, str] | None = None,
+    ) -> Iterator[ImportRecord]:
         vulnerability_id = _vulnerability_id(vuln)
         if not vulnerability_id:
             yield SkippedRecord("vulnerability without an id", where)
@@ -343,20 +368,27 @@ class _BomMapper:
         state = text(analysis.get("state"))
         justification = text(analysis.get("justification"))
         description = text(vuln.get("description"))
-        if vector or description:
+        cwes = _cwes(vuln)
+        if vector or description or sev or cwes or score is not None:
             yield VulnerabilityRecord(
                 vulnerability_id=vulnerability_id,
                 description=description or None,
                 severity=sev or None,
                 cvss_v3_vector=vector or None,
+                cvss_v3_score=score if not vector else None,
+                cwe_ids=cwes,
             )
         affects = [text(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
+        if component is not None:
+            affects = [""]  # inside its component (1.0-1.3 extension)
         for ref in affects:
             if state in _NOT_EXPOSED:
                 reason = f"{vulnerability_id}: VEX analysis says {state}"
                 yield SkippedRecord(reason + (f" ({justification})" if justification else ""), ref)
                 continue
-            vendor, product, version, purl = self._affected(ref)
+            vendor, product, version, purl = (
+                component if component is not None else self._affected(ref)
+            )
             yield FindingRecord(
                 device_ref=_DEVICE_REF,
                 vulnerability_id=vulnerability_id,

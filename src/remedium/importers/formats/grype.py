@@ -9,8 +9,11 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import IO, Any
 
+import ijson
+
 from remedium.importers.formats._common import (
     SEVERITY_SPELLINGS,
+    UNRATED,
     FactsFilter,
     as_dict,
     as_list,
@@ -75,24 +78,51 @@ def _tail_objects(stream: IO[bytes]) -> dict[str, dict[str, Any]]:
 
 
 _NO_CVSS: tuple[str, float | None] = ("", None)
+UNKNOWN = UNRATED  # Grype's word for a vulnerability it has no rating of (docs/formats.md)
 
 
-def _cvss_v3(cvss: object) -> tuple[str, float | None]:
-    """The vector and base score of the first CVSS v3 entry of a ``vulnerability.cvss``."""
-    if type(cvss) is not list:
+def _cvss_v3(vuln: dict[str, Any]) -> tuple[str, float | None]:
+    """The vector and base score of the first CVSS v3 entry of a ``vulnerability.cvss`` list,
+    else of the older ``cvssV3`` object (Grype before 0.40: ``{"baseScore", "vector"}``)."""
+    cvss = vuln.get("cvss")
+    if type(cvss) is list:
+        for entry in cvss:
+            if type(entry) is not dict:
+                continue
+            version = entry.get("version")
+            if not (version.strip() if type(version) is str else text(version)).startswith("3"):
+                continue
+            metrics = entry.get("metrics")
+            score = metrics.get("baseScore") if type(metrics) is dict else None
+            return _str(entry.get("vector")), _score(score)
         return _NO_CVSS
-    for entry in cvss:
-        if type(entry) is not dict:
-            continue
-        version = entry.get("version")
-        if not (version.strip() if type(version) is str else text(version)).startswith("3"):
-            continue
-        metrics = entry.get("metrics")
-        score = metrics.get("baseScore") if type(metrics) is dict else None
-        if type(score) is not float:
-            score = float(score) if isinstance(score, int | float) else None
-        return _str(entry.get("vector")), score
+    old = vuln.get("cvssV3")
+    if type(old) is dict:
+        return _str(old.get("vector")), _score(old.get("baseScore"))
     return _NO_CVSS
+
+
+def _score(value: object) -> float | None:
+    if type(value) is float:
+        return value
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _extra_facts(vuln: dict[str, Any], vulnerability_id: str) -> tuple[Any, Any, tuple[str, ...]]:
+    """EPSS (probability, percentile) of ``vulnerability_id`` and the CWE ids a match gives."""
+    epss = percentile = None
+    entries = [e for e in as_list(vuln.get("epss")) if isinstance(e, dict)]
+    chosen = next((e for e in entries if text(e.get("cve")) == vulnerability_id), None)
+    if chosen is None and len(entries) == 1:
+        chosen = entries[0]
+    if chosen is not None:
+        epss, percentile = _score(chosen.get("epss")), _score(chosen.get("percentile"))
+    cwes: list[str] = []
+    for entry in as_list(vuln.get("cwes")):
+        value = text(entry.get("cwe")) if isinstance(entry, dict) else text(entry)
+        if value.upper().startswith("CWE-") and value.upper() not in cwes:
+            cwes.append(value.upper())
+    return epss, percentile, tuple(cwes)
 
 
 def _vulnerability_id(own: str, match: dict[str, Any]) -> str:
@@ -120,7 +150,10 @@ class GrypeParser:
             return False
         keys = json_head_keys(head)
         return "matches" in keys and (
-            b'"matchDetails"' in head or "source" in keys or "descriptor" in keys
+            b'"matchDetails"' in head
+            or "source" in keys
+            or "descriptor" in keys
+            or (b'"artifact"' in head and b'"vulnerability"' in head)
         )
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
@@ -138,8 +171,11 @@ class GrypeParser:
                 found[key] = as_dict(json_first(stream, key, filename))
         stream.seek(0)
         source, distro, descriptor = found["source"], found["distro"], found["descriptor"]
-        if not source and not descriptor:
-            raise ReportError("not a Grype report: no source or descriptor", filename=filename)
+        if not source and not descriptor and not _has_matches(stream, filename):
+            raise ReportError(
+                "not a Grype report: no matches, source or descriptor", filename=filename
+            )
+        stream.seek(0)
         info = ReportInfo(
             format=self.name,
             source="grype",
@@ -215,7 +251,7 @@ class GrypeParser:
                     purl=purl,
                     cpe=text(cpes[0]) if cpes else "",
                 )
-            vector, score = _cvss_v3(vuln.get("cvss"))
+            vector, score = _cvss_v3(vuln)
             fix = vuln.get("fix")
             fixed = ""
             if type(fix) is dict:
@@ -223,10 +259,21 @@ class GrypeParser:
                     fixed = candidate.strip() if type(candidate) is str else text(candidate)
                     if fixed:
                         break
+            elif "fixedInVersion" in vuln:  # Grype before 0.40
+                fixed = _str(vuln.get("fixedInVersion"))
             raw_severity = vuln.get("severity")
             rating = spellings.get(raw_severity) if type(raw_severity) is str else ""
             if rating is None:
                 rating = severity(raw_severity)
+            if not rating:
+                # The report's own word when it has no rating ("Unknown"), never a default.
+                rating = severity_from_score(score) or (
+                    UNKNOWN if _str(raw_severity).lower() in ("unknown", "") else ""
+                )
+            locations = artifact.get("locations")
+            path = ""
+            if type(locations) is list and locations and type(locations[0]) is dict:
+                path = _str(locations[0].get("path"))
             description = vuln.get("description")
             description = description.strip() if type(description) is str else text(description)
             # Positional, in FindingRecord's field order (test_parser_speedups pins it): a
@@ -239,24 +286,47 @@ class GrypeParser:
                 version,  # installed_version
                 fixed,
                 purl,
-                rating or severity_from_score(score),  # severity
+                rating,  # severity
                 vector,
                 score,
                 "",  # title
                 description,
+                "",  # vex_state
+                "",  # vex_justification
+                path,
             )
+            epss = percentile = None
+            cwes: tuple[str, ...] = ()
+            if "epss" in vuln or "cwes" in vuln:
+                epss, percentile, cwes = _extra_facts(vuln, vulnerability_id)
             # The filter's own check first, inline: most findings repeat facts already given.
-            raw = (description, vector)
-            if (
-                (vector or description)
-                and facts_given.get(vulnerability_id) != raw
-                and facts_are_new(vulnerability_id, raw)
-            ):
+            raw = (description, vector, score, rating, epss, percentile, cwes)
+            if facts_given.get(vulnerability_id) != raw and facts_are_new(vulnerability_id, raw):
                 yield _new_vulnerability(
                     vulnerability_id=vulnerability_id,
                     description=description or None,
+                    severity=rating or None,
                     cvss_v3_vector=vector or None,
+                    cvss_v3_score=score if not vector else None,
+                    epss=epss,
+                    epss_percentile=percentile,
+                    cwe_ids=cwes,
                 )
+
+
+def _has_matches(stream: IO[bytes], filename: str) -> bool:
+    """True when the document has a top-level ``matches`` array (a Grype report whose ``source``
+    and ``descriptor`` were left out, as some tools' exports do)."""
+    stream.seek(0)
+    try:
+        for prefix, event, _value in ijson.parse(stream):
+            if prefix == "matches" and event == "start_array":
+                return True
+            if prefix == "" and event == "end_map":
+                return False
+    except ijson.common.JSONError as exc:
+        raise ReportError(f"malformed JSON ({exc})", filename=filename) from None
+    return False
 
 
 def _str(value: object) -> str:

@@ -98,7 +98,9 @@ class NessusCsvParser:
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
         """Read the header row, then stream devices and findings row by row."""
         export = CsvExport(stream, filename, LAYOUTS, what="Nessus/Tenable CSV export")
-        info = ReportInfo(format=self.name, source="nessus")
+        info = ReportInfo(
+            format=self.name, source="nessus", complete_scan=False, may_be_complete=True
+        )
         return info, _records(export)
 
 

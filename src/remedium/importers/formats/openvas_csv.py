@@ -54,7 +54,13 @@ class OpenVASCsvParser:
         # Every result of a report carries the report's timestamp; the XML report's scan_start
         # plays that part there.
         scanned_at = parse_datetime(first.get("Timestamp")) if first is not None else None
-        info = ReportInfo(format=self.name, source="openvas", scanned_at=scanned_at)
+        info = ReportInfo(
+            format=self.name,
+            source="openvas",
+            scanned_at=scanned_at,
+            complete_scan=False,
+            may_be_complete=True,
+        )
         return info, _records(first, rows)
 
 

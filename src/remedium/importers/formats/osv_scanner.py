@@ -28,6 +28,7 @@ from remedium.importers.records import (
     SoftwareRecord,
     VulnerabilityRecord,
 )
+from remedium.recommendations.engine import compare_versions, version_key
 
 
 def _cve_of(group_ids: list[str], vulns: list[dict[str, Any]]) -> str:
@@ -50,18 +51,46 @@ def _vector(vuln: dict[str, Any]) -> str:
     return ""
 
 
-def _fixed_version(vuln: dict[str, Any], name: str) -> str:
-    """The first version that fixes ``name``, from the advisory's affected ranges."""
+def _fixed_version(vuln: dict[str, Any], name: str, installed: str) -> str:
+    """The version that fixes ``name`` at ``installed``: the ``fixed`` event of the affected
+    range that contains the installed version (an advisory lists one range per release line;
+    the first ``fixed`` may be older than what is installed). Without an installed version, or
+    when no range can be shown to contain it, the lowest fix newer than it, else none."""
+    later: list[str] = []
     for raw_affected in as_list(vuln.get("affected")):
         affected = as_dict(raw_affected)
         if text(as_dict(affected.get("package")).get("name")) != name:
             continue
         for version_range in as_list(affected.get("ranges")):
-            for event in as_list(as_dict(version_range).get("events")):
-                fixed = text(as_dict(event).get("fixed"))
-                if fixed:
+            if text(as_dict(version_range).get("type")).upper() == "GIT":
+                continue  # commits, not versions
+            introduced = ""
+            for raw_event in as_list(as_dict(version_range).get("events")):
+                event = as_dict(raw_event)
+                if "introduced" in event:
+                    introduced = text(event.get("introduced"))
+                    continue
+                fixed = text(event.get("fixed"))
+                if not fixed:
+                    continue
+                if not installed:
                     return fixed
+                starts = introduced in ("", "0") or compare_versions(introduced, installed) <= 0
+                if starts and compare_versions(installed, fixed) < 0:
+                    return fixed
+                if compare_versions(fixed, installed) > 0:
+                    later.append(fixed)
+    if later:
+        return min(later, key=version_key)
     return ""
+
+
+def _cwes(vuln: dict[str, Any]) -> tuple[str, ...]:
+    """The CWE ids an advisory gives (GitHub's ``database_specific.cwe_ids``)."""
+    found = [
+        text(c).upper() for c in as_list(as_dict(vuln.get("database_specific")).get("cwe_ids"))
+    ]
+    return tuple(dict.fromkeys(c for c in found if c.startswith("CWE-")))
 
 
 class OsvScannerParser:
@@ -158,7 +187,7 @@ class OsvScannerParser:
                     vendor=vendor,
                     product=name,
                     installed_version=version,
-                    fixed_version=_fixed_version(lead, name),
+                    fixed_version=_fixed_version(lead, name, version),
                     purl=purl,
                     severity=sev or severity_from_score(score),
                     cvss_v3_vector=vector,
@@ -166,9 +195,12 @@ class OsvScannerParser:
                     title=text(lead.get("summary")),
                     description=text(lead.get("details")),
                 )
-                if vector or text(lead.get("details")):
+                cwes = _cwes(lead)
+                if vector or sev or cwes or text(lead.get("details")):
                     yield VulnerabilityRecord(
                         vulnerability_id=vulnerability_id,
                         description=text(lead.get("details")) or None,
+                        severity=sev or None,
                         cvss_v3_vector=vector or None,
+                        cwe_ids=cwes,
                     )

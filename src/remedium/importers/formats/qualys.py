@@ -43,6 +43,11 @@ from remedium.importers.records import (
 )
 
 _GENERATED = re.compile(rb"<GENERATION_DATETIME>([^<]+)</GENERATION_DATETIME>")
+# A scan report (``scan-1.dtd``): <SCAN value="scan/..."> with one <IP> per host scanned.
+_SCAN_ROOT = re.compile(rb"<!DOCTYPE\s+SCAN\b|<SCAN\s+value=")
+_SCAN_DATE = re.compile(rb'<KEY value="DATE">(?:<!\[CDATA\[)?([^<\]]+)')
+# Its detections: confirmed (VULN), potential (PRACTICE), information gathered (INFO).
+_SCAN_DETECTIONS = frozenset({"VULN", "PRACTICE", "INFO"})
 _VECTOR = re.compile(r"\(([^)]+)\)")
 
 
@@ -61,8 +66,13 @@ class QualysParser:
     name = "qualys"
 
     def sniff(self, head: bytes, filename: str) -> bool:
-        """True for an ASSET_DATA_REPORT, a host detection or KnowledgeBase output, or a zip."""
-        return b"<ASSET_DATA_REPORT" in head or qualys_detection.sniff(head)
+        """True for an ASSET_DATA_REPORT, a scan report (SCAN), a host detection or KnowledgeBase
+        output, or a zip."""
+        return (
+            b"<ASSET_DATA_REPORT" in head
+            or _SCAN_ROOT.search(head) is not None
+            or qualys_detection.sniff(head)
+        )
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
         """Asset data report: read the QID glossary, then stream devices and findings host by
@@ -76,13 +86,24 @@ class QualysParser:
             stream = spool
         start = stream.tell()
         head, replay = peek(stream)
+        if b"<ASSET_DATA_REPORT" not in head and _SCAN_ROOT.search(head):
+            dated = _SCAN_DATE.search(head)
+            info = ReportInfo(
+                format=self.name,
+                source="qualys",
+                scanned_at=parse_datetime(dated.group(1).decode("ascii", "replace"))
+                if dated
+                else None,
+            )
+            return info, _scan_records(replay, filename)
         if b"<ASSET_DATA_REPORT" not in head:
             if head.startswith(qualys_detection.ZIP_MAGIC) or qualys_detection.sniff(head):
                 stream.seek(start)
                 return qualys_detection.parse(stream, head, filename)
             raise ReportError(
-                "not a Qualys report: no <ASSET_DATA_REPORT> or <HOST_LIST_VM_DETECTION_OUTPUT> "
-                "root, nor a zip of host detection and KnowledgeBase output",
+                "not a Qualys report: no <ASSET_DATA_REPORT>, <SCAN> or "
+                "<HOST_LIST_VM_DETECTION_OUTPUT> root, nor a zip of host detection and "
+                "KnowledgeBase output",
                 filename=filename,
             )
         match = _GENERATED.search(head)
@@ -209,4 +230,74 @@ def _findings(device_ref: str, info: Element, glossary: dict[str, _Qid]) -> Iter
             cvss_v3_vector=details.cvss_v3_vector,
             cvss_v3_score=details.cvss_v3_score,
             title=details.title,
+        )
+
+
+def _scan_records(stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
+    """A Qualys scan report: each <IP> a device (``value`` = its address, ``name`` = its DNS
+    name, <OS>), each confirmed (VULN) or potential (PRACTICE) detection one finding per CVE of
+    its ``CVE_ID_LIST``; information gathered (INFO) and detections without a CVE are skipped.
+    The scan date is the header's ``KEY value="DATE"``."""
+    host: dict[str, str] = {}
+    device_ref = ""
+    hosts = 0
+    for event, element in walk(
+        stream,
+        filename,
+        end_tags=_SCAN_DETECTIONS | {"OS", "NETBIOS_HOSTNAME"},
+        start_tags=frozenset({"IP"}),
+        close_tags=frozenset({"IP"}),
+    ):
+        name = element.tag.rsplit("}", 1)[-1]
+        if event == "start":
+            hosts += 1
+            host = {"IP": element.get("value", ""), "DNS": element.get("name", "")}
+            device_ref = ""
+            continue
+        if event == "close":
+            if not device_ref and host:
+                yield _device(host, hosts, filename)  # a host the scan saw clean
+            host, device_ref = {}, ""
+            continue
+        if name == "OS":
+            host["OPERATING_SYSTEM"] = (element.text or "").strip()
+            continue
+        if name == "NETBIOS_HOSTNAME":
+            host["NETBIOS"] = (element.text or "").strip()
+            continue
+        if not device_ref:
+            device = _device(host, hosts, filename)
+            device_ref = device.device_ref
+            yield device
+        yield from _scan_findings(device_ref, name, element)
+
+
+def _scan_findings(device_ref: str, kind: str, element: Element) -> Iterator[ImportRecord]:
+    qid = element.get("number", "")
+    where = f"IP {device_ref} / {kind} {qid}"
+    if kind == "INFO":
+        yield SkippedRecord("informational (information gathered)", where)
+        return
+    cve_list = child(element, "CVE_ID_LIST")
+    cves = (
+        [
+            cve
+            for cve in dict.fromkeys(
+                child_text(entry, "ID") for entry in children(cve_list, "CVE_ID")
+            )
+            if CVE_RE.match(cve)
+        ]
+        if cve_list is not None
+        else []
+    )
+    if not cves:
+        yield SkippedRecord("no CVE", where)
+        return
+    title = child_text(element, "TITLE")
+    for cve in cves:
+        yield FindingRecord(
+            device_ref=device_ref,
+            vulnerability_id=cve,
+            severity=SEVERITY.get(element.get("severity", ""), ""),
+            title=title or f"QID {qid}",
         )

@@ -94,7 +94,8 @@ class QualysCsvParser:
             format=self.name,
             source="qualys",
             scanned_at=_report_time(export.preamble),
-            complete_scan=complete,
+            complete_scan=False,
+            may_be_complete=complete,
             notes=notes,
         )
         return info, _records(export)

@@ -61,10 +61,14 @@ _TARGETS = (
     "ClusterName",
     "Vulnerabilities.item",
     "Misconfigurations.item",
+    "Resources.item",
+    "Findings.item",
     *(f"{_RESULT}.{f}" for f in _RESULT_FIELDS),
     *(f"{_RESULT}.{f}.item" for f in _RESULT_LISTS),
 )
 _TARGET, _TYPE = f"{_RESULT}.Target", f"{_RESULT}.Type"
+# The top-level lists of a current ``trivy k8s`` report (resources with their results).
+_K8S_RESOURCES = ("Resources.item", "Findings.item")
 _LIST_ITEMS = {f"{_RESULT}.{f}.item": f for f in _RESULT_LISTS}  # prefix -> list name
 _PREFIX, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
 # FindingRecord(...) and VulnerabilityRecord(...), without the cost of a frozen __init__.
@@ -154,7 +158,7 @@ class _ResultReader:
         self.facts = facts or FactsFilter()
 
     def vulnerabilities(
-        self, vulns: Iterable[object], result_type: str, where: str
+        self, vulns: Iterable[object], result_type: str, where: str, target: str = ""
     ) -> Iterator[ImportRecord]:
         """A finding per entry of a result's ``Vulnerabilities``, and its facts when new.
 
@@ -168,6 +172,8 @@ class _ResultReader:
         facts_are_new, facts_given = self.facts.new, self.facts.last
         spellings = SEVERITY_SPELLINGS
         new_finding = _new_finding
+        # A language result's target is its lock file; an OS result's, the image ("(alpine 3.18)").
+        lock_file = "" if _OS_SUFFIX.search(target) else target
         for vuln in vulns:
             entry: dict[str, Any] = vuln if type(vuln) is dict else {}
             get = entry.get
@@ -196,6 +202,8 @@ class _ResultReader:
             fixed = get("FixedVersion")
             title = get("Title")
             description = get("Description")
+            path = get("PkgPath")
+            path = path.strip() if type(path) is str else lock_file
             # Positional, in FindingRecord's field order (test_parser_speedups pins it): a
             # call with keywords costs twice as much.
             yield new_finding(
@@ -211,6 +219,9 @@ class _ResultReader:
                 score,
                 title.strip() if type(title) is str else text(title),
                 description.strip() if type(description) is str else text(description),
+                "",  # vex_state
+                "",  # vex_justification
+                path or lock_file,
             )
             # The raw fields the facts are built from: equal ones would give an equal record.
             raw = (
@@ -281,7 +292,9 @@ class _ResultReader:
         # Chained in C: a record then passes through no generator of this method.
         return itertools.chain(
             self.packages(as_list(result.get("Packages")), result_type, where),
-            self.vulnerabilities(as_list(result.get("Vulnerabilities")), result_type, where),
+            self.vulnerabilities(
+                as_list(result.get("Vulnerabilities")), result_type, where, target
+            ),
             self.misconfigurations(as_list(result.get("Misconfigurations")), where),
             map(_secret, as_list(result.get("Secrets")), itertools.repeat(target)),
         )
@@ -325,8 +338,13 @@ class TrivyParser:
         keys = json_head_keys(head)
         if "SchemaVersion" in keys and ("ArtifactName" in keys or "Results" in keys):
             return True
-        if "ClusterName" in keys and ("Vulnerabilities" in keys or "Misconfigurations" in keys):
+        if "ClusterName" in keys and (
+            keys & {"Vulnerabilities", "Misconfigurations", "Resources", "Findings"}
+        ):
             return True
+        if "Findings" in keys and b'"Kind"' in head and b'"Results"' in head:
+            return True  # ``trivy k8s --report summary``'s consolidated report
+
         # The legacy (pre-schema-2) output is a bare list of results.
         start = head.lstrip()[:1]
         return start == b"[" and b'"Target"' in head and b'"Vulnerabilities"' in head
@@ -351,7 +369,7 @@ class TrivyParser:
         start = stream.tell() if _can_seek(stream) else -1
         values = json_values(stream, _TARGETS, filename)
         header, pending = _read_header(values)
-        if "ClusterName" in header:
+        if "ClusterName" in header or (pending is not None and pending[0] in _K8S_RESOURCES):
             info = ReportInfo(format=self.name, source="trivy k8s")
             if start < 0:
                 return info, self._k8s(header, _chain(pending, values))
@@ -403,7 +421,7 @@ class TrivyParser:
             items = map(_SECOND, run)
             where = f"Results[{max(index, 0)}] ({target})"
             if field == "Vulnerabilities":
-                yield from reader.vulnerabilities(items, result_type, where)
+                yield from reader.vulnerabilities(items, result_type, where, target)
             elif field == "Packages":
                 yield from reader.packages(items, result_type, where)
             elif field == "Misconfigurations":
@@ -451,13 +469,18 @@ class TrivyParser:
         for section, other in (
             ("Vulnerabilities", "Misconfigurations"),
             ("Misconfigurations", "Vulnerabilities"),
+            # Trivy 0.50 on: every resource once, its results holding both kinds
+            ("Resources", ""),
+            ("Findings", ""),  # ``--report summary``: the consolidated report
         ):
-            if not other_has_items or not stream_contains(stream, f'"{section}"'.encode()):
+            if (other and not other_has_items) or not stream_contains(
+                stream, f'"{section}"'.encode()
+            ):
                 continue  # a pass over a large report that finds nothing costs seconds
             if fast:
                 found = _Sections(section)
                 resources: Iterator[Any] = found.values(
-                    json_fast_values(stream, [f"{section}.item", f"{other}.item"])
+                    json_fast_values(stream, [f"{section}.item", f"{other or section}.item"])
                 )
             else:
                 resources = json_items(stream, f"{section}.item", filename)
@@ -472,7 +495,7 @@ class TrivyParser:
                     reader = readers[ref] = _ResultReader(ref, facts)
                 for result in as_list(resource.get("Results")):
                     yield from reader.result(as_dict(result), f"{section}[{index}] {ref}")
-            if fast:
+            if fast and other:
                 other_has_items = found.other_has_items
 
     def _legacy(self, stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:

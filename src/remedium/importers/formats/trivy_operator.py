@@ -1,5 +1,7 @@
-"""Trivy Operator ``VulnerabilityReport`` resources (``kubectl get vulnerabilityreports -o
-json``): one resource, or a ``List`` of them. See ``docs/formats.md`` (Trivy)."""
+"""Trivy Operator resources (``kubectl get vulnerabilityreports,configauditreports -o json``):
+one resource, a ``List`` of resources of mixed kinds, or several kinds keyed by resource name.
+Vulnerability and config-audit reports are imported, other kinds skipped with the reason. See
+``docs/formats.md`` (Trivy)."""
 
 from __future__ import annotations
 
@@ -17,17 +19,45 @@ from remedium.importers.formats._common import (
     text,
 )
 from remedium.importers.records import (
+    ConfigurationCheckRecord,
+    ConfigurationResultRecord,
     DeviceRecord,
     FindingRecord,
     ImportRecord,
     ReportError,
     ReportInfo,
     SkippedRecord,
+    VulnerabilityRecord,
 )
+
+# The resources remedium imports; every other kind in a list is skipped, with the reason.
+_VULNERABILITIES = ("VulnerabilityReport", "ClusterVulnerabilityReport")
+_CONFIG_AUDITS = ("ConfigAuditReport", "ClusterConfigAuditReport")
+# ``kubectl get`` of several kinds at once, keyed by each custom resource's plural name.
+_PLURALS = tuple(
+    f"{name}.aquasecurity.github.io"
+    for name in (
+        "vulnerabilityreports",
+        "clustervulnerabilityreports",
+        "configauditreports",
+        "clusterconfigauditreports",
+        "exposedsecretreports",
+        "rbacassessmentreports",
+        "clusterrbacassessmentreports",
+        "infraassessmentreports",
+        "clusterinfraassessmentreports",
+        "clustercompliancereports",
+        "sbomreports",
+        "clustersbomreports",
+    )
+)
+_LISTS = ("items.item", *(f"{plural}.item" for plural in _PLURALS))
+_SEVERITY_WEIGHT = {"Critical": 10.0, "High": 8.0, "Medium": 5.0, "Low": 3.0}
 
 
 class TrivyOperatorParser:
-    """Trivy Operator ``VulnerabilityReport`` resources (``kubectl get ... -o json``)."""
+    """Trivy Operator resources: one ``VulnerabilityReport`` or ``ConfigAuditReport``, a
+    ``List`` of resources of any kinds, or ``kubectl get`` output keyed by resource name."""
 
     name = "trivy_operator"
 
@@ -35,70 +65,106 @@ class TrivyOperatorParser:
         return looks_like_json(head) and b"aquasecurity.github.io" in head
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
-        targets = [
-            "kind",
-            "metadata",
-            "report.artifact",
-            "report.registry",
-            "report.updateTimestamp",
-            "items.item",
-            "report.vulnerabilities.item",
-        ]
+        targets = ["kind", "metadata", "report", *_LISTS]
         values = json_values(stream, targets, filename)
         header: dict[str, Any] = {}
         pending: tuple[str, Any] | None = None
         for prefix, value in values:
-            if prefix in ("report.vulnerabilities.item", "items.item"):
+            if prefix in _LISTS:
                 pending = (prefix, value)
                 break
             header[prefix] = value
         kind = text(header.get("kind"))
-        if kind not in ("VulnerabilityReport", "List", "VulnerabilityReportList") and not (
-            pending and pending[0] == "items.item"
-        ):
+        if pending is None and kind not in (*_VULNERABILITIES, *_CONFIG_AUDITS):
+            if kind in ("List", "VulnerabilityReportList") or not kind:
+                return self._info(None), iter(())
             raise ReportError(
                 f"Trivy Operator {kind or 'resource'} is not supported; export "
-                "VulnerabilityReport resources (kubectl get vulnerabilityreports -o json)",
+                "VulnerabilityReport or ConfigAuditReport resources "
+                "(kubectl get vulnerabilityreports,configauditreports -o json)",
                 where="kind",
                 filename=filename,
             )
-        info = ReportInfo(
-            format=self.name,
-            source="trivy-operator",
-            scanned_at=parse_time(header.get("report.updateTimestamp")),
-        )
-        return info, self._records(header, pending, values, filename)
+        report = as_dict(header.get("report"))
+        return self._info(report.get("updateTimestamp")), self._records(header, pending, values)
+
+    def _info(self, updated: object) -> ReportInfo:
+        # Several resources, each with its own time: the import is dated when it runs.
+        return ReportInfo(format=self.name, source="trivy-operator", scanned_at=parse_time(updated))
 
     def _records(
         self,
         header: dict[str, Any],
         pending: tuple[str, Any] | None,
         values: Iterator[tuple[str, Any]],
-        filename: str,
     ) -> Iterator[ImportRecord]:
-        stream = values if pending is None else itertools.chain([pending], values)
-        if pending is not None and pending[0] == "items.item":
-            for index, (_prefix, item) in enumerate(stream):
-                resource = as_dict(item)
-                if text(resource.get("kind")) != "VulnerabilityReport":
-                    yield SkippedRecord(
-                        f"{text(resource.get('kind'))} is not supported", f"items[{index}]"
-                    )
-                    continue
-                report = as_dict(resource.get("report"))
-                device = _operator_device(resource.get("metadata"), report, f"items[{index}]")
-                yield device
-                for vuln in as_list(report.get("vulnerabilities")):
-                    yield _operator_finding(device.device_ref, as_dict(vuln))
+        checks: set[str] = set()
+        if pending is None:
+            yield from _resource(header, "report", checks)
             return
-        report = {
-            "artifact": header.get("report.artifact"),
-            "registry": header.get("report.registry"),
-        }
-        device = _operator_device(header.get("metadata"), report, "report")
+        for index, (prefix, item) in enumerate(itertools.chain([pending], values)):
+            if prefix in _LISTS:
+                where = f"{prefix.removesuffix('.item')}[{index}]"
+                yield from _resource(as_dict(item), where, checks)
+
+
+def _resource(resource: dict[str, Any], where: str, checks: set[str]) -> Iterator[ImportRecord]:
+    """The records of one Trivy Operator resource (a skipped record for unsupported kinds)."""
+    kind = text(resource.get("kind"))
+    report = as_dict(resource.get("report"))
+    if kind in _VULNERABILITIES:
+        device = _operator_device(resource.get("metadata"), report, where)
         yield device
-        for _prefix, vuln in stream:
-            yield _operator_finding(device.device_ref, as_dict(vuln))
+        for vuln in as_list(report.get("vulnerabilities")):
+            yield from _operator_finding(device.device_ref, as_dict(vuln))
+    elif kind in _CONFIG_AUDITS:
+        yield from _config_audit(resource.get("metadata"), report, where, checks)
+    else:
+        yield SkippedRecord(
+            f"Trivy Operator {kind or 'resource without kind'} is not imported "
+            "(only VulnerabilityReport and ConfigAuditReport)",
+            where,
+        )
+
+
+def _workload(metadata: object) -> str:
+    labels = as_dict(as_dict(metadata).get("labels"))
+    return "/".join(
+        text(labels.get(f"trivy-operator.resource.{k}")) or "-"
+        for k in ("namespace", "kind", "name")
+    )
+
+
+def _config_audit(
+    metadata: object, report: dict[str, Any], where: str, checks: set[str]
+) -> Iterator[ImportRecord]:
+    """A ConfigAuditReport: its workload as a device (named ``namespace/Kind/name`` like a
+    ``trivy k8s`` report's), each check's definition once and its result."""
+    workload = _workload(metadata)
+    if not workload.strip("/-"):
+        workload = text(as_dict(metadata).get("name")) or where
+    ref = f"workload:{workload}"
+    yield DeviceRecord(device_ref=ref, name=workload, asset_id=workload, os_platform="Linux")
+    for check in as_list(report.get("checks")):
+        entry = as_dict(check)
+        check_id = text(entry.get("checkID")) or text(entry.get("id"))
+        if not check_id:
+            yield SkippedRecord("configuration check without checkID", where)
+            continue
+        if check_id not in checks:
+            checks.add(check_id)
+            yield ConfigurationCheckRecord(
+                configuration_id=check_id,
+                name=text(entry.get("title")) or check_id,
+                category="Application",
+                sub_category=text(entry.get("category")),
+                weight=_SEVERITY_WEIGHT.get(severity(entry.get("severity")), 5.0),
+                description=text(entry.get("description")),
+                remediation=text(entry.get("remediation")),
+            )
+        yield ConfigurationResultRecord(
+            device_ref=ref, configuration_id=check_id, is_compliant=entry.get("success") is True
+        )
 
 
 def _operator_device(metadata: object, report: dict[str, Any], ref: str) -> DeviceRecord:
@@ -121,15 +187,25 @@ def _operator_device(metadata: object, report: dict[str, Any], ref: str) -> Devi
     )
 
 
-def _operator_finding(device_ref: str, vuln: dict[str, Any]) -> FindingRecord:
+def _operator_finding(device_ref: str, vuln: dict[str, Any]) -> Iterator[ImportRecord]:
+    """A finding, and the report's facts of its vulnerability (severity, CVSS score: Trivy
+    Operator gives the score without its vector, and the score is kept)."""
     score = vuln.get("score")
-    return FindingRecord(
+    cvss = float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None
+    vulnerability_id = text(vuln.get("vulnerabilityID"))
+    rating = severity(vuln.get("severity"))
+    yield FindingRecord(
         device_ref=device_ref,
-        vulnerability_id=text(vuln.get("vulnerabilityID")),
+        vulnerability_id=vulnerability_id,
         product=text(vuln.get("resource")),
         installed_version=text(vuln.get("installedVersion")),
         fixed_version=text(vuln.get("fixedVersion")),
-        severity=severity(vuln.get("severity")),
-        cvss_v3_score=float(score) if isinstance(score, int | float) else None,
+        severity=rating,
+        cvss_v3_score=cvss,
         title=text(vuln.get("title")),
+        path=text(vuln.get("target")),
     )
+    if vulnerability_id and (rating or cvss is not None):
+        yield VulnerabilityRecord(
+            vulnerability_id=vulnerability_id, severity=rating or None, cvss_v3_score=cvss
+        )

@@ -35,6 +35,7 @@ from remedium.importers.records import (
     ReportInfo,
     SkippedRecord,
     SoftwareRecord,
+    VulnerabilityRecord,
 )
 
 _SEVERITIES = {
@@ -155,6 +156,7 @@ def _api(stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
             cvss_v3_score=score or None,
             title=str(item.get("title") or ""),
         )
+        yield from _facts(cve, _severity(item.get("severity"), score), score or None)
 
 
 def _indexer(stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
@@ -203,6 +205,10 @@ def _indexer(stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
             severity=_severity(vulnerability.get("severity"), score),
             cvss_v3_score=score if is_v3 and score else None,
             description=str(vulnerability.get("description") or ""),
+            path=str(package.get("path") or ""),
+        )
+        yield from _facts(
+            cve, _severity(vulnerability.get("severity"), score), score if is_v3 and score else None
         )
 
 
@@ -340,6 +346,15 @@ def _purl(package: dict[str, Any], os_info: dict[str, Any]) -> tuple[str, str]:
     arch = str(package.get("architecture") or "")
     purl = f"pkg:{kind}/{distro}/{name}@{version}" + (f"?arch={arch}" if arch else "")
     return distro, purl
+
+
+def _facts(cve: str, rating: str, score: float | None) -> Iterator[VulnerabilityRecord]:
+    """What the finding says of its vulnerability: the severity, and the CVSS v3 base score
+    Wazuh gives without its vector (kept as given)."""
+    if rating or score is not None:
+        yield VulnerabilityRecord(
+            vulnerability_id=cve, severity=rating or None, cvss_v3_score=score
+        )
 
 
 def _severity(value: object, score: float | None) -> str:
