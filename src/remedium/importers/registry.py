@@ -30,6 +30,14 @@ FORMATS: dict[str, str] = {
     "openvas_csv": "remedium.importers.formats.openvas_csv:OpenVASCsvParser",
     "qualys_csv": "remedium.importers.formats.qualys_csv:QualysCsvParser",
     "csv": "remedium.importers.formats.csv_report:CsvReportParser",
+    "dependency_check": "remedium.importers.formats.dependency_check:DependencyCheckParser",
+    "dependency_track": "remedium.importers.formats.dependency_track:DependencyTrackParser",
+    "aws_inspector2": "remedium.importers.formats.aws_inspector2:AwsInspector2Parser",
+    "clair": "remedium.importers.formats.clair:ClairParser",
+    "twistlock": "remedium.importers.formats.twistlock:TwistlockParser",
+    "nexpose": "remedium.importers.formats.nexpose:NexposeParser",
+    "pip_audit": "remedium.importers.formats.pip_audit:PipAuditParser",
+    "govulncheck": "remedium.importers.formats.govulncheck:GovulncheckParser",
 }
 
 SNIFF_BYTES = 64 * 1024
