@@ -38,6 +38,10 @@ FORMATS: dict[str, str] = {
     "nexpose": "remedium.importers.formats.nexpose:NexposeParser",
     "pip_audit": "remedium.importers.formats.pip_audit:PipAuditParser",
     "govulncheck": "remedium.importers.formats.govulncheck:GovulncheckParser",
+    "npm_audit": "remedium.importers.formats.npm_audit:NpmAuditParser",
+    "snyk": "remedium.importers.formats.snyk:SnykParser",
+    "dependabot": "remedium.importers.formats.dependabot:DependabotParser",
+    "tenable_io": "remedium.importers.formats.tenable_io:TenableIoParser",
 }
 
 SNIFF_BYTES = 64 * 1024
