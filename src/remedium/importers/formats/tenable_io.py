@@ -87,7 +87,7 @@ class TenableIoParser:
                 detected_cpe(text(c) for c in as_list(plugin.get("cpe")))
             )
             installed = _first(_INSTALLED, output)
-            vector = cvss3_vector(as_dict(plugin.get("cvss3_vector")).get("raw"))
+            vector = _vector(text(as_dict(plugin.get("cvss3_vector")).get("raw")))
             description = text(plugin.get("synopsis"))
             for cve in cves:
                 if not is_cve(cve):
@@ -133,6 +133,15 @@ def _device(ref: str, asset: dict[str, Any]) -> DeviceRecord:
             asset.get("last_scan_time") or asset.get("last_authenticated_results")
         ),
     )
+
+
+def _vector(raw: str) -> str:
+    """The plugin's CVSS v3 vector. Tenable.io writes its base metrics without the
+    ``CVSS:3.0/`` prefix; Nessus writes the same plugin's vector with it (Tenable scores
+    plugins with CVSS 3.0), so the prefix is restored."""
+    if raw and not raw.upper().startswith("CVSS:") and "/PR:" in raw and "/S:" in raw:
+        raw = "CVSS:3.0/" + raw
+    return cvss3_vector(raw)
 
 
 def _first(pattern: re.Pattern[str], output: str) -> str:
