@@ -4,9 +4,10 @@ clear message and the database unchanged.
 Report counts come from the manifests the parser engineers wrote by reading each file
 (``corpus_expected_a.json``, ``corpus_expected_b.json``, ``corpus_expected_c.json``); the
 database counts follow from them by the pipeline's documented de-duplication (docs/imports.md):
-one weakness per (device, product, vulnerability), one installed row per (device, product, version), findings without a
-product and VEX ``not_affected`` findings skipped. SQLite runs every file; PostgreSQL runs a
-representative subset (the first file of each folder) to keep the suite within minutes.
+one weakness per (device, product, vulnerability), one installed row per (device, product,
+version), findings without a product and VEX ``not_affected`` findings skipped. SQLite runs
+every file; PostgreSQL runs a representative subset (the first file of each folder) to keep the
+suite within minutes.
 """
 
 from __future__ import annotations
