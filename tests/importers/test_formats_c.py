@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from golden import comparable, dump, first_difference, observe, update_requested
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -688,3 +689,59 @@ def test_cli_imports_the_new_formats(corpus: Path, database_url: str, engine: En
                  "clair")  # fmt: skip
     assert forced.returncode != 0
     assert "snyk-test.json" in forced.stderr + forced.stdout
+
+
+NEW_FORMATS = [
+    "aws_inspector2",
+    "clair",
+    "dependabot",
+    "dependency_check",
+    "dependency_track",
+    "govulncheck",
+    "nexpose",
+    "npm_audit",
+    "pip_audit",
+    "snyk",
+    "tenable_io",
+    "twistlock",
+]
+
+
+@pytest.mark.parametrize("fmt", NEW_FORMATS)
+def test_a_file_of_another_format_given_with_format_is_an_error(tmp_path: Path, fmt: str) -> None:
+    """``--format X`` on a file that is not X: refused, never "nothing imported"."""
+    others = [
+        FIXTURES / "snyk/snyk-test.json",
+        FIXTURES / "tenable_io/vulns-export-chunk-1.json",
+    ]
+    path = others[1] if fmt == "snyk" else others[0]
+    with pytest.raises(ReportError) as refused:
+        parse(path, fmt)
+    assert path.name in str(refused.value)
+
+
+# --- goldens of the hand-written fixtures (the corpus files have theirs in golden/) ----------
+
+FIXTURE_GOLDEN = HERE / "golden_fixtures"
+GOLDEN_FIXTURES = [
+    "dependabot/dependabot-alerts.json",
+    "dependency_check/dependency-check-report.json",
+    "npm_audit/npm-audit-v1.json",
+    "npm_audit/npm-audit-v2.json",
+    "snyk/snyk-test.json",
+    "tenable_io/vulns-export-chunk-1.json",
+]
+
+
+@pytest.mark.parametrize("relative", GOLDEN_FIXTURES)
+def test_fixture_matches_its_golden(relative: str) -> None:
+    """Refresh on purpose, as the corpus goldens: ``REMEDIUM_GOLDEN_UPDATE=snyk,...``."""
+    header, *lines = observe(FIXTURES / relative)
+    actual = [{"file": relative, **header}, *lines]
+    target = FIXTURE_GOLDEN / f"{relative}.jsonl"
+    if update_requested(relative):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(dump(actual), encoding="utf-8")
+    assert target.is_file(), f"no golden for {relative}"
+    expected = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert comparable(expected) == comparable(actual), first_difference(expected, actual)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import IO, Protocol
 
 from univers import versions as uv
 
 from remedium.importers.formats._common import text
-from remedium.importers.records import VulnerabilityRecord
+from remedium.importers.formats._xmlstream import peek
+from remedium.importers.records import ReportError, VulnerabilityRecord
 
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$", re.IGNORECASE)
 _CWE = re.compile(r"^(?:CWE-)?(\d+)$", re.IGNORECASE)
@@ -157,3 +159,19 @@ def _version(kind: type[uv.Version], value: str) -> uv.Version | None:
         return kind(value) if value else None
     except Exception:  # univers raises several error types for versions it cannot read
         return None
+
+
+class _Sniffer(Protocol):
+    name: str
+
+    def sniff(self, head: bytes, filename: str) -> bool: ...
+
+
+def require(parser: _Sniffer, stream: IO[bytes], filename: str, what: str) -> IO[bytes]:
+    """``stream`` from its start, once its head looks like ``parser``'s format; else the
+    :class:`ReportError` that a file given with ``--format`` but of another kind deserves
+    (rather than "nothing imported" and silence)."""
+    head, replay = peek(stream)
+    if not parser.sniff(head, filename):
+        raise ReportError(f"not {what}", filename=filename)
+    return replay

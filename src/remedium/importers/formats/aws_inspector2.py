@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO, Any
 
-from remedium.importers.formats._advisory import cve_or_own, cvss3_vector, facts, score
+from remedium.importers.formats._advisory import cve_or_own, cvss3_vector, facts, require, score
 from remedium.importers.formats._common import (
     as_dict,
     as_list,
@@ -66,6 +66,7 @@ class AwsInspector2Parser:
         )
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
+        stream = require(self, stream, filename, "an Inspector2 findings list (no findingArn)")
         # Only the active findings of the listed resources: fixing what is not listed would be
         # wrong for a filtered listing, so the report is partial.
         info = ReportInfo(format=self.name, source="aws-inspector2", complete_scan=False)

@@ -13,6 +13,7 @@ from remedium.importers.formats._advisory import (
     cvss3_vector,
     cwe_ids,
     facts,
+    require,
     score,
 )
 from remedium.importers.formats._common import (
@@ -51,6 +52,7 @@ class DependabotParser:
         )
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
+        stream = require(self, stream, filename, "a list of Dependabot alerts")
         # A listing is filtered by state, severity, ecosystem...: it fixes nothing it omits.
         info = ReportInfo(format=self.name, source="dependabot", complete_scan=False)
         return info, self._records(json_items(stream, "item", filename))

@@ -11,7 +11,7 @@ from typing import IO, Any
 import ijson
 
 from remedium.importers.batches import UNNAMED
-from remedium.importers.formats._advisory import cve_or_own, cwe_ids, facts
+from remedium.importers.formats._advisory import cve_or_own, cwe_ids, facts, require
 from remedium.importers.formats._common import as_dict, as_list, looks_like_json, text
 from remedium.importers.records import (
     DeviceRecord,
@@ -51,6 +51,7 @@ class GovulncheckParser:
         )
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
+        stream = require(self, stream, filename, "a govulncheck JSON stream")
         info = ReportInfo(format=self.name, source="govulncheck")
         return info, self._records(stream, filename)
 

@@ -15,7 +15,7 @@ from typing import IO, Any
 import ijson
 
 from remedium.importers.batches import UNNAMED
-from remedium.importers.formats._advisory import cvss3_vector, cwe_ids, facts, score
+from remedium.importers.formats._advisory import cvss3_vector, cwe_ids, facts, require, score
 from remedium.importers.formats._common import (
     as_dict,
     as_list,
@@ -62,7 +62,7 @@ class NpmAuditParser:
         )
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
-        stream = seekable(stream)
+        stream = seekable(require(self, stream, filename, "an npm audit report"))
         keys = json_head_keys(stream.read(SNIFF_BYTES))
         stream.seek(0)
         legacy = "advisories" in keys and "auditReportVersion" not in keys

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from remedium.importers.batches import UNNAMED
-from remedium.importers.formats._advisory import cve_or_own, facts, fix_for_installed
+from remedium.importers.formats._advisory import cve_or_own, facts, fix_for_installed, require
 from remedium.importers.formats._common import (
     as_dict,
     as_list,
@@ -44,6 +44,7 @@ class PipAuditParser:
         return stripped[:1] == b"[" or "dependencies" in json_head_keys(head)
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
+        stream = require(self, stream, filename, "a pip-audit report (no dependencies with vulns)")
         first, stream = peek_first_byte(stream)
         prefix = "item" if first == b"[" else "dependencies.item"
         info = ReportInfo(format=self.name, source="pip-audit")

@@ -12,6 +12,7 @@ from remedium.importers.formats._advisory import (
     facts,
     fix_for_installed,
     is_cve,
+    require,
     score,
 )
 from remedium.importers.formats._common import (
@@ -72,6 +73,7 @@ class SnykParser:
         )
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
+        stream = require(self, stream, filename, "a snyk test report")
         first, stream = peek_first_byte(stream)
         info = ReportInfo(format=self.name, source="snyk")
         if first == b"[":

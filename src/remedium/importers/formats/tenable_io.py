@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from remedium.importers.formats._advisory import cvss3_vector, facts, is_cve, score
+from remedium.importers.formats._advisory import cvss3_vector, facts, is_cve, require, score
 from remedium.importers.formats._common import (
     as_dict,
     as_list,
@@ -52,6 +52,7 @@ class TenableIoParser:
         )
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
+        stream = require(self, stream, filename, "a Tenable.io vulnerability export chunk")
         # One chunk of an export is a part of it: it fixes nothing it does not list.
         info = ReportInfo(format=self.name, source="tenable-io", complete_scan=False)
         return info, self._records(json_items(stream, "item", filename))

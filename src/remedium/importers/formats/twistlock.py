@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from remedium.importers.formats._advisory import cve_or_own, cvss3_vector, facts, score
+from remedium.importers.formats._advisory import cve_or_own, cvss3_vector, facts, require, score
 from remedium.importers.formats._common import (
     SEVERITY_SPELLINGS,
     as_dict,
@@ -62,6 +62,7 @@ class TwistlockParser:
         )
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
+        stream = require(self, stream, filename, "a twistcli scan report (no results)")
         info = ReportInfo(format=self.name, source="twistlock")
         return info, self._records(json_items(stream, "results.item", filename))
 
