@@ -12,6 +12,7 @@ a subprocess, and ``import_report`` on both databases.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -592,6 +593,55 @@ def test_new_parsers_do_not_take_each_others_fixtures() -> None:
         assert detect_parser(FIXTURES / fixture).name == fmt, fixture
 
 
+def test_twistlock_csv_fixture(tmp_path: Path) -> None:
+    path = FIXTURES / "twistlock/prisma-images.csv"
+    parser = detect_parser(path)
+    assert parser.name == "twistlock_csv"
+    with path.open("rb") as stream:
+        info, iterator = parser.parse(stream, path.name)
+        records = list(iterator)
+    assert info.complete_scan is False  # a CSV export cannot show that it is whole
+    got = {
+        (
+            f.vulnerability_id,
+            f.vendor,
+            f.product,
+            f.installed_version,
+            f.fixed_version,
+            f.severity,
+            f.cvss_v3_score,
+        )
+        for f in findings(records)
+    }
+    assert got == {
+        ("CVE-2022-37434", "alpine", "zlib", "1.2.12-r1", "1.2.12-r2", "Critical", 9.8),
+        # The source package stands for its binaries.
+        ("CVE-2022-2097", "alpine", "openssl", "1.1.1q-r0", "1.1.1q-r1", "Medium", 5.3),
+        # No source package: each binary package listed; rated Low although CVSS says 8.8.
+        ("CVE-2022-42898", "debian", "libkrb5-3", "1.18.3-6+deb11u2", "", "Low", 8.8),
+        ("CVE-2022-42898", "debian", "libgssapi-krb5-2", "1.18.3-6+deb11u2", "", "Low", 8.8),
+        ("CVE-2022-40897", "pypi", "setuptools", "58.1.0", "65.5.1", "Medium", 5.9),
+    }
+    assert skipped(records) == {"compliance check (not a vulnerability)": 1}
+    names = {r.name for r in records if isinstance(r, DeviceRecord)}
+    assert names == {"registry.example.com/shop/web:1.8.2", "registry.example.com/shop/api:2.0.0"}
+
+    semicolons = tmp_path / "prisma-semicolon.csv"
+    with path.open(newline="") as source, semicolons.open("w", newline="") as target:
+        csv.writer(target, delimiter=";").writerows(csv.reader(source))
+    assert detect_parser(semicolons).name == "twistlock_csv"
+    assert {f.vulnerability_id for f in findings(parse(semicolons))} == {g[0] for g in got}
+
+    header_only = tmp_path / "prisma-header.csv"
+    header_only.write_text(path.read_text().splitlines()[0] + "\n")
+    with pytest.raises(ReportError, match="no data rows"):
+        parse(header_only)
+    cut = tmp_path / "prisma-cut.csv"
+    cut.write_text(path.read_text()[: path.read_text().index("CVE-2022-2097") + 40])
+    with pytest.raises(ReportError, match="values for 27 columns"):
+        parse(cut)
+
+
 # --- through the pipeline ---------------------------------------------------------------------
 
 
@@ -704,6 +754,7 @@ NEW_FORMATS = [
     "snyk",
     "tenable_io",
     "twistlock",
+    "twistlock_csv",
 ]
 
 
@@ -730,6 +781,7 @@ GOLDEN_FIXTURES = [
     "npm_audit/npm-audit-v2.json",
     "snyk/snyk-test.json",
     "tenable_io/vulns-export-chunk-1.json",
+    "twistlock/prisma-images.csv",
 ]
 
 

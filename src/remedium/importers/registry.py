@@ -42,6 +42,7 @@ FORMATS: dict[str, str] = {
     "snyk": "remedium.importers.formats.snyk:SnykParser",
     "dependabot": "remedium.importers.formats.dependabot:DependabotParser",
     "tenable_io": "remedium.importers.formats.tenable_io:TenableIoParser",
+    "twistlock_csv": "remedium.importers.formats.twistlock_csv:TwistlockCsvParser",
 }
 
 SNIFF_BYTES = 64 * 1024

@@ -94,7 +94,7 @@ def _result(index: int, result: dict[str, Any]) -> Iterator[ImportRecord]:
         package = as_dict(raw_package)
         package_name, version = text(package.get("name")), text(package.get("version"))
         kind = text(package.get("type"))
-        vendor = distro_vendor if kind == "os" else _TYPE_VENDORS.get(kind, kind)
+        vendor = distro_vendor if kind == "os" else type_vendor(kind)
         types[package_name] = vendor
         if package_name and version:
             yield SoftwareRecord(
@@ -124,7 +124,7 @@ def _result(index: int, result: dict[str, Any]) -> Iterator[ImportRecord]:
             vendor=types.get(product, types.get(package_name, distro_vendor if used_in else "")),
             product=product,
             installed_version=text(vuln.get("packageVersion")),
-            fixed_version=_fixed(text(vuln.get("status"))),
+            fixed_version=fixed_from_status(text(vuln.get("status"))),
             severity=rating if rating is not None else severity(raw_severity),
             cvss_v3_vector=vector,
             cvss_v3_score=score(vuln.get("cvss")) if vector or not vuln.get("vector") else None,
@@ -135,7 +135,7 @@ def _result(index: int, result: dict[str, Any]) -> Iterator[ImportRecord]:
             yield record
 
 
-def _fixed(status: str) -> str:
+def fixed_from_status(status: str) -> str:
     """The version of twistcli's ``status`` ("fixed in 2.24-11+deb9u5"; several versions are
     listed as "fixed in 1.2.3, 2.0.1", of which the first is kept only when it is the one)."""
     match = _FIXED_IN.match(status)
@@ -143,6 +143,11 @@ def _fixed(status: str) -> str:
         return ""
     versions = [v.strip() for v in match.group("versions").split(",") if v.strip()]
     return versions[0] if len(versions) == 1 else ""
+
+
+def type_vendor(kind: str) -> str:
+    """The vendor of a twistcli package type other than "os" (python -> pypi, …)."""
+    return _TYPE_VENDORS.get(kind, kind)
 
 
 def _distro_vendor(distro: str, release: str) -> str:
