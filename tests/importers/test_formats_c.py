@@ -593,6 +593,42 @@ def test_new_parsers_do_not_take_each_others_fixtures() -> None:
         assert detect_parser(FIXTURES / fixture).name == fmt, fixture
 
 
+def test_clair_v4_fixture(tmp_path: Path) -> None:
+    path = FIXTURES / "clair/clair-v4-vulnerability-report.json"
+    raw = json.loads(path.read_text())
+    records = parse(path)
+    assert detect_parser(path).name == "clair"
+    got = {
+        (
+            f.vulnerability_id,
+            f.vendor,
+            f.product,
+            f.installed_version,
+            f.fixed_version,
+            f.severity,
+            f.cvss_v3_score,
+        )
+        for f in findings(records)
+    }
+    assert got == {
+        ("CVE-2023-0286", "ubuntu", "openssl", "1.1.1f-1ubuntu2.16", "1.1.1f-1ubuntu2.17", "High",
+         7.4),
+        # Clair rates Medium although the CVSS enrichment says 9.8: kept as rated.
+        ("CVE-2022-37434", "ubuntu", "zlib1g", "1:1.2.11.dfsg-2ubuntu1.3",
+         "1:1.2.11.dfsg-2ubuntu1.5", "Medium", 9.8),
+        # normalized_severity Unknown: no severity, never a default.
+        ("CVE-2019-18276", "ubuntu", "bash", "5.0-6ubuntu1.2", "", "", None),
+    }  # fmt: skip
+    (device,) = [r for r in records if isinstance(r, DeviceRecord)]
+    assert (device.name, device.os_version) == (raw["manifest_hash"], "Ubuntu 20.04.5 LTS")
+
+    index_report = {k: raw[k] for k in ("manifest_hash", "packages", "distributions")}
+    index_path = tmp_path / "index-report.json"
+    index_path.write_text(json.dumps(index_report))
+    with pytest.raises(ReportError, match="index report"):
+        parse(index_path)
+
+
 def test_twistlock_csv_fixture(tmp_path: Path) -> None:
     path = FIXTURES / "twistlock/prisma-images.csv"
     parser = detect_parser(path)
@@ -775,6 +811,7 @@ def test_a_file_of_another_format_given_with_format_is_an_error(tmp_path: Path, 
 
 FIXTURE_GOLDEN = HERE / "golden_fixtures"
 GOLDEN_FIXTURES = [
+    "clair/clair-v4-vulnerability-report.json",
     "dependabot/dependabot-alerts.json",
     "dependency_check/dependency-check-report.json",
     "npm_audit/npm-audit-v1.json",
