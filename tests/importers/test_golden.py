@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from golden import (
     GOLDEN,
+    comparable,
     dump,
     first_difference,
     golden_path,
@@ -37,6 +38,7 @@ def test_report_matches_its_golden(corpus: Path, relative: str) -> None:
         " and review it against the report"
     )
     expected = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    expected, actual = comparable(expected), comparable(actual)
     assert expected == actual, first_difference(expected, actual)
 
 

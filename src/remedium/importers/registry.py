@@ -31,6 +31,19 @@ FORMATS: dict[str, str] = {
     "openvas_csv": "remedium.importers.formats.openvas_csv:OpenVASCsvParser",
     "qualys_csv": "remedium.importers.formats.qualys_csv:QualysCsvParser",
     "csv": "remedium.importers.formats.csv_report:CsvReportParser",
+    "dependency_check": "remedium.importers.formats.dependency_check:DependencyCheckParser",
+    "dependency_track": "remedium.importers.formats.dependency_track:DependencyTrackParser",
+    "aws_inspector2": "remedium.importers.formats.aws_inspector2:AwsInspector2Parser",
+    "clair": "remedium.importers.formats.clair:ClairParser",
+    "twistlock": "remedium.importers.formats.twistlock:TwistlockParser",
+    "nexpose": "remedium.importers.formats.nexpose:NexposeParser",
+    "pip_audit": "remedium.importers.formats.pip_audit:PipAuditParser",
+    "govulncheck": "remedium.importers.formats.govulncheck:GovulncheckParser",
+    "npm_audit": "remedium.importers.formats.npm_audit:NpmAuditParser",
+    "snyk": "remedium.importers.formats.snyk:SnykParser",
+    "dependabot": "remedium.importers.formats.dependabot:DependabotParser",
+    "tenable_io": "remedium.importers.formats.tenable_io:TenableIoParser",
+    "twistlock_csv": "remedium.importers.formats.twistlock_csv:TwistlockCsvParser",
 }
 
 SNIFF_BYTES = 64 * 1024
