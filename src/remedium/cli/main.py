@@ -42,6 +42,7 @@ def serve(
     import uvicorn
 
     from remedium.api.app import create_app
+    from remedium.api.proxy import uvicorn_proxy_options
 
     settings = get_settings()
     engine = ready_engine()
@@ -49,7 +50,13 @@ def serve(
     listen_port = port or settings.port
     database = engine.url.render_as_string(hide_password=True)
     console.print(f"remedium on http://{listen_host}:{listen_port}  (database: {database})")
-    uvicorn.run(create_app(engine), host=listen_host, port=listen_port, log_level="info")
+    uvicorn.run(
+        create_app(engine),
+        host=listen_host,
+        port=listen_port,
+        log_level="info",
+        **uvicorn_proxy_options(settings),
+    )
 
 
 if __name__ == "__main__":
