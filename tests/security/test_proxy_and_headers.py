@@ -41,7 +41,7 @@ def served(database_url: str, **env: str) -> Iterator[str]:
         "REMEDIUM_DATABASE_URL": database_url,
         **env,
     }
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [str(REMEDIUM), "serve", "--port", str(port)],
         env=environment,
         stdout=subprocess.DEVNULL,
