@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from remedium import __version__
 from remedium.api import health
+from remedium.api.integers import IntegerBoundsMiddleware
 from remedium.api.security_headers import SecurityHeadersMiddleware
 from remedium.audit import api as audit_api
 from remedium.audit import pages as audit_pages
@@ -42,6 +43,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine or get_engine()
+    # Inside authentication (an anonymous caller gets 401 first), before any route.
+    app.add_middleware(IntegerBoundsMiddleware)
     install_authentication(app)
     # Added last, so it wraps everything: even the authentication middleware's 401/403/redirects.
     app.add_middleware(SecurityHeadersMiddleware)
