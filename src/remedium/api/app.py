@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from remedium import __version__
 from remedium.api import health
 from remedium.api.integers import IntegerBoundsMiddleware
+from remedium.api.openapi import install_openapi
 from remedium.api.security_headers import SecurityHeadersMiddleware
 from remedium.audit import api as audit_api
 from remedium.audit import pages as audit_pages
@@ -69,4 +70,5 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(scoring_api.router)
     app.include_router(exceptions_api.router)
     install_pages(app)
+    install_openapi(app)
     return app
