@@ -63,8 +63,8 @@ def _is_defender(path: str) -> bool:
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Add the error answers (and their body models) to every operation of ``schema``."""
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (ErrorDetail, ODataErrorBody, ODataError):
-        schemas[model.__name__] = model.model_json_schema(
+    for body_model in (ErrorDetail, ODataErrorBody, ODataError):
+        schemas[body_model.__name__] = body_model.model_json_schema(
             ref_template="#/components/schemas/{model}"
         )
     if "HTTPValidationError" not in schemas:
