@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from remedium.cli.audit import audit_app
 from remedium.cli.common import console, ready_engine
 from remedium.cli.demo import demo_command
 from remedium.cli.imports import import_command
@@ -21,6 +22,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(intel_app, name="intel")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(audit_app, name="audit")
 app.command("worker")(worker_command)
 app.command("import")(import_command)
 app.command("demo")(demo_command)
