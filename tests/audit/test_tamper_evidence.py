@@ -63,9 +63,13 @@ def _seed(engine: Engine) -> int:
 
 
 def _refused(engine: Engine, *statements: str) -> None:
-    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
+    def run() -> None:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+
+    with pytest.raises(DBAPIError, match="append-only"):
+        run()
 
 
 def _snapshot(engine: Engine) -> list[tuple[object, ...]]:
@@ -203,8 +207,7 @@ for n in range(int(sys.argv[2])):
 
 def test_concurrent_writers_form_one_chain(database_url: str, engine: Engine) -> None:
     processes = [
-        subprocess.Popen([sys.executable, "-c", WRITER, database_url, "40"])
-        for _ in range(4)
+        subprocess.Popen([sys.executable, "-c", WRITER, database_url, "40"]) for _ in range(4)
     ]
     assert [process.wait(timeout=300) for process in processes] == [0, 0, 0, 0]
     with session_factory(engine)() as session:
@@ -212,3 +215,47 @@ def test_concurrent_writers_form_one_chain(database_url: str, engine: Engine) ->
         result = verify(session)
     assert result.ok, result.problem
     assert result.events == 160
+
+
+def test_migration_chains_the_existing_history(engine: Engine) -> None:
+    """Revision 0003 gives events written before it their scope and hashes (down and up)."""
+    from alembic import command
+
+    from remedium.db.migrate import alembic_config
+
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO device_group (name, description, created_at)"
+                " VALUES ('Alpha', '', '2026-01-01 00:00:00')"
+            )
+        )
+        group_id = connection.scalar(text("SELECT id FROM device_group"))
+        for n in range(3):
+            connection.execute(
+                text(
+                    "INSERT INTO audit_event (occurred_at, actor_name, action, object_type,"
+                    " object_id, device_group_id, reason, client_address, after)"
+                    " VALUES (:at, 'system', 'exception.create', 'exception', :n, :group,"
+                    " '', '', :after)"
+                ),
+                {
+                    "at": f"2026-01-0{n + 1} 10:00:00",
+                    "n": str(n),
+                    "group": group_id if n else None,
+                    "after": json.dumps({"n": n}),
+                },
+            )
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    with session_factory(engine)() as session:
+        result = verify(session)
+        assert result.ok, (result.problem, result.missing_protection)
+        assert result.events == 3
+        scopes = session.scalars(select(AuditEvent.device_group_ids).order_by(AuditEvent.id))
+        assert list(scopes) == ["", f",{group_id},", f",{group_id},"]

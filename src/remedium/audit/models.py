@@ -53,7 +53,8 @@ class AuditEvent(Base):
 
 
 # The append-only triggers of migration 0002; migration 0003 replaces them with the stricter
-# ones of audit/chain.py (every column compared, INSERT OR REPLACE refused). The lead adds these to the migration that creates ``audit_event`` (op.execute each statement,
+# ones of audit/chain.py (every column compared, INSERT OR REPLACE refused).
+# The lead adds these to the migration that creates ``audit_event`` (op.execute each statement,
 # for the dialect in use). Deleting a device group sets ``device_group_id`` to NULL through the
 # foreign key, which is an UPDATE: the triggers let exactly that through.
 APPEND_ONLY_DDL_SQLITE: tuple[str, ...] = (
