@@ -66,6 +66,7 @@ def record(
     if device_group_ids is None:
         resolver = _SCOPE_RESOLVERS.get(object_type)
         if resolver is not None and object_id is not None:
+            session.flush()  # the object's group rows may still be pending
             device_group_ids = resolver(session, str(object_id))
         else:
             device_group_ids = () if device_group_id is None else (device_group_id,)
