@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 
-from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,11 +26,8 @@ def too_large_message() -> str:
     )
 
 
-class UploadTooLarge(HTTPException):
+class UploadTooLarge(Exception):  # noqa: N818 - named for what happened
     """Raised from ``receive`` when a chunked body passes the limit."""
-
-    def __init__(self) -> None:
-        super().__init__(413, too_large_message())
 
 
 def _refusal(scope: Scope) -> Response:
@@ -63,26 +59,28 @@ class UploadLimitMiddleware:
                 await _refusal(scope)(scope, receive, send)
                 return
         received = 0
-        started = False
+        exceeded = False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise UploadTooLarge
             return message
 
         async def watch(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+            # Whatever the app answers once the body was cut off (a parse error, say), the
+            # client gets the 413 below instead.
+            if not exceeded:
+                await send(message)
 
         try:
             await self.app(scope, counted, watch)
-        except UploadTooLarge:
-            if started:
+        except Exception:
+            if not exceeded:
                 raise
+        if exceeded:
             await _refusal(scope)(scope, receive, send)

@@ -68,6 +68,8 @@ class FieldGuard(io.RawIOBase):
         self._filename = filename
         self._limit = limit
         self._run = 0
+        self._position = 0
+        self._escaped = False
         self._json = syntax == "json"
         self._end = {"json": _JSON_END, "xml": _XML_END}.get(syntax, _TEXT_END)
 
@@ -79,10 +81,12 @@ class FieldGuard(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self._run = 0
-        return self._raw.seek(offset, whence)
+        self._escaped = False
+        self._position = self._raw.seek(offset, whence)
+        return self._position
 
     def tell(self) -> int:
-        return self._raw.tell()
+        return self._position
 
     def close(self) -> None:
         self._raw.close()
@@ -92,6 +96,7 @@ class FieldGuard(io.RawIOBase):
         data = self._raw.read(len(buffer))
         size = len(data)
         buffer[:size] = data
+        self._position += size
         if size:
             self._check(data)
         return size
@@ -107,20 +112,23 @@ class FieldGuard(io.RawIOBase):
         )
 
     def _check(self, data: bytes) -> None:
-        first = self._end.search(data)
+        # A quote escaped by the previous chunk's last byte does not end a JSON string.
+        skip = 1 if self._json and self._escaped and data[:1] == b'"' else 0
+        self._escaped = data[-1:] == b"\\"
+        first = self._end.search(data, skip)
         if first is None:
             self._run += len(data)
             if self._run > self._limit:
-                raise field_too_large(self._filename, f"byte {self._raw.tell()}")
+                raise field_too_large(self._filename, f"byte {self._position}")
             return
         if self._run + first.start() > self._limit:
-            raise field_too_large(self._filename, f"byte {self._raw.tell() - len(data)}")
+            raise field_too_large(self._filename, f"byte {self._position - len(data)}")
         if len(data) > self._limit:
             # A chunk larger than the limit: look for a boundary in every half-limit window.
             step = max(1, self._limit // 2)
             for start in range(first.start(), len(data) - step, step):
                 if self._end.search(data, start, start + step) is None:
-                    raise field_too_large(self._filename, f"byte {self._raw.tell()}")
+                    raise field_too_large(self._filename, f"byte {self._position}")
         self._run = len(data) - 1 - self._last_end(data)
 
 
