@@ -56,7 +56,7 @@ def test_no_input_makes_the_api_fail(engine: Engine) -> None:
             def check(case: Any) -> None:
                 response = case.call(headers=headers)
                 if response.status_code < 300:
-                    answered.add(f"{operation.method} {operation.path}")
+                    answered.add(f"{case.method} {case.operation.path}")
                 if response.status_code >= 500:
                     failures.append(
                         f"{response.status_code} {case.as_curl_command(headers=headers)}"
