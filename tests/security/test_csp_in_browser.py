@@ -1,4 +1,4 @@
-"""The pages work under the Content-Security-Policy: Chromium reports no violation on any of them."""
+"""The pages work under the Content-Security-Policy: Chromium reports no violation."""
 
 from __future__ import annotations
 
