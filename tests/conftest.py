@@ -117,9 +117,16 @@ class LiveServer:
 
     def __init__(self, engine: Engine) -> None:
         from remedium.api.app import create_app
+        from remedium.api.proxy import uvicorn_proxy_options
+        from remedium.settings import get_settings
 
         self.config = uvicorn.Config(
-            create_app(engine), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+            create_app(engine),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+            **uvicorn_proxy_options(get_settings()),
         )
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -41,7 +41,35 @@ class Settings(BaseSettings):
         description="Reports of at least this many MB are parsed in a second process, beside "
         "the one writing them (two cores); smaller ones in the importing process.",
     )
-    secure_cookies: bool = False
+    secure_cookies: bool = Field(
+        default=False,
+        description="The site is served over HTTPS: every cookie gets the Secure attribute.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses (or networks) of reverse proxies whose "
+        "X-Forwarded-For/-Proto are believed; empty (the default) trusts none, so the client "
+        "address is always the TCP peer.",
+    )
+    max_upload_mb: float = Field(
+        default=512.0, gt=0, description="Largest uploaded report (API and import page), in MB."
+    )
+    max_decompressed_mb: float = Field(
+        default=2048.0,
+        gt=0,
+        description="Largest decompressed size of a zip or gzip report, in MB.",
+    )
+    max_compression_ratio: float = Field(
+        default=200.0,
+        gt=1,
+        description="Largest ratio of decompressed to compressed size of a report (zip bombs).",
+    )
+    max_field_mb: float = Field(
+        default=8.0,
+        gt=0,
+        description="Largest single text field (XML element or attribute, JSON string, CSV "
+        "cell) while a report is parsed, in MB.",
+    )
     log_sql: bool = False
 
     @field_validator("database_url")
@@ -53,6 +81,11 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """:attr:`trusted_proxies` as a list (empty: trust no proxy)."""
+        return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
 
     @property
     def database_kind(self) -> str:

@@ -7,6 +7,10 @@ from sqlalchemy import Engine
 
 from remedium import __version__
 from remedium.api import health
+from remedium.api.integers import IntegerBoundsMiddleware
+from remedium.api.openapi import install_openapi
+from remedium.api.security_headers import SecurityHeadersMiddleware
+from remedium.api.upload_limit import UploadLimitMiddleware
 from remedium.audit import api as audit_api
 from remedium.audit import pages as audit_pages
 from remedium.auth import api as auth_api
@@ -41,7 +45,13 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine or get_engine()
+    # Inside authentication (an anonymous caller gets 401 first), before any route.
+    app.add_middleware(IntegerBoundsMiddleware)
     install_authentication(app)
+    # Outside authentication, which reads form bodies for their CSRF token.
+    app.add_middleware(UploadLimitMiddleware)
+    # Added last, so it wraps everything: even the authentication middleware's 401/403/redirects.
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health.router)
     app.include_router(importers_api.router)
     app.include_router(importers_pages.router)
@@ -63,4 +73,5 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(scoring_api.router)
     app.include_router(exceptions_api.router)
     install_pages(app)
+    install_openapi(app)
     return app

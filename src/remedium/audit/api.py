@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Query, status
 
 from remedium.api.deps import PrincipalDep, ScopeDep, SessionDep
+from remedium.audit.chain import decode_groups
 from remedium.audit.models import AuditEvent
 from remedium.audit.schemas import AuditEventOut, AuditEventPage
 from remedium.audit.service import AuditFilter, get_event, list_events
@@ -16,7 +17,20 @@ router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 def event_out(event: AuditEvent) -> AuditEventOut:
     """The API shape of ``event``."""
-    return AuditEventOut.model_validate(event, from_attributes=True)
+    return AuditEventOut(
+        id=event.id,
+        occurred_at=event.occurred_at,
+        actor_user_id=event.actor_user_id,
+        actor_name=event.actor_name,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        device_group_id=event.device_group_id,
+        device_group_ids=decode_groups(event.device_group_ids),
+        before=event.before,
+        after=event.after,
+        reason=event.reason,
+    )
 
 
 @router.get("/audit-events", response_model=AuditEventPage)

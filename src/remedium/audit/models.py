@@ -43,8 +43,17 @@ class AuditEvent(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     client_address: Mapped[str] = mapped_column(String(64), default="")
+    # The scope of the object: every device group it belongs to, as ",3,7," ("" for none). Unlike
+    # ``device_group_id`` it has no foreign key, so it outlives deleted groups and never changes.
+    device_group_ids: Mapped[str] = mapped_column(Text, default="")
+    # The tamper-evidence chain (audit/chain.py): the hash of the event before this one, and the
+    # SHA-256 of that hash and this event's content.
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")
+    event_hash: Mapped[str] = mapped_column(String(64), default="")
 
 
+# The append-only triggers of migration 0002; migration 0003 replaces them with the stricter
+# ones of audit/chain.py (every column compared, INSERT OR REPLACE refused).
 # The lead adds these to the migration that creates ``audit_event`` (op.execute each statement,
 # for the dialect in use). Deleting a device group sets ``device_group_id`` to NULL through the
 # foreign key, which is an UPDATE: the triggers let exactly that through.

@@ -19,6 +19,7 @@ class AuditEventOut(BaseModel):
     object_type: str
     object_id: str
     device_group_id: int | None
+    device_group_ids: list[int]
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     reason: str

@@ -40,12 +40,12 @@ def safe_next(target: str | None) -> str:
 
 
 def secure_request(request: Request) -> bool:
-    """True when the browser reached us over TLS (directly or through a proxy that says so)."""
-    return (
-        get_settings().secure_cookies
-        or request.url.scheme == "https"
-        or request.headers.get("x-forwarded-proto", "").lower() == "https"
-    )
+    """True when the site is configured for HTTPS or the request came over TLS.
+
+    A client's ``X-Forwarded-Proto`` counts only through a trusted proxy
+    (``REMEDIUM_TRUSTED_PROXIES``), which sets the request's scheme (api/proxy.py).
+    """
+    return get_settings().secure_cookies or request.url.scheme == "https"
 
 
 def _signin_page(

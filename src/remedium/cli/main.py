@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from remedium.cli.audit import audit_app
 from remedium.cli.common import console, ready_engine
 from remedium.cli.demo import demo_command
 from remedium.cli.imports import import_command
@@ -21,6 +22,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(intel_app, name="intel")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(audit_app, name="audit")
 app.command("worker")(worker_command)
 app.command("import")(import_command)
 app.command("demo")(demo_command)
@@ -42,6 +44,7 @@ def serve(
     import uvicorn
 
     from remedium.api.app import create_app
+    from remedium.api.proxy import uvicorn_proxy_options
 
     settings = get_settings()
     engine = ready_engine()
@@ -49,7 +52,13 @@ def serve(
     listen_port = port or settings.port
     database = engine.url.render_as_string(hide_password=True)
     console.print(f"remedium on http://{listen_host}:{listen_port}  (database: {database})")
-    uvicorn.run(create_app(engine), host=listen_host, port=listen_port, log_level="info")
+    uvicorn.run(
+        create_app(engine),
+        host=listen_host,
+        port=listen_port,
+        log_level="info",
+        **uvicorn_proxy_options(settings),
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from remedium import __version__
 from remedium.api.deps import SessionDep, require
+from remedium.audit.chain import decode_groups
 from remedium.auth.principal import Principal, Right, Scope
 from remedium.common.api import DEFAULT_PAGE, LimitParam, OffsetParam, not_found
 from remedium.common.paging import make_page
@@ -390,6 +391,7 @@ def _report_view(report: InaccuracyReport) -> InaccuracyView:
         resolved_at=report.resolved_at,
         resolution_comment=report.resolution_comment,
         exception_id=report.exception_id,
+        device_group_ids=decode_groups(report.device_group_ids),
     )
 
 

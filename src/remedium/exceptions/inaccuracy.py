@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from remedium.audit.service import record
+from remedium.audit.chain import decode_groups, encode_groups
+from remedium.audit.service import record, register_scope
 from remedium.auth.principal import Principal, Right
 from remedium.db.base import utcnow
 from remedium.exceptions.models import (
@@ -30,10 +31,38 @@ from remedium.exceptions.service import (
     file_exception,
 )
 from remedium.intel.models import Vulnerability
-from remedium.recommendations.models import Recommendation
+from remedium.recommendations.models import (
+    Recommendation,
+    RecommendationGroupStat,
+    RecommendationVulnerability,
+)
 
 # Categories that mean "the finding is wrong", so the report can become a false-positive exception.
 FALSE_POSITIVE_CATEGORIES = ("FalsePositive", "SoftwareNotInstalled", "WrongVersion", "WrongDevice")
+
+
+def object_groups(session: Session, object_type: str, object_id: str) -> set[int]:
+    """The device groups a recommendation or vulnerability is present in."""
+    if object_type == "recommendation":
+        query = select(RecommendationGroupStat.device_group_id).where(
+            RecommendationGroupStat.recommendation_id == object_id
+        )
+    else:
+        query = (
+            select(RecommendationVulnerability.device_group_id)
+            .where(RecommendationVulnerability.vulnerability_id == object_id)
+            .distinct()
+        )
+    return set(session.scalars(query))
+
+
+def _report_groups(session: Session, report_id: str) -> list[int]:
+    report = session.get(InaccuracyReport, int(report_id)) if report_id.isdigit() else None
+    return decode_groups(report.device_group_ids) if report is not None else []
+
+
+# Every audit event of a report carries the report's scope.
+register_scope("inaccuracy_report", _report_groups)
 
 
 def report_inaccuracy(
@@ -56,6 +85,14 @@ def report_inaccuracy(
         raise ExceptionInvalid(f"unknown object type {object_type!r}", "object_type")
     if session.get(model, object_id) is None:
         raise ExceptionNotFound(f"{object_type} {object_id} not found")
+    # The report belongs to the groups of its object that the reporter sees; an object in none of
+    # them answers like an unknown one (a scoped user learns nothing about other groups).
+    groups = object_groups(session, object_type, object_id)
+    visible = principal.scope.device_group_ids
+    if visible is not None:
+        groups &= visible
+        if not groups:
+            raise ExceptionNotFound(f"{object_type} {object_id} not found")
     report = InaccuracyReport(
         object_type=object_type,
         object_id=object_id,
@@ -65,6 +102,7 @@ def report_inaccuracy(
         reporter=principal.name,
         created_at=as_of or utcnow(),
         status="new",
+        device_group_ids=encode_groups(groups),
     )
     session.add(report)
     session.flush()
@@ -84,6 +122,13 @@ def _mine(principal: Principal) -> bool:
     return not principal.has(Right.ADMIN)
 
 
+def _in_scope(principal: Principal, report: InaccuracyReport) -> bool:
+    visible = principal.scope.device_group_ids
+    if visible is None or report.reporter == principal.name:
+        return True
+    return bool(visible & set(decode_groups(report.device_group_ids)))
+
+
 def list_reports(
     session: Session,
     principal: Principal,
@@ -96,6 +141,17 @@ def list_reports(
     query = select(InaccuracyReport)
     if _mine(principal):
         query = query.where(InaccuracyReport.reporter == principal.name)
+    elif principal.scope.device_group_ids is not None:
+        # A scoped administrator sees the reports of their groups (and their own).
+        query = query.where(
+            or_(
+                InaccuracyReport.reporter == principal.name,
+                *(
+                    InaccuracyReport.device_group_ids.contains(f",{group_id},")
+                    for group_id in sorted(principal.scope.device_group_ids)
+                ),
+            )
+        )
     if status:
         if status not in INACCURACY_STATUSES:
             raise ExceptionInvalid(f"unknown status {status!r}", "status")
@@ -114,6 +170,8 @@ def get_report(session: Session, principal: Principal, report_id: int) -> Inaccu
     report = session.get(InaccuracyReport, report_id)
     if report is None or (_mine(principal) and report.reporter != principal.name):
         return None
+    if not _in_scope(principal, report):
+        return None
     return report
 
 
@@ -129,7 +187,7 @@ def _resolve(
     if not principal.has(Right.ADMIN):
         raise ExceptionNotAllowed("only administrators resolve inaccuracy reports")
     report = session.get(InaccuracyReport, report_id)
-    if report is None:
+    if report is None or not _in_scope(principal, report):
         raise ExceptionNotFound(f"inaccuracy report {report_id} not found")
     if report.status != "new":
         raise ExceptionConflict(f"inaccuracy report {report_id} is already {report.status}")
@@ -192,7 +250,7 @@ def report_to_exception(
     if not principal.has(Right.ADMIN):
         raise ExceptionNotAllowed("only administrators turn reports into exceptions")
     report = session.get(InaccuracyReport, report_id)
-    if report is None:
+    if report is None or not _in_scope(principal, report):
         raise ExceptionNotFound(f"inaccuracy report {report_id} not found")
     if report.status != "confirmed":
         raise ExceptionConflict("only a confirmed report can become an exception")

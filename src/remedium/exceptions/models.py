@@ -206,6 +206,9 @@ class InaccuracyReport(Base):
     exception_id: Mapped[int | None] = mapped_column(
         ForeignKey("remediation_exception.id", ondelete="SET NULL"), nullable=True
     )
+    # The report's scope: the device groups of its object that the reporter could see, as ",3,7,"
+    # (audit/chain.py encode_groups). Its audit events carry the same groups.
+    device_group_ids: Mapped[str] = mapped_column(Text, default="")
 
 
 class ExceptionNotification(Base):

@@ -165,6 +165,9 @@ class InaccuracyView(BaseModel):
     resolved_at: datetime | None
     resolution_comment: str
     exception_id: int | None
+    device_group_ids: list[int] = Field(
+        default_factory=list, description="the device groups of its object the reporter saw"
+    )
 
 
 InaccuracyPage = Page[InaccuracyView]

@@ -197,5 +197,12 @@ class ReportParser(Protocol):
 
 
 def open_report(path: Path) -> IO[bytes]:
-    """Open a report file for parsing."""
-    return path.open("rb")
+    """Open a report file for parsing, behind the field-size guard of ``importers/limits.py``."""
+    from remedium.importers.limits import guard
+
+    stream = path.open("rb")
+    head = stream.read(64 * 1024)
+    stream.seek(0)
+    if head.startswith(b"PK"):
+        return stream  # a zip: its parser guards each member it opens (limits.open_member)
+    return guard(stream, head, path.name)

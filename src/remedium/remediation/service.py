@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from remedium.audit.service import record
+from remedium.audit.service import record, register_scope
 from remedium.auth.models import User
 from remedium.auth.principal import Principal, Right, Scope
 from remedium.common.scoping import active_since, in_scope
@@ -257,6 +257,19 @@ def audit_group(session: Session, activity_id: str) -> int | None:
         )
     )
     return groups[0] if len(groups) == 1 else None
+
+
+def activity_groups(session: Session, activity_id: str) -> list[int]:
+    """Every device group of an activity: the scope its audit events carry."""
+    return list(
+        session.scalars(
+            select(ActivityGroup.device_group_id).where(ActivityGroup.activity_id == activity_id)
+        )
+    )
+
+
+# Every audit event of an activity carries all its groups (not only a single one).
+register_scope("remediation_activity", activity_groups)
 
 
 def _enabled_connector(session: Session, name: str) -> ConnectorConfig:

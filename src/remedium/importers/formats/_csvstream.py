@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import IO
 
 from remedium.importers.formats._xmlstream import peek
+from remedium.importers.limits import field_too_large, max_field_bytes
 from remedium.importers.records import ReportError
 
-# Exports hold a whole plugin output in one cell; csv's default limit (128 KiB) is too small.
-# Memory stays bounded by one row either way.
-_FIELD_LIMIT = 64 * 1024 * 1024
+# Exports hold a whole plugin output in one cell; csv's default limit (128 KiB) is too small:
+# the limit is REMEDIUM_MAX_FIELD_MB (importers/limits.py).
 _DELIMITERS = (",", ";")  # Tenable.io writes ';'-separated exports
 _LIST_SEPARATORS = re.compile(r"[\s,;]+")
 
@@ -177,7 +177,8 @@ class CsvExport:
         found = find_layout(head, layouts, search_rows=search_rows)
         if found is None:
             raise self._not_recognised(head, layouts, what, search_rows)
-        csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+        # One cell, even quoted across lines, is capped while it is read (importers/limits.py).
+        csv.field_size_limit(max_field_bytes())
         self._text = io.TextIOWrapper(replay, encoding="utf-8-sig", newline="")
         self._reader = csv.reader(self._text, delimiter=found.delimiter)
         self.layout = found.layout
@@ -221,6 +222,8 @@ class CsvExport:
         except StopIteration:
             return None, line
         except (csv.Error, UnicodeDecodeError) as exc:
+            if "field limit" in str(exc):
+                raise field_too_large(self.filename, f"line {line}") from None
             raise ReportError(
                 f"unreadable CSV ({exc})", where=f"line {line}", filename=self.filename
             ) from None

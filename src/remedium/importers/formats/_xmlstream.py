@@ -78,6 +78,35 @@ class _Replay(io.RawIOBase):
         return len(data)
 
 
+class _EventGap:
+    """The stream as the XML parser reads it, refusing more than ``REMEDIUM_MAX_FIELD_MB`` read
+    without any parser event: one text, attribute, CDATA section or comment that large would be
+    built whole in memory (importers/limits.py)."""
+
+    def __init__(self, stream: IO[bytes], filename: str) -> None:
+        from remedium.importers.limits import max_field_bytes
+
+        self._stream = stream
+        self._filename = filename
+        self._limit = max_field_bytes()
+        self._read = 0
+        self._mark = 0
+
+    def mark(self) -> None:
+        """An event arrived: a new gap starts."""
+        self._mark = self._read
+
+    def read(self, size: int = -1) -> bytes:
+        """What the parser asks for, unless the gap since the last event is too large."""
+        if self._read - self._mark > self._limit:
+            from remedium.importers.limits import field_too_large
+
+            raise field_too_large(self._filename, f"byte {self._read}")
+        data = self._stream.read(size)
+        self._read += len(data)
+        return data
+
+
 def walk(
     stream: IO[bytes],
     filename: str,
@@ -95,8 +124,10 @@ def walk(
     """
     stack: list[Element] = []
     open_wanted = 0
+    source = _EventGap(stream, filename)
     try:
-        for event, element in iterparse(stream, events=("start", "end")):
+        for event, element in iterparse(source, events=("start", "end")):
+            source.mark()
             name = local(element.tag)
             if event == "start":
                 stack.append(element)

@@ -18,6 +18,7 @@ from typing import IO
 
 from remedium.importers.formats._common import severity
 from remedium.importers.formats._csvstream import HEADER_ONLY
+from remedium.importers.limits import field_too_large, max_field_bytes
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -67,12 +68,15 @@ class CsvReportParser:
 
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
         text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        csv.field_size_limit(max_field_bytes())  # one cell, capped while read (limits.py)
         reader = csv.reader(text_stream)
         try:
             header = [c.strip().lower() for c in next(reader)]
         except StopIteration:
             raise ReportError("the file is empty", filename=filename) from None
         except (csv.Error, UnicodeDecodeError) as exc:
+            if "field limit" in str(exc):
+                raise field_too_large(filename, "line 1") from None
             raise ReportError(
                 f"unreadable CSV ({exc})", where="line 1", filename=filename
             ) from None
@@ -156,6 +160,8 @@ class CsvReportParser:
                 elif not product:
                     yield SkippedRecord("row has neither product nor cve", where)
         except (csv.Error, UnicodeDecodeError) as exc:
+            if "field limit" in str(exc):
+                raise field_too_large(filename, f"line {line}") from None
             raise ReportError(
                 f"unreadable CSV ({exc})", where=f"line {line}", filename=filename
             ) from None

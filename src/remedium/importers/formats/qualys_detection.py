@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import struct
+import weakref
 import zipfile
 import zlib
 from collections.abc import Generator, Iterator
@@ -34,6 +35,7 @@ from remedium.importers.formats._xmlstream import (
     text,
     walk,
 )
+from remedium.importers.limits import DecompressionBudget, archive_budget, open_member
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -193,6 +195,10 @@ def parse(
     except zipfile.BadZipFile as exc:
         raise ReportError(f"not a readable zip ({exc})", filename=filename) from None
     try:
+        # Zip bombs: the declared sizes first, then every byte read (importers/limits.py).
+        _BUDGETS[archive] = archive_budget(
+            stream, [member.file_size for member in archive.infolist()], filename
+        )
         detections, knowledge, others = _members(archive, filename)
         if not detections:
             raise ReportError(
@@ -214,9 +220,17 @@ def parse(
     return info, _records(archive, filename, pages, others, qids)
 
 
+# The decompression budget of each open archive.
+_BUDGETS: weakref.WeakKeyDictionary[zipfile.ZipFile, DecompressionBudget] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _open(archive: zipfile.ZipFile, member: zipfile.ZipInfo, filename: str) -> IO[bytes]:
     try:
-        return archive.open(member)
+        return open_member(
+            archive.open(member), _BUDGETS[archive], "xml", f"{filename}!{member.filename}"
+        )
     except (RuntimeError, NotImplementedError, zipfile.BadZipFile) as exc:
         # Encrypted members, unsupported compression, a broken local header.
         raise ReportError(

@@ -1,0 +1,59 @@
+"""The pages work under the Content-Security-Policy: Chromium reports no violation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import Engine
+
+from exceptions.org import CHROME, build
+from remedium.db.session import transaction
+
+PAGES = (
+    "/",
+    "/recommendations",
+    f"/recommendations/{CHROME}",
+    "/remediation",
+    "/exceptions",
+    "/weaknesses",
+    "/devices",
+    "/audit",
+    "/imports",
+    "/settings/tokens",
+    "/settings/users",
+    "/settings/connectors",
+)
+
+
+@pytest.mark.browser
+def test_no_page_violates_the_policy(signed_in_page: Any, live_server: str, engine: Engine) -> None:
+    with transaction(engine) as session:
+        build(session)
+    page = signed_in_page
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(f"{page.url}: {message.text}")
+            if "Content Security Policy" in message.text or "Refused to" in message.text
+            else None
+        ),
+    )
+    visited = 0
+    for path in PAGES:
+        reply = page.goto(live_server + path)
+        assert reply is not None
+        if reply.status == 404:
+            continue
+        assert reply.status == 200, path
+        assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
+        visited += 1
+    assert visited >= 8
+    # The one page with its own script: it must run (the live count of devices).
+    page.goto(f"{live_server}/recommendations/{CHROME}")
+    page.get_by_role("link", name="Remediation options").click()
+    page.locator("input[name=remediation_type][value=AttentionRequired]").check()
+    expect(page.locator("#due_on")).to_be_disabled()
+    assert violations == []
