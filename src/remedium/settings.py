@@ -42,6 +42,25 @@ class Settings(BaseSettings):
         "the one writing them (two cores); smaller ones in the importing process.",
     )
     secure_cookies: bool = False
+    # --- background work and scale-out (docs/deployment.md) ---
+    database_read_url: str = Field(
+        default="",
+        description="Optional PostgreSQL streaming standby: page and API reads (GET) go there, "
+        "writes and the next reads of whoever just wrote go to database_url.",
+    )
+    outbox_every_seconds: float = Field(default=5.0, gt=0, le=3600)
+    outbox_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=86400,
+        description="How long a worker holds a ticket it delivers; longer than the connector's "
+        "calls can take, shorter than you are willing to wait after a worker is killed.",
+    )
+    outbox_backoff_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="First retry delay; it doubles, capped at 1 h."
+    )
+    jobs_every_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    job_lease_seconds: float = Field(default=900.0, gt=0, le=86400)
     log_sql: bool = False
 
     @field_validator("database_url")
@@ -53,6 +72,11 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
+
+    @field_validator("database_read_url")
+    @classmethod
+    def _normalise_read_url(cls, value: str) -> str:
+        return cls._normalise_postgres(value) if value else value
 
     @property
     def database_kind(self) -> str:
