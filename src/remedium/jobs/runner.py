@@ -313,6 +313,7 @@ def run_job(
     except Exception as failure:
         error = "".join(traceback.format_exception_only(failure)).strip()[:2000]
     finally:
+        finished = utcnow()  # before the lease is freed: runs of one job never overlap
         note_pass(
             context.engine,
             job.name,
@@ -325,7 +326,7 @@ def run_job(
         job=job.name,
         as_of=context.as_of,
         started_at=started,
-        finished_at=utcnow(),
+        finished_at=finished,
         status=status,
         result=result,
         error=error,
