@@ -24,6 +24,7 @@ from remedium.importers import api as importers_api
 from remedium.importers import pages as importers_pages
 from remedium.intel import api as intel_api
 from remedium.inventory import api as inventory_api
+from remedium.jobs import pages as jobs_pages
 from remedium.recommendations import api as recommendations_api
 from remedium.remediation import api as remediation_api
 from remedium.remediation import pages as remediation_pages
@@ -60,6 +61,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(remediation_pages.router)
     app.include_router(connectors_api.router)
     app.include_router(connectors_pages.router)
+    app.include_router(jobs_pages.router)
     app.include_router(scoring_api.router)
     app.include_router(exceptions_api.router)
     install_pages(app)

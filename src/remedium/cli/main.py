@@ -9,10 +9,10 @@ from remedium.cli.demo import demo_command
 from remedium.cli.imports import import_command
 from remedium.cli.intel import intel_app
 from remedium.cli.jobs import jobs_app, worker_command
+from remedium.cli.serve import serve_command
 from remedium.cli.tokens import tokens_app
 from remedium.cli.users import users_app
 from remedium.db.migrate import current_revision, head_revision
-from remedium.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="remedium: remediation and exception management.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -24,6 +24,7 @@ app.add_typer(jobs_app, name="jobs")
 app.command("worker")(worker_command)
 app.command("import")(import_command)
 app.command("demo")(demo_command)
+app.command("serve")(serve_command)
 
 
 @db_app.command("upgrade")
@@ -31,25 +32,6 @@ def db_upgrade() -> None:
     """Create the schema, or upgrade it to this version of remedium."""
     engine = ready_engine()
     console.print(f"schema at revision {current_revision(engine)} (head {head_revision()})")
-
-
-@app.command()
-def serve(
-    host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
-    port: int = typer.Option(None, help="Port (default $PORT or 8000)."),
-) -> None:
-    """Serve the web UI and the API on the configured database."""
-    import uvicorn
-
-    from remedium.api.app import create_app
-
-    settings = get_settings()
-    engine = ready_engine()
-    listen_host = host or settings.host
-    listen_port = port or settings.port
-    database = engine.url.render_as_string(hide_password=True)
-    console.print(f"remedium on http://{listen_host}:{listen_port}  (database: {database})")
-    uvicorn.run(create_app(engine), host=listen_host, port=listen_port, log_level="info")
 
 
 if __name__ == "__main__":
