@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from remedium.cli.backup import backup_command, restore_command
 from remedium.cli.common import console, ready_engine
 from remedium.cli.demo import demo_command
 from remedium.cli.imports import import_command
@@ -15,8 +16,10 @@ from remedium.cli.users import users_app
 from remedium.db.migrate import current_revision, head_revision
 
 app = typer.Typer(no_args_is_help=True, help="remedium: remediation and exception management.")
-db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema, backup and restore.")
 app.add_typer(db_app, name="db")
+db_app.command("backup")(backup_command)
+db_app.command("restore")(restore_command)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(intel_app, name="intel")
