@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         description="Optional PostgreSQL streaming standby: page and API reads (GET) go there, "
         "writes and the next reads of whoever just wrote go to database_url.",
     )
+    read_your_writes_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="After a write, that client reads from the primary this long (longer than "
+        "the standby's replication lag).",
+    )
     outbox_every_seconds: float = Field(default=5.0, gt=0, le=3600)
     outbox_lease_seconds: float = Field(
         default=120.0,

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from remedium import __version__
 from remedium.api import health
+from remedium.api.routing import install_read_routing
 from remedium.audit import api as audit_api
 from remedium.audit import pages as audit_pages
 from remedium.auth import api as auth_api
@@ -29,11 +30,13 @@ from remedium.recommendations import api as recommendations_api
 from remedium.remediation import api as remediation_api
 from remedium.remediation import pages as remediation_pages
 from remedium.scoring import api as scoring_api
+from remedium.settings import get_settings
 from remedium.web.pages import install_pages
 
 
-def create_app(engine: Engine | None = None) -> FastAPI:
-    """Build the web UI and API application on ``engine`` (default: the configured database)."""
+def create_app(engine: Engine | None = None, read_engine: Engine | None = None) -> FastAPI:
+    """Build the web UI and API application on ``engine`` (default: the configured database);
+    reads go to ``read_engine`` (default: ``REMEDIUM_DATABASE_READ_URL``, if set)."""
     app = FastAPI(
         title="remedium",
         version=__version__,
@@ -42,6 +45,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine or get_engine()
+    read_url = get_settings().database_read_url
+    app.state.read_engine = read_engine or (get_engine(read_url) if read_url else None)
+    # Registered before authentication, so it runs after it: the look-up stays on the primary.
+    install_read_routing(app)
     install_authentication(app)
     app.include_router(health.router)
     app.include_router(importers_api.router)
