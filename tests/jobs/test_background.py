@@ -30,10 +30,13 @@ def _free_port() -> int:
         return port
 
 
-def _serve(database_url: str, log: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(
+    database_url: str, log: Path, *args: str, env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {
         **os.environ,
+        **(env_extra or {}),
         "REMEDIUM_DATABASE_URL": database_url,
         "REMEDIUM_OUTBOX_EVERY_SECONDS": "0.5",
         "REMEDIUM_OUTBOX_BACKOFF_SECONDS": "1",
