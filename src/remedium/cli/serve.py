@@ -86,5 +86,8 @@ def serve_command(
                 host=listen_host,
                 port=listen_port,
                 workers=workers,
-                log_level="warning",
+                log_level="info",
+                # Under load a process can take more than uvicorn's 5 s to answer its first
+                # health check; it would be restarted again and again.
+                timeout_worker_healthcheck=60,
             )
