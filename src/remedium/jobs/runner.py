@@ -228,7 +228,6 @@ def note_pass(
     next_due_at: datetime | None = None,
 ) -> None:
     """Record the end of a pass on the job's row; with ``holder``, free its lease too."""
-    _ensure_lease_row(engine, job)
     values: dict[str, Any] = {
         "last_finished_at": utcnow(),
         "last_status": status,
@@ -240,13 +239,19 @@ def note_pass(
         conditions.append(JobLease.holder == holder)
     if next_due_at is not None:
         values["next_due_at"] = next_due_at
+    statement = (
+        update(JobLease)
+        .where(*conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
     with transaction(engine) as session:
-        session.execute(
-            update(JobLease)
-            .where(*conditions)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        changed: int = session.execute(statement).rowcount  # type: ignore[attr-defined]
+    if changed == 0 and holder is None:
+        # The first pass of this job on this database: make its row, then note the pass.
+        _ensure_lease_row(engine, job)
+        with transaction(engine) as session:
+            session.execute(statement)
 
 
 class _Heartbeat:
