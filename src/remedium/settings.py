@@ -70,6 +70,32 @@ class Settings(BaseSettings):
         description="Largest single text field (XML element or attribute, JSON string, CSV "
         "cell) while a report is parsed, in MB.",
     )
+    # --- background work and scale-out (docs/deployment.md) ---
+    database_read_url: str = Field(
+        default="",
+        description="Optional PostgreSQL streaming standby: page and API reads (GET) go there, "
+        "writes and the next reads of whoever just wrote go to database_url.",
+    )
+    read_your_writes_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="After a write, that client reads from the primary this long (longer than "
+        "the standby's replication lag).",
+    )
+    outbox_every_seconds: float = Field(default=5.0, gt=0, le=3600)
+    outbox_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=86400,
+        description="How long a worker holds a ticket it delivers; longer than the connector's "
+        "calls can take, shorter than you are willing to wait after a worker is killed.",
+    )
+    outbox_backoff_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="First retry delay; it doubles, capped at 1 h."
+    )
+    jobs_every_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    job_lease_seconds: float = Field(default=900.0, gt=0, le=86400)
     log_sql: bool = False
 
     @field_validator("database_url")
@@ -81,6 +107,11 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
+
+    @field_validator("database_read_url")
+    @classmethod
+    def _normalise_read_url(cls, value: str) -> str:
+        return cls._normalise_postgres(value) if value else value
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -11,6 +11,7 @@ from remedium.api.integers import IntegerBoundsMiddleware
 from remedium.api.openapi import install_openapi
 from remedium.api.security_headers import SecurityHeadersMiddleware
 from remedium.api.upload_limit import UploadLimitMiddleware
+from remedium.api.routing import install_read_routing
 from remedium.audit import api as audit_api
 from remedium.audit import pages as audit_pages
 from remedium.auth import api as auth_api
@@ -28,15 +29,18 @@ from remedium.importers import api as importers_api
 from remedium.importers import pages as importers_pages
 from remedium.intel import api as intel_api
 from remedium.inventory import api as inventory_api
+from remedium.jobs import pages as jobs_pages
 from remedium.recommendations import api as recommendations_api
 from remedium.remediation import api as remediation_api
 from remedium.remediation import pages as remediation_pages
 from remedium.scoring import api as scoring_api
+from remedium.settings import get_settings
 from remedium.web.pages import install_pages
 
 
-def create_app(engine: Engine | None = None) -> FastAPI:
-    """Build the web UI and API application on ``engine`` (default: the configured database)."""
+def create_app(engine: Engine | None = None, read_engine: Engine | None = None) -> FastAPI:
+    """Build the web UI and API application on ``engine`` (default: the configured database);
+    reads go to ``read_engine`` (default: ``REMEDIUM_DATABASE_READ_URL``, if set)."""
     app = FastAPI(
         title="remedium",
         version=__version__,
@@ -47,6 +51,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine or get_engine()
     # Inside authentication (an anonymous caller gets 401 first), before any route.
     app.add_middleware(IntegerBoundsMiddleware)
+    read_url = get_settings().database_read_url
+    app.state.read_engine = read_engine or (get_engine(read_url) if read_url else None)
+    # Registered before authentication, so it runs after it: the look-up stays on the primary.
+    install_read_routing(app)
     install_authentication(app)
     # Outside authentication, which reads form bodies for their CSRF token.
     app.add_middleware(UploadLimitMiddleware)
@@ -70,6 +78,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(remediation_pages.router)
     app.include_router(connectors_api.router)
     app.include_router(connectors_pages.router)
+    app.include_router(jobs_pages.router)
     app.include_router(scoring_api.router)
     app.include_router(exceptions_api.router)
     install_pages(app)

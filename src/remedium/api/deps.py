@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from remedium.api.routing import read_engine
 from remedium.auth.principal import Principal, Right, Scope
 from remedium.db.session import session_factory
 
@@ -20,8 +21,10 @@ def get_engine_from_app(request: Request) -> Engine:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request: committed when the route returns, rolled back on error."""
-    session = session_factory(get_engine_from_app(request))()
+    """One session per request: committed when the route returns, rolled back on error.
+
+    A read (GET) runs on the standby when one is configured (``api/routing.py``)."""
+    session = session_factory(read_engine(request) or get_engine_from_app(request))()
     try:
         yield session
         session.commit()

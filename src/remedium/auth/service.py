@@ -16,6 +16,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from remedium.audit.service import record
@@ -525,11 +526,18 @@ def secret_key(session: Session, configured: str = "") -> str:
     if configured:
         return configured
     row = session.get(AuthSetting, "secret_key")
-    if row is None:
-        row = AuthSetting(key="secret_key", value=secrets.token_urlsafe(48))
-        session.add(row)
-        session.flush()
-    return row.value
+    if row is not None:
+        return row.value
+    try:
+        # Several server processes may meet the first sign-in at once: one key wins.
+        with session.begin_nested():
+            session.add(AuthSetting(key="secret_key", value=secrets.token_urlsafe(48)))
+    except IntegrityError:
+        pass
+    value: str = session.scalars(
+        select(AuthSetting.value).where(AuthSetting.key == "secret_key")
+    ).one()
+    return value
 
 
 # --- the demo -----------------------------------------------------------------------------

@@ -76,9 +76,9 @@ def demo_command(
     settings = get_settings()
     print_sign_in(engine, f"http://{settings.host}:{settings.port}")
     if serve_after:
-        from remedium.cli.main import serve
+        from remedium.cli.serve import serve_command
 
-        serve(host=None, port=None)  # type: ignore[arg-type]
+        serve_command(host=None, port=None, workers=1, no_worker=False)  # type: ignore[arg-type]
 
 
 def _has_devices(session: Session, count: object) -> bool:

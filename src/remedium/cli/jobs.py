@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
+import os
+import signal
+import threading
 from datetime import UTC, datetime
 
 import typer
@@ -10,8 +13,10 @@ import typer
 from remedium.cli.common import console, print_json, ready_engine
 from remedium.connectors.service import EnabledConnectors, http_client
 from remedium.db.base import utcnow
-from remedium.jobs.runner import PERIODIC_JOBS, run_jobs
-from remedium.remediation.outbox import deliver_pending
+from remedium.jobs.models import JobRun
+from remedium.jobs.runner import PERIODIC_JOBS, SKIPPED, run_jobs
+from remedium.jobs.scheduler import outbox_pass, run_scheduler
+from remedium.settings import get_settings
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Periodic jobs.")
 
@@ -44,7 +49,7 @@ def run_command(
     engine = ready_engine()
     with http_client() as client:
         runs = run_jobs(engine, EnabledConnectors(client), as_of=when, jobs=jobs)
-    failed = [r for r in runs if r.status != "ok"]
+    failed = [r for r in runs if r.status not in ("ok", SKIPPED)]
     if as_json:
         print_json(
             {
@@ -55,34 +60,59 @@ def run_command(
         )
     else:
         for r in runs:
-            colour = "green" if r.status == "ok" else "red"
+            colour = {"ok": "green", SKIPPED: "yellow"}.get(r.status, "red")
             console.print(f"[{colour}]{r.status:6}[/] {r.job}: {r.result or r.error}")
     if failed:
         raise typer.Exit(1)
 
 
 def worker_command(
-    outbox_every: float = typer.Option(10.0, help="Seconds between outbox passes."),
-    jobs_every: float = typer.Option(3600.0, help="Seconds between runs of the periodic jobs."),
-    once: bool = typer.Option(False, help="One outbox pass and one jobs run, then stop."),
+    outbox_every: float = typer.Option(
+        None, help="Seconds between outbox passes (default $REMEDIUM_OUTBOX_EVERY_SECONDS, 5)."
+    ),
+    jobs_every: float = typer.Option(
+        None,
+        help="Seconds between runs of each periodic job (default "
+        "$REMEDIUM_JOBS_EVERY_SECONDS, 3600).",
+    ),
+    once: bool = typer.Option(False, help="One jobs run and one outbox pass, then stop."),
+    parent_pid: int = typer.Option(None, hidden=True, help="Stop when this process is gone."),
 ) -> None:
-    """Run the periodic jobs and deliver the ticket outbox continuously (Ctrl-C stops)."""
+    """Run the periodic jobs on their schedule and deliver the ticket outbox (Ctrl-C stops).
+
+    Any number of workers (and ``remedium serve`` processes) may run against one database:
+    deliveries are claimed one by one and each periodic job runs under its lease.
+    """
+    settings = get_settings()
     engine = ready_engine()
-    next_jobs = 0.0
-    console.print("remedium worker started")
+    outbox_seconds = outbox_every or settings.outbox_every_seconds
+    jobs_seconds = jobs_every or settings.jobs_every_seconds
+
+    def say(run: JobRun) -> None:
+        colour = "green" if run.status == "ok" else "red"
+        console.print(f"[{colour}]{run.status:6}[/] {run.job}: {run.result or run.error}")
+
+    console.print(
+        f"remedium worker started (pid {os.getpid()}): outbox every {outbox_seconds:g} s, "
+        f"periodic jobs every {jobs_seconds:g} s"
+    )
     with http_client() as client:
         resolve = EnabledConnectors(client)
-        try:
-            while True:
-                if time.monotonic() >= next_jobs:
-                    for run in run_jobs(engine, resolve):
-                        console.print(f"{run.status:6} {run.job}: {run.result or run.error}")
-                    next_jobs = time.monotonic() + jobs_every
-                stats = deliver_pending(engine, resolve)
-                if stats.delivered or stats.retried or stats.failed:
-                    console.print(f"outbox: {stats.as_dict()}")
-                if once:
-                    return
-                time.sleep(outbox_every)
-        except KeyboardInterrupt:
-            console.print("remedium worker stopped")
+        if once:
+            for run in run_jobs(engine, resolve):
+                say(run)
+            say(outbox_pass(engine, resolve))
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            run_scheduler(
+                engine,
+                resolve,
+                outbox_every=outbox_seconds,
+                jobs_every=jobs_seconds,
+                stop=stop,
+                say=say,
+                parent_pid=parent_pid,
+            )
+        console.print("remedium worker stopped")

@@ -7,10 +7,12 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from remedium.settings import get_settings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -19,7 +21,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
 
         @event.listens_for(engine, "connect")
@@ -95,3 +97,24 @@ def is_postgres(session_or_engine: Session | Engine) -> bool:
         else session_or_engine
     )
     return bind.dialect.name == "postgresql"
+
+
+def take_writer_lock(session: Session, name: str, *, wait_seconds: float = 600.0) -> None:
+    """Wait until no other transaction holds lock ``name``, then hold it until this one ends.
+
+    PostgreSQL: a transaction-scoped advisory lock on the hash of ``name``. SQLite has one
+    writer at a time anyway: a write that changes nothing takes the database's write lock now,
+    before this transaction reads anything, waiting up to ``wait_seconds`` (so a second import
+    waits for the first instead of failing on a stale snapshot). Call it first in a transaction.
+    """
+    if is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+        return
+    connection = session.connection()
+    connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_seconds * 1000)}")
+    try:
+        connection.execute(
+            text("UPDATE job_lease SET holder = holder WHERE job = :name"), {"name": name}
+        )
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")

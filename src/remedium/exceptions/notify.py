@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from remedium.connectors.errors import PermanentError, RateLimitedError, TransientError
 from remedium.connectors.models import ConnectorConfig
 from remedium.connectors.webhook import EVENT_EXCEPTION_EXPIRING, EXCEPTION_SCHEMA
 from remedium.db.base import utcnow
-from remedium.db.session import session_factory
+from remedium.db.session import is_postgres, session_factory
 from remedium.exceptions.models import (
     IMPACT_LABELS,
     JUSTIFICATION_LABELS,
@@ -152,6 +152,15 @@ def _deliver_one(
     now: datetime,
     stats: NotificationStats,
 ) -> None:
+    if not is_postgres(session):
+        # SQLite has no row locks: a no-op UPDATE takes the database's write lock first, so a
+        # second process waits here and then finds the notification delivered (one delivery).
+        session.execute(
+            update(ExceptionNotification)
+            .where(ExceptionNotification.id == notification_id)
+            .values(attempts=ExceptionNotification.attempts)
+            .execution_options(synchronize_session=False)
+        )
     row = session.scalars(
         select(ExceptionNotification)
         .where(

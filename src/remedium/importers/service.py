@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from remedium.audit import service as audit_service
 from remedium.auth.principal import Principal
 from remedium.db.base import utcnow
+from remedium.db.session import take_writer_lock
 from remedium.importers.batches import normalise_name, vendor_product
 from remedium.importers.derived import Settler, refresh_derived
 from remedium.importers.models import ImportRun
@@ -70,6 +71,9 @@ def import_report(
     """
     path = Path(path)
     parser = get_parser(format) if format else detect_parser(path)
+    # One import at a time per database, across processes: two imports of the same devices
+    # would otherwise race on them (docs/deployment.md).
+    take_writer_lock(session, "remedium.import")
     total = path.stat().st_size
     shown_name = filename or path.name
     started_at = utcnow()

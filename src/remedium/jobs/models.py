@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from remedium.db.base import Base, utcnow
@@ -26,3 +26,35 @@ class JobRun(Base):
     status: Mapped[str] = mapped_column(String(10), default="running")  # running|ok|failed
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
+
+
+class JobLease(Base):
+    """Who may run a periodic job now, and when it is next due (one row per job).
+
+    A process runs a job only after an ``UPDATE`` that takes the lease: the row's lease is free
+    (``leased_until`` empty or past) and, for the scheduler, the job is due. The update is atomic
+    on both databases, so one run of a job happens at a time across every process. The holder
+    renews the lease while it runs and frees it at the end; a process killed mid-run leaves the
+    lease to expire (docs/remediation.md).
+    """
+
+    __tablename__ = "job_lease"
+
+    job: Mapped[str] = mapped_column(String(60), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120), default="")
+    leased_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    next_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The last pass of any process (the frequent outbox passes keep no job_run row each).
+    last_finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_status: Mapped[str] = mapped_column(String(10), default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class CacheGeneration(Base):
+    """A counter per cached figure: every process's cache entry is keyed by it, so bumping it
+    (the recompute does, in its transaction) invalidates the entry in every process at once."""
+
+    __tablename__ = "cache_generation"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

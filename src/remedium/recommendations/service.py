@@ -33,6 +33,7 @@ from datetime import datetime
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
+from remedium.common import cache
 from remedium.db.base import utcnow
 from remedium.db.indexes import defer_indexes, restore_indexes
 from remedium.recommendations._sql import (
@@ -120,6 +121,8 @@ def recompute(
             _analyze_derived_tables(run)
         if full:
             stats.devices = int(run.rows("SELECT count(*) FROM device")[0][0])
+    # Every process's cached dashboard figures are stale from this commit on.
+    cache.bump(session, cache.DASHBOARD)
     return stats
 
 

@@ -175,3 +175,7 @@ class OutboxMessage(Base):
     last_error: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The claim of the worker delivering it now (outbox.claim): the message is its alone until
+    # ``claimed_until`` (wall-clock time), so no two processes ever call the connector for it.
+    claimed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

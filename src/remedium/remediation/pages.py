@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
@@ -69,10 +69,14 @@ class TicketView:
     key: str | None
     url: str | None
     error: str
+    next_attempt: datetime | None = None  # when the worker tries a pending ticket next
 
 
-def ticket_view(activity: RemediationActivity, error: str = "") -> TicketView:
-    """How ``activity``'s ticket is shown (``error``: the last delivery error, for admins)."""
+def ticket_view(
+    activity: RemediationActivity, error: str = "", next_attempt: datetime | None = None
+) -> TicketView:
+    """How ``activity``'s ticket is shown (``error``: the last delivery error, for admins;
+    ``next_attempt``: when a pending ticket is tried next)."""
     if not activity.connector_name:
         return TicketView("No ticket", "none", None, None, None, "")
     if activity.ticket_delivery == TICKET_PENDING:
@@ -91,6 +95,7 @@ def ticket_view(activity: RemediationActivity, error: str = "") -> TicketView:
         activity.ticket_key or activity.ticket_external_id,
         activity.ticket_url,
         error,
+        next_attempt if activity.ticket_delivery == TICKET_PENDING else None,
     )
 
 
@@ -115,10 +120,15 @@ def activity_rows(
     session: Session, activities: Sequence[RemediationActivity], *, show_errors: bool = False
 ) -> list[ActivityRow]:
     """Rows for ``activities`` (ticket errors looked up in one query, for admins only)."""
-    errors = queries.ticket_errors(session, [a.id for a in activities]) if show_errors else {}
+    ids = [a.id for a in activities]
+    errors = queries.ticket_errors(session, ids) if show_errors else {}
+    attempts = queries.ticket_next_attempts(session, ids)
     return [
         ActivityRow(
-            a, progress_percent(a), service.is_overdue(a), ticket_view(a, errors.get(a.id, ""))
+            a,
+            progress_percent(a),
+            service.is_overdue(a),
+            ticket_view(a, errors.get(a.id, ""), attempts.get(a.id)),
         )
         for a in activities
     ]

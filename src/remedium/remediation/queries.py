@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
@@ -66,6 +67,19 @@ def ticket_errors(session: Session, activity_ids: Sequence[str]) -> dict[str, st
         )
     ).all()
     return {str(activity_id): str(error) for activity_id, error in rows if error}
+
+
+def ticket_next_attempts(session: Session, activity_ids: Sequence[str]) -> dict[str, datetime]:
+    """When the worker next tries each pending ticket of ``activity_ids``."""
+    if not activity_ids:
+        return {}
+    rows = session.execute(
+        select(OutboxMessage.activity_id, OutboxMessage.next_attempt_at).where(
+            OutboxMessage.activity_id.in_(list(activity_ids)),
+            OutboxMessage.state == "pending",
+        )
+    ).all()
+    return {str(activity_id): when for activity_id, when in rows}
 
 
 def connector_names(session: Session, *, enabled_only: bool = False) -> list[str]:

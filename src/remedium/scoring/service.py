@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Date, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from remedium.common import cache
 from remedium.intel.models import Vulnerability
 from remedium.inventory.models import Weakness
 from remedium.scoring import engine
@@ -89,6 +90,7 @@ def snapshot_scores(session: Session, day: date) -> int:
     Returns the number of group rows written. Flushes, never commits.
     """
     session.flush()
+    cache.bump(session, cache.DASHBOARD)  # the dashboard's history moves
     session.execute(delete(ScoreSnapshot).where(ScoreSnapshot.day == day))
     session.execute(delete(SecureSnapshot).where(SecureSnapshot.day == day))
     stat = GroupScoreStat

@@ -11,7 +11,10 @@ connector code over real HTTP without leaving the machine, and can make it fail 
 - ``drop(times)``: close the connection without a reply;
 - ``commit_then_fail(times, status=None)``: do the work (store the ticket), then answer
   ``status`` or, when ``None``, drop the connection: the crash-after-external-call case;
-- ``stop()`` / ``start()``: refuse connections, then come back on the same port.
+- ``stop()`` / ``start()``: refuse connections, then come back on the same port;
+- ``chaos(rate, seed)``: from now on a random ``rate`` of the requests not matched by a fault
+  above get one of the transient faults (500, 502, 503, 429, a dropped connection, or the work
+  done and then a 500 or a dropped connection).
 
 Each fault can be limited to a method and a path fragment. Every fake counts the tickets it holds
 per idempotency key (``count_for(key)``), so tests can assert exactly one ticket per key.
@@ -27,6 +30,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import re
 import threading
 import time
@@ -118,6 +122,17 @@ class FakeResponse:
         return json.dumps(self.body).encode()
 
 
+_CHAOS_FAULTS: tuple[tuple[FaultKind, int], ...] = (
+    ("status", 500),
+    ("status", 502),
+    ("status", 503),
+    ("status", 429),
+    ("drop", 0),
+    ("commit_then_status", 500),
+    ("commit_then_drop", 0),
+)
+
+
 class _DropConnectionError(Exception):
     """Raised inside a handler to close the connection without a reply."""
 
@@ -132,6 +147,10 @@ class FakeServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._chaos_rate = 0.0
+        self._chaos_random = random.Random(0)
+        self.latency = 0.0  # seconds every reply waits (so a killed client dies mid-call)
+        self.chaos_faults = 0  # how many requests ``chaos`` spoiled
         self.requests: list[FakeRequest] = []
 
     # --- life cycle ----------------------------------------------------------------------------
@@ -237,9 +256,25 @@ class FakeServer:
         self._add(Fault(kind, times, status or 500, method=method, path=path))
 
     def clear_faults(self) -> None:
-        """Forget every pending fault."""
+        """Forget every pending fault (and stop the chaos)."""
         with self._lock:
             self._faults.clear()
+            self._chaos_rate = 0.0
+
+    def chaos(self, rate: float, *, seed: int = 0, latency: float = 0.0) -> None:
+        """Give a random ``rate`` (0..1) of later requests a random transient fault, and make
+        every reply wait ``latency`` seconds."""
+        with self._lock:
+            self._chaos_rate = rate
+            self._chaos_random = random.Random(seed)
+            self.latency = latency
+
+    def _chaos_fault(self) -> Fault | None:
+        if self._chaos_rate <= 0 or self._chaos_random.random() >= self._chaos_rate:
+            return None
+        kind, status = self._chaos_random.choice(_CHAOS_FAULTS)
+        self.chaos_faults += 1
+        return Fault(kind, 1, status, retry_after="0" if status == 429 else None)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -247,7 +282,7 @@ class FakeServer:
                 if fault.remaining > 0 and fault.matches(method, path):
                     fault.remaining -= 1
                     return fault
-        return None
+            return self._chaos_fault()
 
     # --- serving -------------------------------------------------------------------------------
 
@@ -261,6 +296,8 @@ class FakeServer:
         with self._lock:
             self.requests.append(request)
         fault = self._take_fault(request.method, request.path)
+        if self.latency:
+            self._stopping.wait(self.latency)
         try:
             response = self._apply(fault, request)
         except _DropConnectionError:

@@ -67,22 +67,60 @@ class PostgresCluster:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_cluster() -> PostgresCluster:
-    """Create and start a new cluster on a free loopback port."""
-    initdb = _find_bin("initdb")
-    pg_ctl = _find_bin("pg_ctl")
+def _new_folder() -> tuple[Path, str | None]:
     folder = Path(tempfile.mkdtemp(prefix="remedium-pg-"))
     as_user = "postgres" if os.geteuid() == 0 else None
     if as_user:
         shutil.chown(folder, user=as_user)
+    return folder, as_user
+
+
+def _options(cluster: PostgresCluster, shared_buffers: str) -> str:
+    return (
+        f"-p {cluster.port} -k {cluster.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+        f"-c shared_buffers={shared_buffers} -c work_mem=64MB -c maintenance_work_mem=256MB"
+    )
+
+
+def start_cluster(shared_buffers: str = "256MB") -> PostgresCluster:
+    """Create and start a new cluster on a free loopback port."""
+    initdb = _find_bin("initdb")
+    folder, as_user = _new_folder()
     cluster = PostgresCluster(folder=folder, port=_free_port(), as_user=as_user)
     data = folder / "data"
     cluster._run(initdb, "-D", str(data), "-A", "trust", "-E", "UTF8", "--no-locale")
-    options = (
-        f"-p {cluster.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-        "-c shared_buffers=256MB -c work_mem=64MB -c maintenance_work_mem=256MB"
+    return _start(cluster, _options(cluster, shared_buffers))
+
+
+def start_standby(primary: PostgresCluster, shared_buffers: str = "128MB") -> PostgresCluster:
+    """A hot standby of ``primary``: ``pg_basebackup -R`` (as the cluster's user) copies it and
+    writes the streaming-replication settings; the standby then follows the primary's WAL."""
+    folder, as_user = _new_folder()
+    standby = PostgresCluster(folder=folder, port=_free_port(), as_user=as_user)
+    user = primary.as_user or os.environ.get("USER", "postgres")
+    standby._run(
+        _find_bin("pg_basebackup"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(primary.port),
+        "-U",
+        user,
+        "-D",
+        str(folder / "data"),
+        "-R",
+        "-X",
+        "stream",
+        "-c",
+        "fast",
     )
+    return _start(standby, _options(standby, shared_buffers) + " -c hot_standby=on")
+
+
+def _start(cluster: PostgresCluster, options: str) -> PostgresCluster:
+    folder, data = cluster.folder, cluster.folder / "data"
+    pg_ctl = _find_bin("pg_ctl")
     cluster._run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 
 from remedium.api.deps import SessionDep
+from remedium.auth.principal import Scope
+from remedium.common.cache import DASHBOARD, GenerationCache
+from remedium.db.base import utcnow
 from remedium.exceptions.service import expiring_soon
 from remedium.inventory.queries import top_exposed_devices, top_vulnerable_software
 from remedium.recommendations.queries import top_recommendations
@@ -27,21 +34,58 @@ from remedium.web.templating import STATIC_DIR, PageDep, render_error
 router = APIRouter(include_in_schema=False)
 
 
+# The scores, their history and the top lists: the same for everyone with the same scope until
+# the next recompute or snapshot (common/cache.py).
+DASHBOARD_CACHE = GenerationCache(DASHBOARD)
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardFigures:
+    """What the dashboard shows that only the recompute and the snapshot change."""
+
+    exposure: Any
+    secure: Any
+    distribution: Any
+    history: list[Any]
+    top_recommendations: list[Any]
+    top_software: list[Any]
+    top_devices: list[Any]
+    groups_exposure: list[Any]
+
+
+def dashboard_figures(session: Session, scope: Scope) -> DashboardFigures:
+    """The cached figures of ``scope`` (computed on a miss)."""
+
+    def compute() -> DashboardFigures:
+        return DashboardFigures(
+            exposure=exposure_score(session, scope),
+            secure=secure_score(session, scope),
+            distribution=exposure_distribution(session, scope),
+            history=score_history(session, scope, days=30),
+            top_recommendations=top_recommendations(session, scope, 5),
+            top_software=top_vulnerable_software(session, scope, 5),
+            top_devices=top_exposed_devices(session, scope, 5),
+            groups_exposure=exposure_by_group(session, scope),
+        )
+
+    # The day is part of the key: the 30-day history moves at midnight.
+    key = (scope.device_group_ids, utcnow().date())
+    return DASHBOARD_CACHE.get(session, key, compute)
+
+
 @router.get("/", response_class=HTMLResponse)
 def dashboard(page: PageDep, session: SessionDep) -> HTMLResponse:
     """The dashboard: scores, their trend, the distribution and the top lists."""
-    scope = page.scope
-    exposure = exposure_score(session, scope)
-    secure = secure_score(session, scope)
-    distribution = exposure_distribution(session, scope)
-    history = score_history(session, scope, days=30)
+    figures = dashboard_figures(session, page.scope)
+    distribution = figures.distribution
+    history = figures.history
     return page.render(
         "dashboard.html",
         {
             "title": "Dashboard",
             "active": "dashboard",
-            "exposure": exposure,
-            "secure": secure,
+            "exposure": figures.exposure,
+            "secure": figures.secure,
             "exposure_trend": trend_chart([(p.day, p.exposure_score) for p in history]),
             "secure_trend": trend_chart([(p.day, p.secure_score) for p in history], height=110),
             "distribution": donut(
@@ -52,12 +96,12 @@ def dashboard(page: PageDep, session: SessionDep) -> HTMLResponse:
                     ("none", "No known risks", distribution.none),
                 ]
             ),
-            "top_recommendations": top_recommendations(session, scope, 5),
-            "top_software": top_vulnerable_software(session, scope, 5),
-            "top_devices": top_exposed_devices(session, scope, 5),
-            "groups_exposure": exposure_by_group(session, scope),
+            "top_recommendations": figures.top_recommendations,
+            "top_software": figures.top_software,
+            "top_devices": figures.top_devices,
+            "groups_exposure": figures.groups_exposure,
             "top_activities": remediation_pages.dashboard_rows(session, page),
-            "expiring_exceptions": expiring_soon(session, scope),
+            "expiring_exceptions": expiring_soon(session, page.scope),
             **remediation_pages.template_context(),
         },
     )

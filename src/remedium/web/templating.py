@@ -26,7 +26,7 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 # each under a folder named after the feature so template names never collide.
 FEATURE_TEMPLATE_DIRS = [
     WEB_DIR.parent / feature / "templates"
-    for feature in ("remediation", "connectors", "exceptions")
+    for feature in ("remediation", "connectors", "exceptions", "jobs")
 ]
 STATIC_DIR = WEB_DIR / "static"
 
@@ -125,6 +125,18 @@ def _ago(value: Any) -> str:
     return "1 day ago" if days == 1 else f"{days} days ago"
 
 
+def _attempt_time(value: Any) -> str:
+    """When a pending ticket is tried next: "due now", or "in 4 min (14:05 UTC)"."""
+    if not isinstance(value, datetime):
+        return DASH
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    seconds = (moment - datetime.now(UTC)).total_seconds()
+    if seconds <= 0:
+        return "due now"
+    wait = f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
+    return f"in {wait} ({moment.strftime('%H:%M')} UTC)"
+
+
 def _band(value: Any) -> str:
     """The CSS modifier of a level or severity word (Low, Medium, High, Critical, None)."""
     return str(value or "none").lower()
@@ -150,6 +162,7 @@ def get_templates() -> Jinja2Templates:
         percent=_percent,
         date=_date,
         ago=_ago,
+        attempt_time=_attempt_time,
         band=_band,
         label=_label,
     )
