@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         description="Reports of at least this many MB are parsed in a second process, beside "
         "the one writing them (two cores); smaller ones in the importing process.",
     )
+    defender_rate_limit_per_minute: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Requests per minute each token (or user) may make to the Defender-"
+        "compatible API (/api/...), counted in the database across processes; 0 = no limit.",
+    )
     secure_cookies: bool = False
     log_sql: bool = False
 

@@ -16,7 +16,10 @@ from remedium.connectors import api as connectors_api
 from remedium.connectors import pages as connectors_pages
 from remedium.db.session import get_engine
 from remedium.defender import api as defender_api
+from remedium.defender import exports as defender_exports
+from remedium.defender import relations as defender_relations
 from remedium.defender import remediation as defender_remediation
+from remedium.defender import writes as defender_writes
 from remedium.exceptions import api as exceptions_api
 from remedium.exceptions import inaccuracy_pages
 from remedium.exceptions import pages as exceptions_pages
@@ -49,6 +52,11 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(auth_api.router)
     app.include_router(audit_api.router)
     app.include_router(audit_pages.router)
+    # Before defender_api: /machines/findbytag and the exports are not machine ids.
+    app.include_router(defender_exports.router)
+    app.include_router(defender_exports.downloads)
+    app.include_router(defender_relations.router)
+    app.include_router(defender_writes.router)
     app.include_router(defender_api.router)
     app.include_router(defender_remediation.router)
     app.include_router(inventory_api.router)

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from remedium.exceptions import service as exceptions_service
-from remedium.inventory.groups import evaluate as evaluate_groups
 from remedium.intel.matching import match_devices
 from remedium.inventory import service as inventory_service
+from remedium.inventory.groups import evaluate as evaluate_groups
 from remedium.recommendations import service as recommendations_service
 from remedium.remediation.progress import refresh_activity_progress
 from remedium.scoring import service as scoring_service

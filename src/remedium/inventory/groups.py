@@ -145,13 +145,15 @@ class _DomainOf(FunctionElement[str]):
 
 @compiles(_DomainOf, "sqlite")
 def _domain_sqlite(element: _DomainOf, compiler: Any, **kw: Any) -> str:
-    arg = compiler.process(list(element.clauses)[0], **kw)
-    return f"(CASE WHEN instr({arg}, '.') > 0 THEN substr({arg}, instr({arg}, '.') + 1) ELSE '' END)"
+    arg = compiler.process(next(iter(element.clauses)), **kw)
+    return (
+        f"(CASE WHEN instr({arg}, '.') > 0 THEN substr({arg}, instr({arg}, '.') + 1) ELSE '' END)"
+    )
 
 
 @compiles(_DomainOf, "postgresql")
 def _domain_postgresql(element: _DomainOf, compiler: Any, **kw: Any) -> str:
-    arg = compiler.process(list(element.clauses)[0], **kw)
+    arg = compiler.process(next(iter(element.clauses)), **kw)
     return (
         f"(CASE WHEN strpos({arg}, '.') > 0 THEN substr({arg}, strpos({arg}, '.') + 1) ELSE '' END)"
     )
@@ -170,7 +172,7 @@ def _text_condition(column: Any, operator: str, value: str) -> ColumnElement[boo
     return lowered.like(pattern.format(_escape(value)), escape="\\")
 
 
-def _tag_condition(operator: str, value: str) -> ColumnElement[bool]:
+def tag_condition(operator: str, value: str) -> ColumnElement[bool]:
     # Tags are a JSON list of strings; its text holds each tag JSON-encoded ("tag"), so the
     # quotes anchor the start and end of one tag (portable across both databases).
     text = func.lower(cast(Device.tags, String))
@@ -192,7 +194,7 @@ def rule_condition(rule: Rule) -> ColumnElement[bool]:
         return _text_condition(_DomainOf(Device.name), rule.operator, rule.value)
     if rule.field == "os_platform":
         return Device.os_platform == rule.value
-    return _tag_condition(rule.operator, rule.value)
+    return tag_condition(rule.operator, rule.value)
 
 
 def rules_of(group: DeviceGroup) -> list[Rule]:
