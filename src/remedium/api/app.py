@@ -27,6 +27,7 @@ from remedium.importers import api as importers_api
 from remedium.importers import pages as importers_pages
 from remedium.intel import api as intel_api
 from remedium.inventory import api as inventory_api
+from remedium.inventory import groups_api, groups_pages
 from remedium.recommendations import api as recommendations_api
 from remedium.remediation import api as remediation_api
 from remedium.remediation import pages as remediation_pages
@@ -60,6 +61,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(defender_api.router)
     app.include_router(defender_remediation.router)
     app.include_router(inventory_api.router)
+    app.include_router(groups_api.router)
+    app.include_router(groups_pages.router)
     app.include_router(intel_api.router)
     app.include_router(recommendations_api.router)
     app.include_router(remediation_api.router)
