@@ -321,7 +321,8 @@ def _stream_page(
 ) -> StreamingResponse:
     limit = top if top is not None else page_size
     offset = 0 if top is not None else (page_index - 1) * page_size
-    context = _context(request, f"Collection(microsoft.windowsDefenderATP.api.{export.entity})")
+    entity = "DeltaAssetVulnerability" if since is not None else export.entity
+    context = _context(request, f"Collection(microsoft.windowsDefenderATP.api.{entity})")
     next_link = str(request.url.include_query_params(pageIndex=page_index + 1))
 
     def body() -> Iterator[bytes]:
