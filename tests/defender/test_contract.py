@@ -31,9 +31,10 @@ def conforms(ours: Any, theirs: Any, where: str) -> None:
     if isinstance(theirs, bool):
         assert isinstance(ours, bool), (where, ours)
     elif isinstance(theirs, (int, float)):
-        assert ours is None or (
-            isinstance(ours, (int, float)) and not isinstance(ours, bool)
-        ), (where, ours)
+        assert ours is None or (isinstance(ours, (int, float)) and not isinstance(ours, bool)), (
+            where,
+            ours,
+        )
     elif isinstance(theirs, str):
         assert ours is None or isinstance(ours, str), (where, ours)
     elif isinstance(theirs, list):
