@@ -131,7 +131,8 @@ def test_export_pages_follow_next_links(org: Organisation, api: httpx.Client) ->
     ).json()
     assert [r["id"] for r in page_two["value"]] == [r["id"] for r in rows[2:4]]
     top = api.get("/api/machines/SoftwareVulnerabilitiesByMachine", params={"$top": 2}).json()
-    assert len(top["value"]) == 2 and "@odata.nextLink" not in top
+    assert len(top["value"]) == 2
+    assert "@odata.nextLink" not in top
     inventory, _ = _all_pages(api, "/api/machines/SoftwareInventoryByMachine?pageSize=3")
     assert len(inventory) == 5  # four Chromes and one Firefox
     ws1 = next(r for r in inventory if r["deviceName"] == "ws-01")
@@ -235,9 +236,11 @@ def test_errors_use_microsofts_body(
         assert denied.status_code == 403
         assert denied.json()["error"]["code"] == "Forbidden"
         bad = viewer.get("/api/machines", params={"$filter": "nosuchfield eq 1"})
-        assert bad.status_code == 400 and bad.json()["error"]["code"] == "BadRequest"
+        assert bad.status_code == 400
+        assert bad.json()["error"]["code"] == "BadRequest"
         missing = viewer.get("/api/Software/nobody-_-nothing/distributions")
-        assert missing.status_code == 404 and missing.json()["error"]["code"] == "ResourceNotFound"
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "ResourceNotFound"
 
 
 def test_rate_limit_answers_429_across_servers(
@@ -302,4 +305,5 @@ def test_set_device_value_and_tags(
         ).all()
         assert actions == ["device.set_value", "device.tag_add", "device.tag_remove"]
         device = session.get(Device, srv1.id)
-        assert device is not None and device.device_value == "High"
+        assert device is not None
+        assert device.device_value == "High"

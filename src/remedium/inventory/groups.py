@@ -290,6 +290,30 @@ def evaluate(
     return moved
 
 
+def _release(session: Session, group_id: int) -> list[int]:
+    """Send the devices of ``group_id`` to the group imports gave them (or Ungrouped);
+    returns their ids."""
+    members = list(session.scalars(select(Device.id).where(Device.device_group_id == group_id)))
+    fallback = ungrouped_id(session)
+    session.execute(
+        update(Device)
+        .where(Device.device_group_id == group_id)
+        .values(device_group_id=func.coalesce(Device.assigned_group_id, fallback))
+        .execution_options(synchronize_session=False)
+    )
+    return [int(m) for m in members]
+
+
+def _reevaluate(session: Session, released: Collection[int] = ()) -> int:
+    """Evaluate every device; recompute those that moved (and ``released`` ones)."""
+    moved = set(evaluate(session, recompute=False)) | set(released)
+    if moved:
+        from remedium.recommendations.service import recompute as recompute_derived
+
+        recompute_derived(session, device_ids=sorted(moved))
+    return len(moved)
+
+
 # --- administration -----------------------------------------------------------------------------
 
 
@@ -355,8 +379,8 @@ def create_group(
         device_group_id=group.id,
         after=_snapshot(group),
     )
-    moved = evaluate(session) if parsed else []
-    return GroupChange(group, len(moved))
+    moved = _reevaluate(session) if parsed else 0
+    return GroupChange(group, moved)
 
 
 def update_group(
@@ -372,6 +396,7 @@ def update_group(
     """Rename, describe, change rules or move a group in the ranking; re-evaluates devices
     when the rules or ranks changed."""
     before = _snapshot(group)
+    released: list[int] = []
     if group.name == UNGROUPED and (rules or rank is not None):
         raise GroupError("'Ungrouped devices' has no rules and is always last.")
     if name is not None:
@@ -393,6 +418,9 @@ def update_group(
         elif not parsed and group.rank is not None:
             group.rank = None
             reevaluate = True
+            # Its devices came by its rules: they go back where imports put them before the
+            # group turns into one whose members imports decide.
+            released = _release(session, group.id)
         if parsed:
             ordered = [g for g in ranked_groups(session) if g.id != group.id]
             ordered.insert(min((group.rank or len(ordered) + 1) - 1, len(ordered)), group)
@@ -418,8 +446,8 @@ def update_group(
             before=before,
             after=after,
         )
-    moved = evaluate(session) if reevaluate else []
-    return GroupChange(group, len(moved))
+    moved = _reevaluate(session, released) if reevaluate else 0
+    return GroupChange(group, moved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,24 +500,21 @@ def delete_group(session: Session, group: DeviceGroup, *, actor: Principal) -> G
             "complete them (or remove this group from them) first.",
             409,
         )
-    fallback = ungrouped_id(session)
-    members = list(session.scalars(select(Device.id).where(Device.device_group_id == group.id)))
     session.execute(
         update(Device)
         .where(Device.assigned_group_id == group.id)
         .values(assigned_group_id=None)
         .execution_options(synchronize_session=False)
     )
-    session.execute(
-        update(Device)
-        .where(Device.device_group_id == group.id)
-        .values(device_group_id=func.coalesce(Device.assigned_group_id, fallback))
-        .execution_options(synchronize_session=False)
-    )
     before = _snapshot(group)
     group_id = group.id
-    # Devices first (and the figures they carry), then the group: its own per-group rows
-    # (score sums, snapshots, user access) go with it.
+    members = _release(session, group_id)
+    # Its rules stop applying before the others are evaluated; devices and the figures they
+    # carry move first, then the group goes with its own per-group rows (score sums,
+    # snapshots, user access).
+    group.rank = None
+    group.rules = []
+    session.flush()
     moved = set(evaluate(session, members, recompute=False)) | set(members)
     if moved:
         from remedium.recommendations.service import recompute as recompute_derived
