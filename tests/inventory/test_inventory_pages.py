@@ -8,8 +8,14 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from factories import add_weakness, install, make_device, make_group, make_software
-from factories import make_vulnerability
+from factories import (
+    add_weakness,
+    install,
+    make_device,
+    make_group,
+    make_software,
+    make_vulnerability,
+)
 from remedium.auth.principal import Principal, Right
 from remedium.db.session import transaction
 from remedium.exceptions import service as exceptions
