@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import Engine, Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -500,7 +500,7 @@ def _export_files(
     valid_hours: str | None,
 ) -> dict[str, Any]:
     if principal.user_id is None:
-        raise ODataError("Exports are made for a user or a user's token.", "Forbidden")
+        raise HTTPException(403, "Exports are made for a user or a user's token.")
     hours = _bounded("sasValidHours", valid_hours, 1, 1, 6)
     expires = int(time.time()) + hours * 3600
     key = secret_key(session, get_settings().secret_key)
