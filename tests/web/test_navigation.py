@@ -31,4 +31,4 @@ def test_navigation_follows_the_users_rights(engine: Engine) -> None:
     assert "Settings" not in analyst
     assert {"Dashboard", "Security recommendations", "Audit history"} <= set(analyst)
     assert {"Imports", "Settings"} <= set(admin)
-    assert set(admin) - set(analyst) == {"Imports", "Settings"}
+    assert set(admin) - set(analyst) == {"Imports", "Device groups", "Settings"}
