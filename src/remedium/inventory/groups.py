@@ -340,7 +340,7 @@ def _snapshot(group: DeviceGroup) -> dict[str, Any]:
 
 
 def _renumber(session: Session, ordered: list[DeviceGroup]) -> None:
-    # Ranks are 1..n without gaps; a temporary offset avoids clashes on the way.
+    # Ranks are 1..n without gaps, in the given order.
     for index, group in enumerate(ordered, start=1):
         group.rank = index
     session.flush()
