@@ -75,17 +75,18 @@ def _timestamp(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _exploitability(vulnerability: Vulnerability) -> str:
-    if vulnerability.exploit_in_kit:
+def _exploitability(row: Any) -> str:
+    if row.exploit_in_kit:
         return "ExploitIsInKit"
-    if vulnerability.exploit_verified:
+    if row.exploit_verified:
         return "ExploitIsVerified"
-    if vulnerability.public_exploit:
+    if row.public_exploit:
         return "ExploitIsPublic"
     return "NoExploit"
 
 
 # --- what each export reads ---------------------------------------------------------------------
+# Plain columns, not ORM entities: exports read hundreds of thousands of rows.
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,6 @@ class Export:
 
 def _device_columns() -> tuple[Any, ...]:
     return (
-        Device.id.label("device_pk"),
         Device.machine_id,
         Device.name,
         Device.os_platform,
@@ -124,8 +124,25 @@ def _device_fields(row: Any) -> dict[str, Any]:
 
 def _vulnerabilities(scope: Scope, since: datetime | None) -> Select[Any]:
     statement = (
-        select(Weakness, Vulnerability, Software.vendor, Software.product, Software.product_key)
-        .add_columns(*_device_columns())
+        select(
+            *_device_columns(),
+            Weakness.installed_version,
+            Weakness.vulnerability_id,
+            Weakness.fixed_version,
+            Weakness.first_seen,
+            Weakness.last_seen,
+            Weakness.fixed_at,
+            Vulnerability.cvss_v3_score,
+            Vulnerability.severity,
+            Vulnerability.public_exploit,
+            Vulnerability.exploit_verified,
+            Vulnerability.exploit_in_kit,
+            Vulnerability.updated_on,
+            Software.vendor,
+            Software.product,
+            Software.product_key,
+        )
+        .select_from(Weakness)
         .join(Device, Device.id == Weakness.device_id)
         .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
         .join(Software, Software.id == Weakness.software_id)
@@ -146,41 +163,42 @@ def _vulnerabilities(scope: Scope, since: datetime | None) -> Select[Any]:
 
 
 def _vulnerability_item(row: Any, *, since: datetime | None = None) -> dict[str, Any]:
-    weakness: Weakness = row[0]
-    vulnerability: Vulnerability = row[1]
     item = {
-        "id": f"{row.machine_id}_{row.product}_{weakness.installed_version}_"
-        f"{weakness.vulnerability_id}_",
+        "id": f"{row.machine_id}_{row.product}_{row.installed_version}_{row.vulnerability_id}_",
         **_device_fields(row),
         "softwareVendor": row.vendor,
         "softwareName": row.product,
-        "softwareVersion": weakness.installed_version,
-        "cveId": weakness.vulnerability_id,
-        "cvssScore": vulnerability.cvss_v3_score,
-        "vulnerabilitySeverityLevel": vulnerability.severity,
+        "softwareVersion": row.installed_version,
+        "cveId": row.vulnerability_id,
+        "cvssScore": row.cvss_v3_score,
+        "vulnerabilitySeverityLevel": row.severity,
         "recommendedSecurityUpdate": None,
         "recommendedSecurityUpdateId": None,
         "recommendedSecurityUpdateUrl": None,
         "diskPaths": [],
         "registryPaths": [],
-        "lastSeenTimestamp": _timestamp(weakness.last_seen),
-        "firstSeenTimestamp": _timestamp(weakness.first_seen),
-        "exploitabilityLevel": _exploitability(vulnerability),
+        "lastSeenTimestamp": _timestamp(row.last_seen),
+        "firstSeenTimestamp": _timestamp(row.first_seen),
+        "exploitabilityLevel": _exploitability(row),
         "recommendationReference": f"va-_-{row.product_key}",
-        "securityUpdateAvailable": bool(weakness.fixed_version),
+        "securityUpdateAvailable": bool(row.fixed_version),
     }
     if since is not None:
         at: datetime | None
-        if weakness.fixed_at is not None and weakness.fixed_at >= since:
-            status, at = "Fixed", weakness.fixed_at
-        elif weakness.first_seen >= since:
-            status, at = "New", weakness.first_seen
+        if row.fixed_at is not None and _aware(row.fixed_at) >= since:
+            status, at = "Fixed", row.fixed_at
+        elif _aware(row.first_seen) >= since:
+            status, at = "New", row.first_seen
         else:
-            status, at = "Updated", vulnerability.updated_on
+            status, at = "Updated", row.updated_on
         item["isOnboarded"] = True
         item["status"] = status
         item["eventTimestamp"] = _timestamp(at)
     return item
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _inventory(scope: Scope, since: datetime | None) -> Select[Any]:
@@ -196,8 +214,17 @@ def _inventory(scope: Scope, since: datetime | None) -> Select[Any]:
         .scalar_subquery()
     )
     return (
-        select(InstalledSoftware, Software, open_weaknesses.label("weaknesses"))
-        .add_columns(*_device_columns())
+        select(
+            *_device_columns(),
+            InstalledSoftware.version,
+            InstalledSoftware.first_seen,
+            Software.vendor,
+            Software.product,
+            Software.end_of_support_on,
+            Software.end_of_support_versions,
+            open_weaknesses.label("weaknesses"),
+        )
+        .select_from(InstalledSoftware)
         .join(Device, Device.id == InstalledSoftware.device_id)
         .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
         .join(Software, Software.id == InstalledSoftware.software_id)
@@ -206,33 +233,30 @@ def _inventory(scope: Scope, since: datetime | None) -> Select[Any]:
     )
 
 
-def _end_of_support(software: Software, version: str) -> tuple[str, str | None]:
-    eos = software.end_of_support_on
-    if version in (software.end_of_support_versions or []):
+def _end_of_support(row: Any) -> tuple[str, str | None]:
+    if row.version in (row.end_of_support_versions or []):
         return "EOS Version", None
-    if eos is None:
+    if row.end_of_support_on is None:
         return "None", None
-    eos_utc = eos if eos.tzinfo else eos.replace(tzinfo=UTC)
-    status = "EOS Software" if eos_utc <= utcnow() else "Upcoming EOS Software"
-    return status, eos_utc.isoformat()
+    eos = _aware(row.end_of_support_on)
+    status = "EOS Software" if eos <= utcnow() else "Upcoming EOS Software"
+    return status, eos.isoformat()
 
 
 def _inventory_item(row: Any) -> dict[str, Any]:
-    installed: InstalledSoftware = row[0]
-    software: Software = row[1]
-    status, date = _end_of_support(software, installed.version)
+    status, date = _end_of_support(row)
     fields = _device_fields(row)
     fields.pop("osVersion")
     fields.pop("osArchitecture")
     return {
         **fields,
-        "softwareVendor": software.vendor,
-        "softwareName": software.product,
-        "softwareVersion": installed.version,
+        "softwareVendor": row.vendor,
+        "softwareName": row.product,
+        "softwareVersion": row.version,
         "numberOfWeaknesses": int(row.weaknesses or 0),
         "diskPaths": [],
         "registryPaths": [],
-        "softwareFirstSeenTimestamp": _timestamp(installed.first_seen),
+        "softwareFirstSeenTimestamp": _timestamp(row.first_seen),
         "endOfSupportStatus": status,
         "endOfSupportDate": date,
     }
@@ -240,8 +264,17 @@ def _inventory_item(row: Any) -> dict[str, Any]:
 
 def _configurations(scope: Scope, since: datetime | None) -> Select[Any]:
     return (
-        select(ConfigurationAssessment, SecurityConfiguration)
-        .add_columns(*_device_columns())
+        select(
+            *_device_columns(),
+            ConfigurationAssessment.configuration_id,
+            ConfigurationAssessment.is_compliant,
+            ConfigurationAssessment.last_seen,
+            SecurityConfiguration.name.label("check_name"),
+            SecurityConfiguration.category,
+            SecurityConfiguration.sub_category,
+            SecurityConfiguration.weight,
+        )
+        .select_from(ConfigurationAssessment)
         .join(Device, Device.id == ConfigurationAssessment.device_id)
         .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
         .join(
@@ -254,22 +287,20 @@ def _configurations(scope: Scope, since: datetime | None) -> Select[Any]:
 
 
 def _configuration_item(row: Any) -> dict[str, Any]:
-    assessment: ConfigurationAssessment = row[0]
-    check: SecurityConfiguration = row[1]
     fields = _device_fields(row)
     fields.pop("osArchitecture")
     return {
         **fields,
-        "timestamp": _timestamp(assessment.last_seen),
-        "configurationId": check.id,
-        "configurationCategory": check.category,
-        "configurationSubcategory": check.sub_category,
-        "configurationImpact": check.weight,
-        "isCompliant": bool(assessment.is_compliant),
+        "timestamp": _timestamp(row.last_seen),
+        "configurationId": row.configuration_id,
+        "configurationCategory": row.category,
+        "configurationSubcategory": row.sub_category,
+        "configurationImpact": row.weight,
+        "isCompliant": bool(row.is_compliant),
         "isApplicable": True,
         "isExpectedUserImpact": False,
-        "configurationName": check.name,
-        "recommendationReference": f"sca-_-{check.id}",
+        "configurationName": row.check_name,
+        "recommendationReference": f"sca-_-{row.configuration_id}",
     }
 
 
@@ -333,6 +364,7 @@ def _stream_page(
         try:
             statement = export.statement(scope, since).offset(offset).limit(limit + 1)
             result = session.execute(statement.execution_options(yield_per=READ_BATCH))
+            chunk: list[str] = []
             for row in result:
                 if written == limit:
                     more = top is None  # a client $top ends the result
@@ -342,8 +374,14 @@ def _stream_page(
                     if export is VULNERABILITIES
                     else export.item(row)
                 )
-                yield (b"," if written else b"") + json.dumps(item).encode()
+                chunk.append(("," if written else "") + json.dumps(item))
                 written += 1
+                # Each yield crosses a thread: send rows in batches, not one by one.
+                if len(chunk) >= READ_BATCH:
+                    yield "".join(chunk).encode()
+                    chunk.clear()
+            if chunk:
+                yield "".join(chunk).encode()
         finally:
             session.close()
         tail = f', "@odata.nextLink": {json.dumps(next_link)}' if more else ""
