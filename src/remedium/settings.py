@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     )
     jobs_every_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
     job_lease_seconds: float = Field(default=900.0, gt=0, le=86400)
+    defender_rate_limit_per_minute: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Requests per minute each token (or user) may make to the Defender-"
+        "compatible API (/api/...), counted in the database across processes; 0 = no limit.",
+    )
     log_sql: bool = False
 
     @field_validator("database_url")

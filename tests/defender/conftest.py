@@ -77,10 +77,12 @@ class _Server:
     """The app on a free loopback port in a background thread (like the suite's live_server),
     with the Defender API's server page size optionally lowered so paging shows on few rows."""
 
-    def __init__(self, engine: Engine, page_size: int | None) -> None:
+    def __init__(self, engine: Engine, page_size: int | None, rate_limit: int | None) -> None:
         self.app = create_app(engine)
         if page_size is not None:
             self.app.state.defender_page_size = page_size
+        if rate_limit is not None:
+            self.app.state.defender_rate_limit = rate_limit
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -102,11 +104,12 @@ class _Server:
 
 @pytest.fixture
 def start_server(engine: Engine) -> Iterator[Callable[..., str]]:
-    """Start another server on the test's database (e.g. with a small page size)."""
+    """Start another server on the test's database (e.g. with a small page size, or a rate
+    limit per minute)."""
     servers: list[_Server] = []
 
-    def start(page_size: int | None = None) -> str:
-        server = _Server(engine, page_size)
+    def start(page_size: int | None = None, rate_limit: int | None = None) -> str:
+        server = _Server(engine, page_size, rate_limit)
         servers.append(server)
         return server.start()
 

@@ -30,5 +30,5 @@ def test_navigation_follows_the_users_rights(engine: Engine) -> None:
     assert "Imports" not in analyst
     assert "Settings" not in analyst
     assert {"Dashboard", "Security recommendations", "Audit history"} <= set(analyst)
-    assert {"Imports", "Settings", "Background jobs"} <= set(admin)
-    assert set(admin) - set(analyst) == {"Imports", "Settings", "Background jobs"}
+    assert {"Imports", "Settings", "Background jobs", "Device groups"} <= set(admin)
+    assert set(admin) - set(analyst) == {"Imports", "Device groups", "Settings", "Background jobs"}

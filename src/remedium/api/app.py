@@ -21,7 +21,10 @@ from remedium.connectors import api as connectors_api
 from remedium.connectors import pages as connectors_pages
 from remedium.db.session import get_engine
 from remedium.defender import api as defender_api
+from remedium.defender import exports as defender_exports
+from remedium.defender import relations as defender_relations
 from remedium.defender import remediation as defender_remediation
+from remedium.defender import writes as defender_writes
 from remedium.exceptions import api as exceptions_api
 from remedium.exceptions import inaccuracy_pages
 from remedium.exceptions import pages as exceptions_pages
@@ -29,6 +32,7 @@ from remedium.importers import api as importers_api
 from remedium.importers import pages as importers_pages
 from remedium.intel import api as intel_api
 from remedium.inventory import api as inventory_api
+from remedium.inventory import groups_api, groups_pages
 from remedium.jobs import pages as jobs_pages
 from remedium.recommendations import api as recommendations_api
 from remedium.remediation import api as remediation_api
@@ -67,9 +71,16 @@ def create_app(engine: Engine | None = None, read_engine: Engine | None = None) 
     app.include_router(auth_api.router)
     app.include_router(audit_api.router)
     app.include_router(audit_pages.router)
+    # Before defender_api: /machines/findbytag and the exports are not machine ids.
+    app.include_router(defender_exports.router)
+    app.include_router(defender_exports.downloads)
+    app.include_router(defender_relations.router)
+    app.include_router(defender_writes.router)
     app.include_router(defender_api.router)
     app.include_router(defender_remediation.router)
     app.include_router(inventory_api.router)
+    app.include_router(groups_api.router)
+    app.include_router(groups_pages.router)
     app.include_router(intel_api.router)
     app.include_router(recommendations_api.router)
     app.include_router(remediation_api.router)

@@ -30,7 +30,9 @@ from remedium.db.session import transaction
 SESSION_COOKIE = "remedium_session"
 # Browsers fetch /favicon.ico on their own; redirecting it to /signin would void the sign-in form.
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/signin", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/static/", "/schemas/")
+# Export files of the Defender-compatible API carry their own signed, expiring link
+# (defender/exports.py), like Microsoft's SAS links.
+PUBLIC_PREFIXES = ("/static/", "/schemas/", "/api/exports/")
 # Reachable by a signed-in user who lacks the view right, so they can leave.
 NO_VIEW_PATHS = frozenset({"/signout"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -116,6 +118,13 @@ async def _submitted_csrf_token(request: Request) -> str | None:
 
 
 def _deny(request: Request, status_code: int, detail: str) -> Response:
+    path = request.url.path
+    if path.startswith("/api/") and not path.startswith(("/api/v1/", "/api/docs")):
+        # The Defender-compatible API answers Microsoft's error body (docs/defender-api.md).
+        code = "Unauthorized" if status_code == 401 else "Forbidden"
+        headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
+        body = {"error": {"code": code, "message": detail, "target": ""}}
+        return JSONResponse(body, status_code=status_code, headers=headers)
     if wants_json(request):
         headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
         return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)

@@ -26,6 +26,7 @@ RIGHT_LABELS = {
     Right.VIEW.value: "View data",
     Right.REMEDIATION.value: "Remediation handling",
     Right.EXCEPTIONS.value: "Exception handling",
+    Right.INVENTORY.value: "Inventory (device value, tags, device groups)",
     Right.ADMIN.value: (
         "Administrator (users, device groups, connectors, settings, global exceptions)"
     ),

@@ -16,6 +16,8 @@ class Right(StrEnum):
     VIEW = "view"
     REMEDIATION = "remediation"
     EXCEPTIONS = "exceptions"
+    # Device value, tags and device groups (docs/device-groups.md).
+    INVENTORY = "inventory"
     ADMIN = "admin"
 
 

@@ -44,6 +44,7 @@ ROLES: dict[str, frozenset[Right]] = {
     "view": frozenset({Right.VIEW}),
     "remediation": frozenset({Right.VIEW, Right.REMEDIATION}),
     "exceptions": frozenset({Right.VIEW, Right.EXCEPTIONS}),
+    "inventory": frozenset({Right.VIEW, Right.INVENTORY}),
 }
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters

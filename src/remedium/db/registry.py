@@ -7,6 +7,7 @@ from remedium.audit import models as audit_models
 from remedium.auth import models as auth_models
 from remedium.connectors import models as connectors_models
 from remedium.db.base import Base
+from remedium.defender import models as defender_models
 from remedium.exceptions import models as exceptions_models
 from remedium.importers import models as importers_models
 from remedium.intel import models as intel_models
@@ -21,6 +22,7 @@ __all__ = [
     "audit_models",
     "auth_models",
     "connectors_models",
+    "defender_models",
     "exceptions_models",
     "importers_models",
     "intel_models",

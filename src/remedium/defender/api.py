@@ -11,16 +11,19 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import APIRouter, Query, Request, Response, params
+from fastapi import APIRouter, HTTPException, Query, Request, Response, params
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from remedium.api.deps import ScopeDep, SessionDep, require
 from remedium.auth.principal import Right
 from remedium.db.base import utcnow
-from remedium.defender import schemas, service
+from remedium.defender import ratelimit, schemas, service
 from remedium.defender.odata import ODataError, Paging, paging, project, select_fields
 from remedium.defender.schemas import odata_datetime
+from remedium.settings import get_settings
 
 # Microsoft's documented maximum page size ($top); vulnerabilities stop at 8,000.
 MAX_TOP = 10_000
@@ -31,27 +34,77 @@ class ResourceNotFoundError(Exception):
     """An entity that does not exist, or that lies outside the caller's device groups."""
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     # Microsoft's error body; "target" is the correlation id its docs ask users to quote.
     return JSONResponse(
         {"error": {"code": code, "message": message, "target": str(uuid.uuid4())}},
         status_code=status,
+        headers=headers,
     )
 
 
+_CODES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound"}
+
+
+def _caller(request: Request) -> str | None:
+    """The rate limit's key: the token, else the signed-in user (None: not signed in)."""
+    auth = getattr(request.state, "auth", None)
+    token_id = getattr(auth, "token_id", None)
+    if token_id is not None:
+        return f"token:{token_id}"
+    principal = getattr(request.state, "principal", None)
+    user_id = getattr(principal, "user_id", None)
+    return None if user_id is None else f"user:{user_id}"
+
+
+def _rate_limit(request: Request) -> int:
+    configured = getattr(request.app.state, "defender_rate_limit", None)
+    return int(get_settings().defender_rate_limit_per_minute if configured is None else configured)
+
+
 class ODataRoute(APIRoute):
-    """A route that answers OData-style error bodies for bad options and missing entities."""
+    """A route that answers Microsoft's error bodies (bad options, missing entities, missing
+    rights, invalid parameters) and enforces the per-caller rate limit (429, Retry-After)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
+            limit = _rate_limit(request)
+            caller = _caller(request)
+            if limit > 0 and caller is not None:
+                wait = await run_in_threadpool(
+                    ratelimit.hit, request.app.state.engine, caller, limit
+                )
+                if wait is not None:
+                    return _error(
+                        429,
+                        "TooManyRequests",
+                        f"Rate limit is exceeded: {limit} calls per minute. "
+                        f"Try again in {wait} seconds.",
+                        {"Retry-After": str(wait)},
+                    )
             try:
                 return await handler(request)
             except ODataError as error:
                 return _error(400, error.code, error.message)
             except ResourceNotFoundError as error:
                 return _error(404, "ResourceNotFound", str(error))
+            except RequestValidationError as error:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}"
+                    for e in error.errors()
+                )
+                return _error(
+                    400,
+                    "InvalidRequestBody" if request.method == "POST" else "BadRequest",
+                    problems or "Invalid request.",
+                )
+            except HTTPException as error:
+                code = _CODES.get(error.status_code, "BadRequest")
+                return _error(error.status_code, code, str(error.detail))
 
         return route
 

@@ -151,9 +151,12 @@ def _machines(scope: Scope, now: datetime) -> Select[Any]:
     )
 
 
-def list_machines(session: Session, scope: Scope, query: Query, *, now: datetime) -> Page:
-    """Machines in scope, filtered, sorted and paged."""
-    statement = _apply(_machines(scope, now), machine_fields(now), query, Device.id)
+def list_machines(
+    session: Session, scope: Scope, query: Query, *, now: datetime, where: Any = None
+) -> Page:
+    """Machines in scope (and matching ``where``), filtered, sorted and paged."""
+    base = _machines(scope, now) if where is None else _machines(scope, now).where(where)
+    statement = _apply(base, machine_fields(now), query, Device.id)
     rows, more = _page(session, statement, query)
     return Page([schemas.machine(d, g, health_status=h) for d, g, h in rows], more)
 
@@ -347,10 +350,15 @@ def _recommendation_item(row: Any, totals: ScopeTotals) -> dict[str, Any]:
     }
 
 
-def list_recommendations(session: Session, scope: Scope, query: Query) -> Page:
-    """Recommendations with exposed devices in scope, with figures summed over the scope."""
+def list_recommendations(
+    session: Session, scope: Scope, query: Query, *, where: Any = None
+) -> Page:
+    """Recommendations with exposed devices in scope (and matching ``where``), with figures
+    summed over the scope."""
     totals = scope_totals(session, scope, with_exceptions=True)
     statement, stats = _recommendations(scope)
+    if where is not None:
+        statement = statement.where(where)
     statement = _apply(
         statement, recommendation_fields(scope, stats, totals), query, Recommendation.id
     )
@@ -441,13 +449,18 @@ def vulnerability_fields(exposed: Any) -> FieldSet:
     )
 
 
-def list_vulnerabilities(session: Session, scope: Scope, query: Query) -> Page:
-    """Vulnerabilities affecting devices in scope (an open weakness), with exposed devices."""
+def list_vulnerabilities(
+    session: Session, scope: Scope, query: Query, *, where: Any = None
+) -> Page:
+    """Vulnerabilities affecting devices in scope (an open weakness, of the weaknesses that
+    match ``where``), with exposed devices."""
     affecting = (
         select(Weakness.vulnerability_id)
         .join(Device, Device.id == Weakness.device_id)
         .where(Weakness.fixed_at.is_(None), in_scope(Device.device_group_id, scope))
     )
+    if where is not None:
+        affecting = affecting.where(where)
     exposed = _exposed_by_weakness(scope)
     statement = select(Vulnerability, exposed).where(Vulnerability.id.in_(affecting))
     statement = _apply(statement, vulnerability_fields(exposed), query, Vulnerability.id)
@@ -594,9 +607,12 @@ def _software_item(row: Any) -> dict[str, Any]:
     }
 
 
-def list_software(session: Session, scope: Scope, query: Query) -> Page:
-    """Software installed on devices in scope, with its weaknesses and exposure in scope."""
+def list_software(session: Session, scope: Scope, query: Query, *, where: Any = None) -> Page:
+    """Software installed on devices in scope (and matching ``where``), with its weaknesses
+    and exposure in scope."""
     statement, columns = _software(scope, scope_totals(session, scope))
+    if where is not None:
+        statement = statement.where(where)
     statement = _apply(statement, software_fields(columns), query, Software.id)
     rows, more = _page(session, statement, query)
     return Page([_software_item(row) for row in rows], more)

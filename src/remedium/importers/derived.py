@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from remedium.exceptions import service as exceptions_service
 from remedium.intel.matching import match_devices
 from remedium.inventory import service as inventory_service
+from remedium.inventory.groups import evaluate as evaluate_groups
 from remedium.recommendations import service as recommendations_service
 from remedium.remediation.progress import refresh_activity_progress
 from remedium.scoring import service as scoring_service
@@ -70,6 +71,8 @@ def refresh_derived(
     matched = match_devices(session, summary.touched_device_ids, at=as_of or summary.scanned_at)
     summary.devices_matched = len(matched)
     devices |= matched
+    # Device-group rules place the devices the import touched (docs/device-groups.md).
+    devices |= set(evaluate_groups(session, summary.touched_device_ids, recompute=False))
     if summary.changed_vulnerability_ids:
         changed = sorted(summary.changed_vulnerability_ids)
         devices |= scoring_service.refresh_vulnerability_points(session, changed)

@@ -46,6 +46,10 @@ class DeviceGroup(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Membership rules (docs/device-groups.md): a group with rules has a rank (1 = matched
+    # first); a group without rules (named by imports) has none and keeps what imports put in it.
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class Device(Base):
@@ -64,6 +68,10 @@ class Device(Base):
     identity_key: Mapped[str] = mapped_column(String(300), unique=True)
     name: Mapped[str] = mapped_column(String(255), index=True)
     device_group_id: Mapped[int] = mapped_column(ForeignKey("device_group.id"), index=True)
+    # The group imports gave the device, used when no group's rules match (docs/device-groups.md).
+    assigned_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("device_group.id", ondelete="SET NULL"), nullable=True
+    )
     os_platform: Mapped[str] = mapped_column(String(40), default="Other")
     os_version: Mapped[str] = mapped_column(String(100), default="")
     os_architecture: Mapped[str] = mapped_column(String(20), default="")

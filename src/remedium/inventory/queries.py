@@ -57,6 +57,9 @@ class DeviceGroupView(BaseModel):
     active_devices: int
     exposure_score: float
     exposure_band: str
+    # Membership rules (docs/device-groups.md): rank among groups with rules (None: no rules).
+    rank: int | None = None
+    rules: list[dict[str, str]] = []
 
 
 class DeviceView(BaseModel):
@@ -220,6 +223,8 @@ def list_device_groups(session: Session, scope: Scope) -> list[DeviceGroupView]:
                 active_devices=sums.active_devices,
                 exposure_score=round(score, 2),
                 exposure_band=engine.score_band(score),
+                rank=group.rank,
+                rules=list(group.rules or []),
             )
         )
     return views

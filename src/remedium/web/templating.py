@@ -26,7 +26,7 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 # each under a folder named after the feature so template names never collide.
 FEATURE_TEMPLATE_DIRS = [
     WEB_DIR.parent / feature / "templates"
-    for feature in ("remediation", "connectors", "exceptions", "jobs")
+    for feature in ("remediation", "connectors", "exceptions", "jobs", "inventory")
 ]
 STATIC_DIR = WEB_DIR / "static"
 

@@ -1,0 +1,658 @@
+"""The export assessment APIs of the Defender-compatible API.
+
+JSON, paged with ``pageIndex``/``pageSize`` and ``@odata.nextLink``:
+``/api/machines/SoftwareVulnerabilitiesByMachine``, ``SoftwareVulnerabilityChangesByMachine``
+(``sinceTime``), ``SoftwareInventoryByMachine``, ``SecureConfigurationsAssessmentByMachine``.
+Via files: ``SoftwareVulnerabilitiesExport``, ``SoftwareInventoryExport`` and
+``SecureConfigurationsAssessmentExport`` answer ``exportFiles``: links to gzip JSON-lines
+files that remedium serves itself (``/api/exports/...``), signed with the server's key,
+expiring (``sasValidHours``, 1 to 6) and bound to the caller, whose device groups are read
+again when a file is downloaded. Pages and files are written while rows are read (streamed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import Engine, Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from remedium.api.deps import PrincipalDep, ScopeDep, SessionDep
+from remedium.auth.models import User
+from remedium.auth.principal import Right, Scope
+from remedium.auth.service import principal_for, secret_key
+from remedium.common.scoping import in_scope
+from remedium.db.base import utcnow
+from remedium.db.session import session_factory
+from remedium.defender.api import ODataRoute, ResourceNotFoundError, _context, defender_router
+from remedium.defender.api import get_registrar as _registrar
+from remedium.defender.odata import ODataError
+from remedium.defender.schemas import odata_datetime
+from remedium.intel.models import SecurityConfiguration, Vulnerability
+from remedium.inventory.models import (
+    ConfigurationAssessment,
+    Device,
+    DeviceGroup,
+    InstalledSoftware,
+    Software,
+    Weakness,
+)
+from remedium.settings import get_settings
+
+router = defender_router()
+_get = _registrar(router)
+# The file downloads carry their own signature instead of a token (like Microsoft's SAS links).
+downloads = APIRouter(
+    prefix="/api/exports", tags=["Defender-compatible API"], route_class=ODataRoute
+)
+
+DEFAULT_PAGE_SIZE = 50_000
+MAX_PAGE_SIZE = 200_000
+MAX_PAGE_INDEX = 1_000_000
+MAX_TOP = 200_000
+# Devices per export file: a file never splits a device.
+DEVICES_PER_FILE = 20_000
+READ_BATCH = 2_000
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    # Microsoft's export timestamps: "2020-12-30 14:17:26" (UTC, no zone).
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _exploitability(row: Any) -> str:
+    if row.exploit_in_kit:
+        return "ExploitIsInKit"
+    if row.exploit_verified:
+        return "ExploitIsVerified"
+    if row.public_exploit:
+        return "ExploitIsPublic"
+    return "NoExploit"
+
+
+# --- what each export reads ---------------------------------------------------------------------
+# Plain columns, not ORM entities: exports read hundreds of thousands of rows.
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """One export: its rows (in a stable order) and how a row reads in Microsoft's shape."""
+
+    entity: str
+    statement: Callable[[Scope, datetime | None], Select[Any]]
+    item: Callable[[Any], dict[str, Any]]
+
+
+def _device_columns() -> tuple[Any, ...]:
+    return (
+        Device.machine_id,
+        Device.name,
+        Device.os_platform,
+        Device.os_version,
+        Device.os_architecture,
+        DeviceGroup.id.label("group_id"),
+        DeviceGroup.name.label("group_name"),
+    )
+
+
+def _device_fields(row: Any) -> dict[str, Any]:
+    return {
+        "deviceId": row.machine_id,
+        "rbacGroupName": row.group_name,
+        "rbacGroupId": row.group_id,
+        "deviceName": row.name,
+        "osPlatform": row.os_platform,
+        "osVersion": row.os_version or None,
+        "osArchitecture": row.os_architecture or None,
+    }
+
+
+def _vulnerabilities(scope: Scope, since: datetime | None) -> Select[Any]:
+    statement = (
+        select(
+            *_device_columns(),
+            Weakness.installed_version,
+            Weakness.vulnerability_id,
+            Weakness.fixed_version,
+            Weakness.first_seen,
+            Weakness.last_seen,
+            Weakness.fixed_at,
+            Vulnerability.cvss_v3_score,
+            Vulnerability.severity,
+            Vulnerability.public_exploit,
+            Vulnerability.exploit_verified,
+            Vulnerability.exploit_in_kit,
+            Vulnerability.updated_on,
+            Software.vendor,
+            Software.product,
+            Software.product_key,
+        )
+        .select_from(Weakness)
+        .join(Device, Device.id == Weakness.device_id)
+        .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
+        .join(Software, Software.id == Weakness.software_id)
+        .join(Vulnerability, Vulnerability.id == Weakness.vulnerability_id)
+        .where(in_scope(Device.device_group_id, scope))
+    )
+    if since is None:
+        statement = statement.where(Weakness.fixed_at.is_(None))
+    else:
+        statement = statement.where(
+            or_(
+                Weakness.first_seen >= since,
+                Weakness.fixed_at >= since,
+                (Vulnerability.updated_on >= since) & Weakness.fixed_at.is_(None),
+            )
+        )
+    return statement.order_by(Device.id, Weakness.id)
+
+
+def _vulnerability_item(row: Any, *, since: datetime | None = None) -> dict[str, Any]:
+    item = {
+        "id": f"{row.machine_id}_{row.product}_{row.installed_version}_{row.vulnerability_id}_",
+        **_device_fields(row),
+        "softwareVendor": row.vendor,
+        "softwareName": row.product,
+        "softwareVersion": row.installed_version,
+        "cveId": row.vulnerability_id,
+        "cvssScore": row.cvss_v3_score,
+        "vulnerabilitySeverityLevel": row.severity,
+        "recommendedSecurityUpdate": None,
+        "recommendedSecurityUpdateId": None,
+        "recommendedSecurityUpdateUrl": None,
+        "diskPaths": [],
+        "registryPaths": [],
+        "lastSeenTimestamp": _timestamp(row.last_seen),
+        "firstSeenTimestamp": _timestamp(row.first_seen),
+        "exploitabilityLevel": _exploitability(row),
+        "recommendationReference": f"va-_-{row.product_key}",
+        "securityUpdateAvailable": bool(row.fixed_version),
+    }
+    if since is not None:
+        at: datetime | None
+        if row.fixed_at is not None and _aware(row.fixed_at) >= since:
+            status, at = "Fixed", row.fixed_at
+        elif _aware(row.first_seen) >= since:
+            status, at = "New", row.first_seen
+        else:
+            status, at = "Updated", row.updated_on
+        item["isOnboarded"] = True
+        item["status"] = status
+        item["eventTimestamp"] = _timestamp(at)
+    return item
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _inventory(scope: Scope, since: datetime | None) -> Select[Any]:
+    open_weaknesses = (
+        select(func.count(Weakness.id))
+        .where(
+            Weakness.device_id == InstalledSoftware.device_id,
+            Weakness.software_id == InstalledSoftware.software_id,
+            Weakness.installed_version == InstalledSoftware.version,
+            Weakness.fixed_at.is_(None),
+        )
+        .correlate(InstalledSoftware)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            *_device_columns(),
+            InstalledSoftware.version,
+            InstalledSoftware.first_seen,
+            Software.vendor,
+            Software.product,
+            Software.end_of_support_on,
+            Software.end_of_support_versions,
+            open_weaknesses.label("weaknesses"),
+        )
+        .select_from(InstalledSoftware)
+        .join(Device, Device.id == InstalledSoftware.device_id)
+        .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
+        .join(Software, Software.id == InstalledSoftware.software_id)
+        .where(in_scope(Device.device_group_id, scope))
+        .order_by(Device.id, Software.id, InstalledSoftware.version)
+    )
+
+
+def _end_of_support(row: Any) -> tuple[str, str | None]:
+    if row.version in (row.end_of_support_versions or []):
+        return "EOS Version", None
+    if row.end_of_support_on is None:
+        return "None", None
+    eos = _aware(row.end_of_support_on)
+    status = "EOS Software" if eos <= utcnow() else "Upcoming EOS Software"
+    return status, eos.isoformat()
+
+
+def _inventory_item(row: Any) -> dict[str, Any]:
+    status, date = _end_of_support(row)
+    fields = _device_fields(row)
+    fields.pop("osVersion")
+    fields.pop("osArchitecture")
+    return {
+        **fields,
+        "softwareVendor": row.vendor,
+        "softwareName": row.product,
+        "softwareVersion": row.version,
+        "numberOfWeaknesses": int(row.weaknesses or 0),
+        "diskPaths": [],
+        "registryPaths": [],
+        "softwareFirstSeenTimestamp": _timestamp(row.first_seen),
+        "endOfSupportStatus": status,
+        "endOfSupportDate": date,
+    }
+
+
+def _configurations(scope: Scope, since: datetime | None) -> Select[Any]:
+    return (
+        select(
+            *_device_columns(),
+            ConfigurationAssessment.configuration_id,
+            ConfigurationAssessment.is_compliant,
+            ConfigurationAssessment.last_seen,
+            SecurityConfiguration.name.label("check_name"),
+            SecurityConfiguration.category,
+            SecurityConfiguration.sub_category,
+            SecurityConfiguration.weight,
+        )
+        .select_from(ConfigurationAssessment)
+        .join(Device, Device.id == ConfigurationAssessment.device_id)
+        .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
+        .join(
+            SecurityConfiguration,
+            SecurityConfiguration.id == ConfigurationAssessment.configuration_id,
+        )
+        .where(in_scope(Device.device_group_id, scope))
+        .order_by(Device.id, ConfigurationAssessment.configuration_id)
+    )
+
+
+def _configuration_item(row: Any) -> dict[str, Any]:
+    fields = _device_fields(row)
+    fields.pop("osArchitecture")
+    return {
+        **fields,
+        "timestamp": _timestamp(row.last_seen),
+        "configurationId": row.configuration_id,
+        "configurationCategory": row.category,
+        "configurationSubcategory": row.sub_category,
+        "configurationImpact": row.weight,
+        "isCompliant": bool(row.is_compliant),
+        "isApplicable": True,
+        "isExpectedUserImpact": False,
+        "configurationName": row.check_name,
+        "recommendationReference": f"sca-_-{row.configuration_id}",
+    }
+
+
+VULNERABILITIES = Export("AssetVulnerability", _vulnerabilities, _vulnerability_item)
+INVENTORY = Export("AssetSoftware", _inventory, _inventory_item)
+CONFIGURATIONS = Export("AssetConfiguration", _configurations, _configuration_item)
+FILE_EXPORTS = {
+    "SoftwareVulnerabilities": VULNERABILITIES,
+    "SoftwareInventory": INVENTORY,
+    "SecureConfigurationsAssessment": CONFIGURATIONS,
+}
+
+
+# --- JSON pages ---------------------------------------------------------------------------------
+
+
+def _bounded(name: str, text: str | None, default: int, low: int, high: int) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ODataError(f"The {name} value '{text}' is not a whole number.") from None
+    if not low <= value <= high:
+        raise ODataError(f"The {name} value {value} must be between {low} and {high}.")
+    return value
+
+
+def _since(text: str | None) -> datetime:
+    if not text:
+        raise ODataError("sinceTime is required, e.g. sinceTime=2024-05-19T18:35:49Z.")
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ODataError(f"The sinceTime value '{text}' is not a date and time.") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _stream_page(
+    engine: Engine,
+    request: Request,
+    export: Export,
+    scope: Scope,
+    *,
+    since: datetime | None,
+    page_index: int,
+    page_size: int,
+    top: int | None,
+) -> StreamingResponse:
+    limit = top if top is not None else page_size
+    offset = 0 if top is not None else (page_index - 1) * page_size
+    entity = "DeltaAssetVulnerability" if since is not None else export.entity
+    context = _context(request, f"Collection(microsoft.windowsDefenderATP.api.{entity})")
+    next_link = str(request.url.include_query_params(pageIndex=page_index + 1))
+
+    def body() -> Iterator[bytes]:
+        yield (json.dumps({"@odata.context": context})[:-1] + ', "value": [').encode()
+        session = session_factory(engine)()
+        written = 0
+        more = False
+        try:
+            statement = export.statement(scope, since).offset(offset).limit(limit + 1)
+            result = session.execute(statement.execution_options(yield_per=READ_BATCH))
+            chunk: list[str] = []
+            for row in result:
+                if written == limit:
+                    more = top is None  # a client $top ends the result
+                    break
+                item = (
+                    _vulnerability_item(row, since=since)
+                    if export is VULNERABILITIES
+                    else export.item(row)
+                )
+                chunk.append(("," if written else "") + json.dumps(item))
+                written += 1
+                # Each yield crosses a thread: send rows in batches, not one by one.
+                if len(chunk) >= READ_BATCH:
+                    yield "".join(chunk).encode()
+                    chunk.clear()
+            if chunk:
+                yield "".join(chunk).encode()
+        finally:
+            session.close()
+        tail = f', "@odata.nextLink": {json.dumps(next_link)}' if more else ""
+        yield ("]" + tail + "}").encode()
+
+    return StreamingResponse(body(), media_type="application/json")
+
+
+PageIndexParam = Annotated[str | None, Query(alias="pageIndex")]
+PageSizeParam = Annotated[str | None, Query(alias="pageSize")]
+TopParam = Annotated[str | None, Query(alias="$top")]
+
+
+def _page_response(
+    request: Request,
+    session: Session,
+    scope: Scope,
+    export: Export,
+    *,
+    page_index: str | None,
+    page_size: str | None,
+    top: str | None,
+    since: datetime | None = None,
+) -> StreamingResponse:
+    index = _bounded("pageIndex", page_index, 1, 1, MAX_PAGE_INDEX)
+    size = _bounded("pageSize", page_size, DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    top_value = None if top in (None, "") else _bounded("$top", top, 0, 0, MAX_TOP)
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    return _stream_page(
+        engine, request, export, scope, since=since, page_index=index, page_size=size, top=top_value
+    )
+
+
+@_get("/machines/SoftwareVulnerabilitiesByMachine", "/Machines/SoftwareVulnerabilitiesByMachine")
+def software_vulnerabilities_by_machine(
+    request: Request,
+    *,
+    session: SessionDep,
+    scope: ScopeDep,
+    page_index: PageIndexParam = None,
+    page_size: PageSizeParam = None,
+    top: TopParam = None,
+) -> StreamingResponse:
+    """Every open (device, product version, CVE) in scope, paged."""
+    return _page_response(
+        request,
+        session,
+        scope,
+        VULNERABILITIES,
+        page_index=page_index,
+        page_size=page_size,
+        top=top,
+    )
+
+
+@_get(
+    "/machines/SoftwareVulnerabilityChangesByMachine",
+    "/Machines/SoftwareVulnerabilityChangesByMachine",
+)
+def software_vulnerability_changes_by_machine(
+    request: Request,
+    *,
+    session: SessionDep,
+    scope: ScopeDep,
+    since_time: Annotated[str | None, Query(alias="sinceTime")] = None,
+    page_index: PageIndexParam = None,
+    page_size: PageSizeParam = None,
+    top: TopParam = None,
+) -> StreamingResponse:
+    """What changed since ``sinceTime``: weaknesses New, Fixed, or Updated (CVE facts)."""
+    since = _since(since_time)
+    return _page_response(
+        request,
+        session,
+        scope,
+        VULNERABILITIES,
+        page_index=page_index,
+        page_size=page_size,
+        top=top,
+        since=since,
+    )
+
+
+@_get("/machines/SoftwareInventoryByMachine", "/Machines/SoftwareInventoryByMachine")
+def software_inventory_by_machine(
+    request: Request,
+    *,
+    session: SessionDep,
+    scope: ScopeDep,
+    page_index: PageIndexParam = None,
+    page_size: PageSizeParam = None,
+    top: TopParam = None,
+) -> StreamingResponse:
+    """Every installed (device, product, version) in scope, paged."""
+    return _page_response(
+        request, session, scope, INVENTORY, page_index=page_index, page_size=page_size, top=top
+    )
+
+
+@_get(
+    "/machines/SecureConfigurationsAssessmentByMachine",
+    "/Machines/SecureConfigurationsAssessmentByMachine",
+)
+def secure_configurations_by_machine(
+    request: Request,
+    *,
+    session: SessionDep,
+    scope: ScopeDep,
+    page_index: PageIndexParam = None,
+    page_size: PageSizeParam = None,
+    top: TopParam = None,
+) -> StreamingResponse:
+    """Every (device, configuration check) assessed in scope, paged."""
+    return _page_response(
+        request, session, scope, CONFIGURATIONS, page_index=page_index, page_size=page_size, top=top
+    )
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def _signature(
+    key: str, kind: str, *, part: int, low: int, high: int, user: int, expires: int
+) -> str:
+    message = f"{kind}|{part}|{low}|{high}|{user}|{expires}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _boundaries(session: Session, scope: Scope) -> list[tuple[int, int]]:
+    """Device id ranges of the files: DEVICES_PER_FILE devices in scope each."""
+    in_groups = in_scope(Device.device_group_id, scope)
+    total = int(session.scalar(select(func.count(Device.id)).where(in_groups)) or 0)
+    if total == 0:
+        return [(0, 0)]
+    ranges = []
+    for start in range(0, total, DEVICES_PER_FILE):
+        low = session.scalar(
+            select(Device.id).where(in_groups).order_by(Device.id).offset(start).limit(1)
+        )
+        end = min(start + DEVICES_PER_FILE, total) - 1
+        high = session.scalar(
+            select(Device.id).where(in_groups).order_by(Device.id).offset(end).limit(1)
+        )
+        ranges.append((int(low or 0), int(high or 0)))
+    return ranges
+
+
+def _export_files(
+    request: Request,
+    session: Session,
+    principal: PrincipalDep,
+    kind: str,
+    valid_hours: str | None,
+) -> dict[str, Any]:
+    if principal.user_id is None:
+        raise HTTPException(403, "Exports are made for a user or a user's token.")
+    hours = _bounded("sasValidHours", valid_hours, 1, 1, 6)
+    expires = int(time.time()) + hours * 3600
+    key = secret_key(session, get_settings().secret_key)
+    base = str(request.base_url).rstrip("/")
+    files = []
+    for part, (low, high) in enumerate(_boundaries(session, principal.scope)):
+        signature = _signature(
+            key, kind, part=part, low=low, high=high, user=principal.user_id, expires=expires
+        )
+        query = urlencode(
+            {"lo": low, "hi": high, "u": principal.user_id, "se": expires, "sig": signature}
+        )
+        files.append(f"{base}/api/exports/{kind}/part-{part:05d}.json.gz?{query}")
+    return {
+        "@odata.context": _context(request, "microsoft.windowsDefenderATP.api.ExportFilesResponse"),
+        "exportFiles": files,
+        "generatedTime": odata_datetime(utcnow().replace(microsecond=0)),
+    }
+
+
+SasParam = Annotated[str | None, Query(alias="sasValidHours")]
+
+
+@_get("/machines/SoftwareVulnerabilitiesExport", "/Machines/SoftwareVulnerabilitiesExport")
+def software_vulnerabilities_export(
+    request: Request, *, session: SessionDep, principal: PrincipalDep, hours: SasParam = None
+) -> dict[str, Any]:
+    """Download links of the software vulnerabilities assessment (gzip JSON lines)."""
+    return _export_files(request, session, principal, "SoftwareVulnerabilities", hours)
+
+
+@_get("/machines/SoftwareInventoryExport", "/Machines/SoftwareInventoryExport")
+def software_inventory_export(
+    request: Request, *, session: SessionDep, principal: PrincipalDep, hours: SasParam = None
+) -> dict[str, Any]:
+    """Download links of the software inventory assessment (gzip JSON lines)."""
+    return _export_files(request, session, principal, "SoftwareInventory", hours)
+
+
+@_get(
+    "/machines/SecureConfigurationsAssessmentExport",
+    "/Machines/SecureConfigurationsAssessmentExport",
+)
+def secure_configurations_export(
+    request: Request, *, session: SessionDep, principal: PrincipalDep, hours: SasParam = None
+) -> dict[str, Any]:
+    """Download links of the secure configuration assessment (gzip JSON lines)."""
+    return _export_files(request, session, principal, "SecureConfigurationsAssessment", hours)
+
+
+def _gzip_lines(
+    engine: Engine, export: Export, scope: Scope, low: int, high: int
+) -> Iterator[bytes]:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip member
+    session = session_factory(engine)()
+    try:
+        statement = export.statement(scope, None).where(Device.id >= low, Device.id <= high)
+        buffer: list[bytes] = []
+        for row in session.execute(statement.execution_options(yield_per=READ_BATCH)):
+            buffer.append(json.dumps(export.item(row)).encode() + b"\n")
+            if len(buffer) >= READ_BATCH:
+                chunk = compressor.compress(b"".join(buffer))
+                buffer.clear()
+                if chunk:
+                    yield chunk
+        yield compressor.compress(b"".join(buffer)) + compressor.flush()
+    finally:
+        session.close()
+
+
+@downloads.get("/{kind}/{part_name}", include_in_schema=False, response_model=None)
+def download_export_file(
+    request: Request,
+    kind: str,
+    part_name: str,
+    *,
+    lo: Annotated[int, Query(ge=0, le=2**62)],
+    hi: Annotated[int, Query(ge=0, le=2**62)],
+    u: Annotated[int, Query(ge=1, le=2**31)],
+    se: Annotated[int, Query(ge=0, le=2**40)],
+    sig: Annotated[str, Query(min_length=64, max_length=64)],
+) -> StreamingResponse | JSONResponse:
+    """One export file, if its link is genuine and unexpired and its user may still read."""
+    export = FILE_EXPORTS.get(kind)
+    if export is None or not part_name.startswith("part-") or not part_name.endswith(".json.gz"):
+        raise ResourceNotFoundError("No such export file")
+    try:
+        part = int(part_name.removeprefix("part-").removesuffix(".json.gz"))
+    except ValueError:
+        raise ResourceNotFoundError("No such export file") from None
+    engine: Engine = request.app.state.engine
+    with session_factory(engine)() as session:
+        key = secret_key(session, get_settings().secret_key)
+        session.commit()
+        expected = _signature(key, kind, part=part, low=lo, high=hi, user=u, expires=se)
+        if not hmac.compare_digest(expected, sig):
+            return _forbidden("The link's signature is wrong.")
+        if se < time.time():
+            return _forbidden("The link has expired; ask for the export again.")
+        user = session.get(User, u)
+        if user is None or not user.active:
+            return _forbidden("The link's user can no longer read exports.")
+        principal = principal_for(user)
+        if not principal.has(Right.VIEW):
+            return _forbidden("The link's user can no longer read exports.")
+        scope = principal.scope
+    return StreamingResponse(
+        _gzip_lines(engine, export, scope, lo, hi),
+        media_type="application/gzip",
+        headers={"Content-Disposition": f'attachment; filename="{part_name}"'},
+    )
+
+
+def _forbidden(message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": "Forbidden", "message": message, "target": ""}}, status_code=403
+    )
