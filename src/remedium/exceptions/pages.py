@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, HTTPException
 from fastapi import params as fastapi_params
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from remedium.api.deps import SessionDep, require
 from remedium.auth.principal import Principal, Right
@@ -34,6 +34,7 @@ from remedium.exceptions.models import (
 from remedium.intel.models import Vulnerability
 from remedium.inventory.models import DeviceGroup
 from remedium.recommendations.models import Recommendation
+from remedium.web.export import csv_response, export_url
 from remedium.web.listing import list_state
 from remedium.web.templating import PageContext, PageDep
 
@@ -45,6 +46,60 @@ router = APIRouter(include_in_schema=False, dependencies=[VIEW_RIGHT])
 
 def _not_found() -> HTTPException:
     return HTTPException(404, "This exception does not exist, or is outside your device groups.")
+
+
+def _filters(
+    justification: str | None, exception_type: str | None, status: str | None
+) -> dict[str, str | None]:
+    return {
+        "justification": justification if justification in JUSTIFICATIONS else None,
+        "type": exception_type if exception_type in ("recommendation", "cve") else None,
+        "status": status if status in GROUP_STATUSES else None,
+    }
+
+
+def _exception_filter(filters: dict[str, str | None]) -> service.ExceptionFilter:
+    return service.ExceptionFilter(
+        justification=filters["justification"],
+        exception_type=filters["type"],
+        status=filters["status"],
+    )
+
+
+EXPORT_COLUMNS = (
+    "id", "type", "recommendation_id", "vulnerability_id", "target", "justification",
+    "context", "impact", "scope", "device_groups", "status", "requested_by", "created_at",
+    "expires_on", "ended_at", "decided_by", "decided_at", "resurfaced_reason",
+)  # fmt: skip
+
+
+@router.get("/remediation/exceptions/export.csv", response_class=StreamingResponse)
+def exceptions_export(
+    page: PageDep,
+    *,
+    justification: str | None = None,
+    type: str | None = None,
+    status: str | None = None,
+) -> StreamingResponse:
+    """The Exceptions tab's list with its filters, in the page's device groups, as CSV."""
+    query = _exception_filter(_filters(justification, type, status))
+    scope = page.scope
+
+    def fetch(session: Session, offset: int, limit: int) -> list[list[Any]]:
+        rows, _ = service.list_exceptions(session, scope, query, offset=offset, limit=limit)
+        return [
+            [
+                e.id, e.type, e.recommendation_id, e.vulnerability_id, e.target_name,
+                e.justification_label, e.context, e.impact_label,
+                "Global" if e.scope == "global" else "Device groups",
+                [f"{g.name} ({g.status_label})" for g in e.device_groups], e.status_label,
+                e.requested_by, e.created_at, e.expires_on, e.ended_at, e.decided_by,
+                e.decided_at, e.resurfaced_reason,
+            ]
+            for e in exception_views(session, scope, rows)
+        ]  # fmt: skip
+
+    return csv_response(page.request, "exceptions", EXPORT_COLUMNS, fetch)
 
 
 @router.get("/remediation/exceptions", response_class=HTMLResponse)
@@ -59,21 +114,9 @@ def exceptions_list(
 ) -> HTMLResponse:
     """The Exceptions tab: filters justification, type and status."""
     state = list_state(None, None, p, allowed=("created",), default_sort="created")
-    filters = {
-        "justification": justification if justification in JUSTIFICATIONS else None,
-        "type": type if type in ("recommendation", "cve") else None,
-        "status": status if status in GROUP_STATUSES else None,
-    }
+    filters = _filters(justification, type, status)
     rows, total = service.list_exceptions(
-        session,
-        page.scope,
-        service.ExceptionFilter(
-            justification=filters["justification"],
-            exception_type=filters["type"],
-            status=filters["status"],
-        ),
-        offset=state.offset,
-        limit=state.limit,
+        session, page.scope, _exception_filter(filters), offset=state.offset, limit=state.limit
     )
     result = make_page(exception_views(session, page.scope, rows), total, state.offset, state.limit)
     return page.render(
@@ -87,6 +130,7 @@ def exceptions_list(
             "filters": filters,
             "justifications": list(JUSTIFICATION_LABELS.items()),
             "statuses": [(s, STATUS_LABELS[s]) for s in GROUP_STATUSES],
+            "export_url": export_url("/remediation/exceptions/export.csv", page.request.url.query),
         },
     )
 
@@ -284,6 +328,44 @@ def _detail(
 
 def _is_admin(principal: Principal | None) -> bool:
     return principal is not None and principal.has(Right.ADMIN)
+
+
+@router.get(
+    "/remediation/exceptions/{exception_id}/cancel",
+    response_class=HTMLResponse,
+    dependencies=[EXCEPTIONS_RIGHT],
+)
+def confirm_cancel(
+    exception_id: int, page: PageDep, session: SessionDep, device_group_id: str = ""
+) -> HTMLResponse:
+    """ "Cancel exception" asks first, for one device group or for all of them."""
+    exc = service.get_exception(session, page.scope, exception_id)
+    if exc is None:
+        raise _not_found()
+    [view] = exception_views(session, page.scope, [exc])
+    group = next((g for g in view.device_groups if str(g.device_group_id) == device_group_id), None)
+    where = f"for the device group {group.name}" if group else "for all its device groups"
+    return page.render(
+        "confirm.html",
+        {
+            "title": "Cancel exception",
+            "active": "remediation",
+            "question": f"Cancel the exception on {view.target_name} {where}?",
+            "details": [
+                "The weaknesses it covers count again in the exposure score and the "
+                "recommendation lists from now on. Filing a new exception needs approval "
+                "again where approval is required."
+            ],
+            "action": f"/remediation/exceptions/{exception_id}/cancel",
+            "hidden": [("device_group_id", group.device_group_id)] if group else [],
+            "reason_field": True,
+            "danger": True,
+            "confirm_label": "Cancel exception",
+            "cancel_label": "Keep the exception",
+            "back_href": f"/remediation/exceptions/{exception_id}",
+            "back_label": f"Exception {exception_id}",
+        },
+    )
 
 
 @router.post(
