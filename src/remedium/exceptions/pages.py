@@ -7,6 +7,8 @@ with ``/remediation/exceptions/new?recommendation=ID`` or ``?vulnerability=CVE``
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Annotated, Any, cast
 
@@ -135,13 +137,44 @@ def exceptions_list(
     )
 
 
+@dataclass
+class ExceptionForm:
+    """What the user chose on the filing form (kept to show it back, and for the preview)."""
+
+    justification: str = ""
+    context: str = ""
+    impact: str = ""
+    scope: str = "all_groups"
+    groups: set[str] = field(default_factory=set)
+    duration: str = "30"
+    end_date: str = ""
+
+    def values(self) -> dict[str, Any]:
+        """The form's fields as the template reads them back."""
+        return dataclasses.asdict(self)
+
+    @property
+    def group_ids(self) -> list[int]:
+        """The chosen device groups (the "Chosen device groups" choice)."""
+        return sorted(int(g) for g in self.groups if g.isdigit())
+
+    @property
+    def effective_impact(self) -> str:
+        """The impact the exception will have: the chosen one, else the justification's."""
+        if self.impact in IMPACTS:
+            return self.impact
+        return service.DEFAULT_IMPACT.get(self.justification, "MitigationLike")
+
+
 def _form_context(
     session: Session,
     principal: Principal,
     *,
     recommendation: str | None,
     vulnerability: str | None,
+    form: ExceptionForm | None = None,
 ) -> dict[str, Any]:
+    form = form or ExceptionForm()
     target: Recommendation | Vulnerability | None = None
     if recommendation:
         target = session.get(Recommendation, recommendation)
@@ -158,6 +191,17 @@ def _form_context(
         .where(in_scope(DeviceGroup.id, principal.scope))
         .order_by(DeviceGroup.name)
     ).all()
+    listed = [(g.id, g.name) for g in groups if g.id not in covered]
+    listed_ids = {i for i, _ in listed}
+    # The preview follows the form: the chosen groups (or all listed ones, or global) and the
+    # impact the exception will have (docs/scoring.md, "After exceptions").
+    is_global = form.scope == "global" and principal.has(Right.ADMIN)
+    if form.scope == "groups":
+        preview_groups = [g for g in form.group_ids if g in listed_ids]
+    else:
+        preview_groups = sorted(listed_ids)
+    impact = form.effective_impact
+    count = len(preview_groups)
     return {
         "title": "Exception options",
         "active": "remediation",
@@ -165,23 +209,28 @@ def _form_context(
         "target_id": target_id,
         "target_name": name,
         # Groups already under an exception for this target are left out of the choice.
-        "groups": [(g.id, g.name) for g in groups if g.id not in covered],
+        "groups": listed,
         "can_global": principal.has(Right.ADMIN),
         "justifications": [
             (j, JUSTIFICATION_LABELS[j], JUSTIFICATION_HELP[j]) for j in JUSTIFICATIONS
         ],
         "impacts": [(i, IMPACT_LABELS[i]) for i in IMPACTS],
         "durations": service.DURATIONS,
-        "values": {},
+        "values": form.values(),
+        "errors": {},
         "error": "",
-        # What the scores would be with a Mitigation-like (or Hybrid) exception on every listed
-        # group; "No impact" leaves them as they are (docs/scoring.md, "After exceptions").
+        "preview_impact": IMPACT_LABELS[impact],
+        "preview_where": "every device group"
+        if is_global
+        else f"{count} device group{'' if count == 1 else 's'}",
         "preview": service.preview_exception(
             session,
             principal.scope,
             recommendation_id=target_id if exception_type == "recommendation" else None,
             vulnerability_id=target_id if exception_type == "cve" else None,
-            device_group_ids=[g.id for g in groups if g.id not in covered],
+            impact=impact,
+            is_global=is_global,
+            device_group_ids=preview_groups,
         ),
     }
 
@@ -203,15 +252,29 @@ def new_exception(
     return page.render("exceptions/new.html", context)
 
 
-def _end_date(value: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        day = datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        return None
+def _end_date(value: str) -> datetime:
+    """The end of the day ``value`` (YYYY-MM-DD) in UTC; ValueError when it is no date."""
+    day = datetime.strptime(value, "%Y-%m-%d").date()
     # An end date means "through that day": the exception ends at the next midnight (UTC).
     return datetime.combine(day, time.max, tzinfo=UTC)
+
+
+def _form_errors(form: ExceptionForm) -> dict[str, str]:
+    """What the form refuses before the service sees it (the end date is never ignored)."""
+    errors: dict[str, str] = {}
+    if form.duration == "custom" and not form.end_date:
+        errors["end_date"] = "Choose the end date, or pick a number of days."
+    elif form.end_date:
+        try:
+            end = _end_date(form.end_date)
+        except ValueError:
+            errors["end_date"] = "Enter the end date as YYYY-MM-DD."
+        else:
+            if end.date() < datetime.now(UTC).date():
+                errors["end_date"] = "The end date is in the past: choose a later day."
+    if form.scope == "groups" and not form.group_ids:
+        errors["groups"] = "Choose at least one device group, or another scope."
+    return errors
 
 
 @router.post(
@@ -232,46 +295,57 @@ def submit_exception(  # noqa: PLR0917 - one argument per form field
     group: Annotated[list[str] | None, Form()] = None,
     duration: Annotated[str, Form()] = "30",
     end_date: Annotated[str, Form()] = "",
+    action: Annotated[str, Form()] = "submit",
 ) -> Response:
-    """File the exception and show it, or show the form again with what went wrong."""
+    """File the exception and show it, or show the form again with what went wrong.
+
+    An end date always counts: entering one means "Until an end date" whatever the duration
+    list shows (the form's script selects it too). ``action=preview`` shows the form again with
+    the score preview of the chosen groups and impact.
+    """
     principal = page.principal
     assert principal is not None
-    custom = duration == "custom"
-    try:
-        exc = service.file_exception(
-            session,
-            principal,
-            recommendation_id=recommendation or None,
-            vulnerability_id=None if recommendation else (vulnerability or None),
-            justification=justification,
-            context=context.strip(),
-            impact=impact or None,
-            is_global=scope == "global",
-            all_groups=scope == "all_groups",
-            device_group_ids=[int(g) for g in group or [] if g.isdigit()],
-            duration_days=None if custom else int(duration) if duration.isdigit() else 0,
-            expires_on=_end_date(end_date) if custom else None,
+    form = ExceptionForm(
+        justification=justification,
+        context=context,
+        impact=impact,
+        scope=scope if scope in ("global", "all_groups", "groups") else "all_groups",
+        groups=set(group or []),
+        duration="custom" if end_date.strip() else duration,
+        end_date=end_date.strip(),
+    )
+    target = {"recommendation": recommendation or None, "vulnerability": vulnerability or None}
+    if action == "preview":
+        return page.render(
+            "exceptions/new.html", _form_context(session, principal, **target, form=form)
         )
-    except service.ExceptionsError as error:
-        session.rollback()
-        form = _form_context(
-            session,
-            principal,
-            recommendation=recommendation or None,
-            vulnerability=vulnerability or None,
-        )
-        form["error"] = error.message
-        form["values"] = {
-            "justification": justification,
-            "context": context,
-            "impact": impact,
-            "scope": scope,
-            "groups": set(group or []),
-            "duration": duration,
-            "end_date": end_date,
-        }
-        return page.render("exceptions/new.html", form, status_code=422)
-    return RedirectResponse(f"/remediation/exceptions/{exc.id}?filed=1", 303)
+    errors = _form_errors(form)
+    if not errors:
+        custom = form.duration == "custom"
+        try:
+            exc = service.file_exception(
+                session,
+                principal,
+                recommendation_id=recommendation or None,
+                vulnerability_id=None if recommendation else (vulnerability or None),
+                justification=justification,
+                context=context.strip(),
+                impact=impact or None,
+                is_global=form.scope == "global",
+                all_groups=form.scope == "all_groups",
+                device_group_ids=form.group_ids,
+                duration_days=None if custom else int(duration) if duration.isdigit() else 0,
+                expires_on=_end_date(form.end_date) if custom else None,
+            )
+        except service.ExceptionsError as error:
+            session.rollback()
+            errors = {"": error.message}
+        else:
+            return RedirectResponse(f"/remediation/exceptions/{exc.id}?filed=1", 303)
+    shown = _form_context(session, principal, **target, form=form)
+    shown["errors"] = errors
+    shown["error"] = errors.get("", "The exception was not filed: correct the fields marked below.")
+    return page.render("exceptions/new.html", shown, status_code=422)
 
 
 @router.get("/remediation/exceptions/{exception_id}", response_class=HTMLResponse)
