@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     )
     secure_cookies: bool = False
     log_sql: bool = False
+    public_url: str = Field(
+        default="",
+        description="The address people open remedium at (e.g. https://remedium.example.org); "
+        "ticket texts link to it. Empty: http://HOST:PORT.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -53,6 +58,11 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
+
+    @property
+    def base_url(self) -> str:
+        """The absolute address of remedium, without a trailing slash (links in tickets)."""
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 
     @property
     def database_kind(self) -> str:

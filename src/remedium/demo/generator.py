@@ -462,6 +462,7 @@ def _vulnerability_facts(day: int, timeline: Timeline) -> list[dict[str, Any]]:
             "kev_listed": kev,
             "public_exploit": bool(entry.get("public_exploit")),
             "epss": entry["epss"],
+            "published_on": entry["published_on"],
         }
         if entry.get("cvss_v3_vector"):
             facts["cvss_v3_vector"] = entry["cvss_v3_vector"]

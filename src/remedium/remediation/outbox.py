@@ -50,6 +50,7 @@ from remedium.remediation.models import (
     RemediationActivity,
 )
 from remedium.remediation.service import ActivityConflictError, audit_group
+from remedium.settings import get_settings
 
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
@@ -114,7 +115,8 @@ def enqueue_ticket(
             }
             for row in devices
         ],
-        "link": f"/remediation/activities/{activity.id}",
+        # Absolute: the ticket is read in another system (REMEDIUM_PUBLIC_URL).
+        "link": f"{get_settings().base_url}/remediation/activities/{activity.id}",
     }
     message = OutboxMessage(
         activity_id=activity.id,

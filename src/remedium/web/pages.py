@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 
 from remedium.api.deps import SessionDep
+from remedium.exceptions.api import exception_views
 from remedium.exceptions.service import expiring_soon
 from remedium.inventory.queries import top_exposed_devices, top_vulnerable_software
 from remedium.recommendations.queries import top_recommendations
@@ -57,7 +58,8 @@ def dashboard(page: PageDep, session: SessionDep) -> HTMLResponse:
             "top_devices": top_exposed_devices(session, scope, 5),
             "groups_exposure": exposure_by_group(session, scope),
             "top_activities": remediation_pages.dashboard_rows(session, page),
-            "expiring_exceptions": expiring_soon(session, scope),
+            # Named as people know them (the recommendation's name), not by their ids.
+            "expiring_exceptions": exception_views(session, scope, expiring_soon(session, scope)),
             **remediation_pages.template_context(),
         },
     )

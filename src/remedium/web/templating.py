@@ -38,6 +38,15 @@ REMEDIATION_LABELS = {
     "Update": "Software update",
     "Upgrade": "Software upgrade",
     "Uninstall": "Software uninstall",
+    "AttentionRequired": "Attention required",
+}
+
+# The ticketing systems' own spelling (connections are stored under lower-case names).
+CONNECTOR_LABELS = {
+    "intune": "Intune",
+    "jira": "Jira",
+    "servicenow": "ServiceNow",
+    "webhook": "Webhook",
 }
 
 
@@ -151,6 +160,11 @@ def _band(value: Any) -> str:
     return str(value or "none").lower()
 
 
+def _connector(value: Any) -> str:
+    text = str(value or "")
+    return CONNECTOR_LABELS.get(text.lower(), text)
+
+
 def _label(value: Any) -> str:
     text = str(value or "")
     return REMEDIATION_LABELS.get(text) or CATEGORY_LABELS.get(text) or text
@@ -173,6 +187,7 @@ def get_templates() -> Jinja2Templates:
         ago=_ago,
         band=_band,
         label=_label,
+        connector=_connector,
     )
     environment.globals["navigation"] = navigation
     environment.globals["navigation_sections"] = navigation_sections
