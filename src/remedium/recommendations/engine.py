@@ -145,7 +145,12 @@ def software_advice(facts: SoftwareFacts, as_of: datetime) -> SoftwareAdvice:
     "No security update").
     """
     product = facts.display_name
-    if facts.display_vendor and not product.lower().startswith(facts.display_vendor.lower()):
+    # A package path names its owner already (github.com/gogo/protobuf): no vendor before it.
+    if (
+        facts.display_vendor
+        and "/" not in product
+        and not product.lower().startswith(facts.display_vendor.lower())
+    ):
         product = f"{facts.display_vendor} {product}"
     eos_software = is_end_of_support(facts.end_of_support_on, as_of)
     recommended = highest_version(facts.fixed_versions)
