@@ -37,7 +37,10 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
     result = page.evaluate(
         """async () => {
           const run = await axe.run(document, {
-            runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
+            runOnly: {
+              type: "tag",
+              values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
+            },
             resultTypes: ["violations"],
           });
           return run.violations.map(v => ({
@@ -50,14 +53,19 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
 
 
 def overflow(page: Any) -> dict[str, int]:
-    """How far the main column's content is wider than the column (0: it fits)."""
+    """How far the main column, the page and the widest table are wider than their box
+    (0: they fit)."""
     return page.evaluate(
         """() => {
           const main = document.querySelector("main");
           const page = document.scrollingElement;
+          // Tables scroll inside their wrapper rather than widen the page: none may need to.
+          const tables = Array.from(document.querySelectorAll("main .table-wrap"))
+            .map(w => w.scrollWidth - w.clientWidth);
           return {
             main: main ? main.scrollWidth - main.clientWidth : 0,
             page: page.scrollWidth - page.clientWidth,
+            table: Math.max(0, ...tables),
           };
         }"""
     )
@@ -69,8 +77,10 @@ def clipped_text(page: Any) -> list[str]:
     return page.evaluate(
         """() => {
           const out = [];
-          for (const el of document.querySelectorAll(
-              "main h1, main h2, main .btn, main .badge, main td, main th, main label, main .kpi .v")) {
+          const shown = "main h1, main h2, main .btn, main .badge, main td, main th, "
+            + "main label, main .kpi .v";
+          for (const el of document.querySelectorAll(shown)) {
+            if (el.closest(".sr-only")) continue;  // text for screen readers only
             const style = getComputedStyle(el);
             if (style.overflowX === "auto" || style.overflowX === "scroll") continue;
             if (el.scrollWidth > el.clientWidth + 1 && style.overflowX === "hidden") {
