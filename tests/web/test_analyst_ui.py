@@ -266,7 +266,8 @@ def test_impact_after_exceptions_never_exceeds_the_impact_and_is_explained(
         after = _number(cell.inner_text())
         assert after <= before + 1e-9, (name, before, after)
         title = cell.get_attribute("title") or ""
-        assert "never exceeds" in title and f"{after:.2f}" in title, title
+        assert "never exceeds" in title, title
+        assert f"{after:.2f}" in title, title
         if "Chrome" in name:
             seen_chrome = True
             assert after == before  # no exception touches Chrome
@@ -370,7 +371,7 @@ def test_recommendation_table_fits_1440_and_show_exceptions_adds_them(
     context.close()
 
 
-# --- 8. errors and confirmations -------------------------------------------------------------------
+# --- 8. errors and confirmations ---------------------------------------------------------------
 
 
 def test_forbidden_is_a_page_and_completing_or_canceling_asks_first(
@@ -512,7 +513,8 @@ def test_pages_show_names_not_raw_ids_or_words(
         import_report(session, report, format="remedium", imported_by="test")
     page.goto(f"{live_server}/recommendations?q=protobuf")
     names = page.locator("#recommendations td.name a").all_inner_texts()
-    assert names and "github.com/gogo/protobuf" in names[0], names
+    assert names
+    assert "github.com/gogo/protobuf" in names[0], names
     assert "Github.Com" not in page.locator("main").inner_text()
 
 
@@ -662,7 +664,8 @@ def test_every_page_fits_1280_and_1920_and_passes_axe(
         sign_in_page(page, live_server, "reviewer", PASSWORD)
         for name, path in _pages(demo):
             reply = page.goto(f"{live_server}{path}")
-            assert reply is not None and reply.status < 500, path
+            assert reply is not None
+            assert reply.status < 500, path
             (folder / str(width)).mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(folder / str(width) / f"{name}.png"), full_page=True)
             wide = overflow(page)
