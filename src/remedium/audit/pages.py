@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, StreamingResponse
 
@@ -184,27 +184,17 @@ def _export_row(event: AuditEvent) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-@router.get("/audit/export.{extension}", response_class=StreamingResponse)
-def audit_export(
-    *,
+def _export(
     request: Request,
-    principal: PrincipalDep,
-    scope: ScopeDep,
-    extension: str,
-    action: str = "",
-    actor: str = "",
-    object_type: str = "",
-    object_id: str = "",
-    since: str = "",
-    until: str = "",
+    principal: Principal,
+    scope: Scope,
+    filters: AuditFilter,
+    *,
+    lines: bool,
 ) -> StreamingResponse:
-    """The filtered history as CSV (``export.csv``) or JSON lines (``export.jsonl``)."""
-    filters, _ = _filters(action, actor, object_type, object_id, since, until)
     fetch = _fetch(principal, scope, filters)
-    if extension == "jsonl":
+    if lines:
         return jsonl_response(request, "audit-history", EXPORT_COLUMNS, fetch)
-    if extension != "csv":
-        raise HTTPException(404, "Export as export.csv or export.jsonl.")
 
     def flat(session: Session, offset: int, limit: int) -> Sequence[Sequence[Any]]:
         return [
@@ -214,3 +204,39 @@ def audit_export(
         ]  # fmt: skip
 
     return csv_response(request, "audit-history", EXPORT_COLUMNS, flat)
+
+
+@router.get("/audit/export.csv", response_class=StreamingResponse)
+def audit_export_csv(
+    *,
+    request: Request,
+    principal: PrincipalDep,
+    scope: ScopeDep,
+    action: str = "",
+    actor: str = "",
+    object_type: str = "",
+    object_id: str = "",
+    since: str = "",
+    until: str = "",
+) -> StreamingResponse:
+    """The filtered history as CSV (before and after as JSON objects)."""
+    filters, _ = _filters(action, actor, object_type, object_id, since, until)
+    return _export(request, principal, scope, filters, lines=False)
+
+
+@router.get("/audit/export.jsonl", response_class=StreamingResponse)
+def audit_export_jsonl(
+    *,
+    request: Request,
+    principal: PrincipalDep,
+    scope: ScopeDep,
+    action: str = "",
+    actor: str = "",
+    object_type: str = "",
+    object_id: str = "",
+    since: str = "",
+    until: str = "",
+) -> StreamingResponse:
+    """The filtered history as JSON lines, one event per line."""
+    filters, _ = _filters(action, actor, object_type, object_id, since, until)
+    return _export(request, principal, scope, filters, lines=True)
