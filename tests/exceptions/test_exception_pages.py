@@ -83,7 +83,7 @@ def test_file_and_cancel_in_the_browser(
     page.get_by_test_id("confirm").click()
     page.wait_for_url(lambda url: not url.endswith("/cancel"))
     assert page.get_by_test_id("exception-status").inner_text() == "Canceled"
-    assert "cancel" in page.locator("#history").inner_text()
+    assert "Cancel" in page.locator("#history").inner_text()
     page.goto(f"{live_server}/remediation/exceptions?status=Canceled")
     assert page.get_by_test_id("result-count").inner_text() == "1 exception"
     page.screenshot(path=str(artifacts / "exceptions-tab.png"), full_page=True)
