@@ -24,6 +24,7 @@ serve: $(STAMP)
 ## test: lint, type-check, then every test on SQLite and PostgreSQL (installs what it needs)
 test: $(STAMP)
 	./scripts/install-system-deps.sh
+	./scripts/install-test-tools.sh
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
@@ -43,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules

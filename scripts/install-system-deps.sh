@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian when it is missing: PostgreSQL's server
-# binaries (initdb, pg_ctl) and Chromium. Uses sudo when not root. Idempotent.
+# binaries (initdb, pg_ctl), Chromium and npm. Uses sudo when not root. Idempotent.
 set -euo pipefail
 
 need=()
@@ -9,6 +9,10 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
 fi
 if [ ! -x /usr/bin/chromium ]; then
   need+=(chromium)
+fi
+# npm installs axe-core (package.json) for the accessibility checks of the browser tests.
+if ! command -v npm >/dev/null 2>&1; then
+  need+=(npm)
 fi
 # Pages render with DejaVu when no other font is present.
 if [ ! -d /usr/share/fonts/truetype/dejavu ]; then

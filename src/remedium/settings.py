@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         "compatible API (/api/...), counted in the database across processes; 0 = no limit.",
     )
     log_sql: bool = False
+    public_url: str = Field(
+        default="",
+        description="The address people open remedium at (e.g. https://remedium.example.org); "
+        "ticket texts link to it. Empty: http://HOST:PORT.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -124,6 +129,11 @@ class Settings(BaseSettings):
     def trusted_proxy_list(self) -> list[str]:
         """:attr:`trusted_proxies` as a list (empty: trust no proxy)."""
         return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
+
+    @property
+    def base_url(self) -> str:
+        """The absolute address of remedium, without a trailing slash (links in tickets)."""
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 
     @property
     def database_kind(self) -> str:

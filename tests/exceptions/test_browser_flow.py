@@ -78,7 +78,7 @@ def test_exception_changes_the_scores_and_the_list_then_cancel_restores_them(
     page.goto(f"{live_server}/recommendations")
     assert _chrome_rows(page) == 0
     page.get_by_test_id("show-exceptions").click()
-    page.wait_for_url(lambda url: "status=exceptions" in url)
+    page.wait_for_url(lambda url: "status=all" in url)
     assert _chrome_rows(page) == 1
     assert page.get_by_test_id("rec-status").first.inner_text() == "Full exception"
     assert page.get_by_test_id("exposed-after").first.inner_text() == "0"
@@ -91,7 +91,8 @@ def test_exception_changes_the_scores_and_the_list_then_cancel_restores_them(
     # Cancel: the score and the recommendation return.
     page.goto(exception_url)
     page.get_by_test_id("cancel-all").click()
-    page.wait_for_load_state()
+    page.get_by_test_id("confirm").click()
+    page.wait_for_url(lambda url: not url.endswith("/cancel"))
     assert page.get_by_test_id("exception-status").inner_text() == "Canceled"
     page.goto(f"{live_server}/")
     assert page.get_by_test_id("exposure-score-after").count() == 0

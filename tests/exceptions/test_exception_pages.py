@@ -80,9 +80,10 @@ def test_file_and_cancel_in_the_browser(
     assert page.get_by_label("Alpha").count() == 0
     page.go_back()
     page.get_by_test_id("cancel-all").click()
-    page.wait_for_load_state()
+    page.get_by_test_id("confirm").click()
+    page.wait_for_url(lambda url: not url.endswith("/cancel"))
     assert page.get_by_test_id("exception-status").inner_text() == "Canceled"
-    assert "cancel" in page.locator("#history").inner_text()
+    assert "Cancel" in page.locator("#history").inner_text()
     page.goto(f"{live_server}/remediation/exceptions?status=Canceled")
     assert page.get_by_test_id("result-count").inner_text() == "1 exception"
     page.screenshot(path=str(artifacts / "exceptions-tab.png"), full_page=True)

@@ -80,14 +80,24 @@ def test_end_of_support_means_upgrade() -> None:
     assert versions.tags == ("EOS versions",)
 
 
-def test_no_fix_means_uninstall() -> None:
+def test_no_published_fix_is_attention_required_not_uninstall() -> None:
     advice = engine.software_advice(
-        _facts(has_unpatchable_cve=True, internet_facing_exposed=True), AS_OF
+        _facts(has_unpatchable_cve=True, fixed_versions=(None,), internet_facing_exposed=True),
+        AS_OF,
     )
-    assert advice.name == "Uninstall Google Chrome"
-    assert advice.remediation_type == "Uninstall"
+    assert advice.name == "No security update available for Google Chrome"
+    assert advice.remediation_type == "AttentionRequired"
     assert advice.recommended_version == ""
     assert advice.tags == ("No security update", "internetFacing")
+
+
+def test_some_fixes_published_means_update_to_them() -> None:
+    advice = engine.software_advice(
+        _facts(has_unpatchable_cve=True, fixed_versions=("120.0.6099.71", None)), AS_OF
+    )
+    assert advice.name == "Update Google Chrome to version 120.0.6099.71"
+    assert advice.remediation_type == "Update"
+    assert advice.tags == ("No security update",)
 
 
 def test_vendor_is_not_repeated_when_the_product_name_has_it() -> None:

@@ -229,8 +229,8 @@ def test_unpatchable_and_end_of_support_change_the_action(session: Session) -> N
     session.expire_all()
     rec = session.get(Recommendation, "va-_-adobe-_-flash_player")
     assert rec is not None
-    assert rec.name == "Uninstall Adobe Flash Player"
-    assert rec.remediation_type == "Uninstall"
+    assert rec.name == "No security update available for Adobe Flash Player"
+    assert rec.remediation_type == "AttentionRequired"
     assert rec.has_unpatchable_cve
     assert "No security update" in rec.tags
     software = session.get(Software, flash.id)

@@ -340,7 +340,7 @@ def test_from_request_to_automatic_completion_in_the_browser(
         assert page.get_by_test_id("activity-status").inner_text() == "Completed"
         assert "System confirmation" in page.get_by_test_id("completion").inner_text()
         assert page.get_by_test_id("activity-progress").inner_text() == "100%"
-        assert page.get_by_role("button", name="Mark as completed").count() == 0
+        assert page.get_by_test_id("mark-completed").count() == 0
         history = page.locator("#history").inner_text()
         assert "Request" in history
         assert "Complete" in history

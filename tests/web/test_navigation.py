@@ -28,7 +28,12 @@ def test_navigation_follows_the_users_rights(engine: Engine) -> None:
     analyst = nav_labels(engine, "analyst", [Right.VIEW, Right.EXCEPTIONS])
     admin = nav_labels(engine, "admin", [Right.ADMIN])
     assert "Imports" not in analyst
-    assert "Settings" not in analyst
-    assert {"Dashboard", "Security recommendations", "Audit history"} <= set(analyst)
-    assert {"Imports", "Settings", "Background jobs", "Device groups"} <= set(admin)
-    assert set(admin) - set(analyst) == {"Imports", "Device groups", "Settings", "Background jobs"}
+    assert "Ticketing connections" not in analyst
+    assert {"Dashboard", "Security recommendations", "Audit history", "API tokens"} <= set(analyst)
+    assert set(admin) - set(analyst) == {
+        "Imports",
+        "Ticketing connections",
+        "Users",
+        "Device groups",
+        "Background jobs",
+    }

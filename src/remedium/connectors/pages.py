@@ -24,7 +24,15 @@ ADMIN_RIGHT = cast(params.Depends, require(Right.ADMIN))
 router = APIRouter(include_in_schema=False, dependencies=[ADMIN_RIGHT])
 
 register_navigation(
-    NavItem("settings", "Settings", "/settings/connectors", 80, "settings", Right.ADMIN)
+    NavItem(
+        "settings",
+        "Ticketing connections",
+        "/settings/connectors",
+        120,
+        "settings",
+        Right.ADMIN,
+        "admin",
+    )
 )
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from remedium.db.session import session_factory
+from remedium.demo.history import DemoHistory
 from remedium.importers.models import ImportRun
 
 DEMO_SOURCE = "remedium-demo"
@@ -462,6 +463,7 @@ def _vulnerability_facts(day: int, timeline: Timeline) -> list[dict[str, Any]]:
             "kev_listed": kev,
             "public_exploit": bool(entry.get("public_exploit")),
             "epss": entry["epss"],
+            "published_on": entry["published_on"],
         }
         if entry.get("cvss_v3_vector"):
             facts["cvss_v3_vector"] = entry["cvss_v3_vector"]
@@ -578,9 +580,16 @@ def build_demo(
     ]
     today = today or datetime.now(UTC).date()
     summary = DemoSummary()
+    history = DemoHistory(
+        today=datetime.combine(today, datetime.min.time(), UTC),
+        appears=timeline.appears,
+        kev_from=timeline.kev_from,
+        names={device.name: index for index, device in enumerate(fleet)},
+    )
     with tempfile.TemporaryDirectory(prefix="remedium-demo-") as folder:
         for day in range(-DAYS, 1):
             changed = _advance(fleet, day, rng) if day > -DAYS else set(range(len(fleet)))
+            changed |= history.before_import(day, fleet, lambda key: len(_versions(key)) - 1)
             if day == 0:
                 changed = set(range(len(fleet)))
             news = {c for c, d in timeline.appears.items() if d == day}
@@ -606,6 +615,7 @@ def build_demo(
             path = Path(folder) / f"day{day + DAYS:02d}.json"
             path.write_text(json.dumps(document), "utf-8")
             result = _import_day(session_or_engine, path, scanned, import_report, snapshot_scores)
+            history.after_import(session_or_engine, day)
             summary.imports += 1
             summary.findings_added += result["findings_added"]
             summary.findings_fixed += result["findings_fixed"]

@@ -274,7 +274,8 @@ def report_to_exception(
         duration_days=None if expires_on is not None else duration_days,
         expires_on=expires_on,
         as_of=as_of,
-        **target,
+        recommendation_id=target.get("recommendation_id"),
+        vulnerability_id=target.get("vulnerability_id"),
     )
     report.exception_id = exc.id
     session.flush()

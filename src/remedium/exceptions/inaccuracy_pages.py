@@ -64,7 +64,7 @@ def _form(
         "exceptions/inaccuracy_new.html",
         {
             "title": "Report inaccuracy",
-            "active": "remediation",
+            "active": "inaccuracy",
             "object_type": object_type,
             "object_id": object_id,
             "object_name": name,
@@ -165,7 +165,7 @@ def _list(
         "exceptions/inaccuracy_list.html",
         {
             "title": "Inaccuracy reports",
-            "active": "remediation",
+            "active": "inaccuracy",
             "result": make_page(items, total, state.offset, state.limit),
             "state": state,
             "status": chosen,

@@ -476,8 +476,12 @@ def file_exception(
     duration_days: int | None = None,
     expires_on: datetime | None = None,
     as_of: datetime | None = None,
+    require_approval: bool | None = None,
 ) -> RemediationException:
     """File an exception for a recommendation (all its CVEs) or for one CVE.
+
+    ``require_approval`` overrides the ``exceptions_require_approval`` setting (the demo files
+    one pending exception whatever the setting).
 
     Needs the exceptions right; a global exception (all groups, future ones too) needs an
     administrator. Device groups must be in the caller's scope and not already under an active
@@ -520,7 +524,9 @@ def file_exception(
             all_groups=all_groups,
         )
     picture = threat_picture(session, exception_type, target_id)
-    pending = get_settings().exceptions_require_approval
+    pending = (
+        get_settings().exceptions_require_approval if require_approval is None else require_approval
+    )
     exc = RemediationException(
         exception_type=exception_type,
         recommendation_id=recommendation_id,

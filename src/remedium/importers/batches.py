@@ -54,9 +54,18 @@ def vendor_product(vendor: str, product: str, purl: str = "") -> Product:
     return vendor_name or product_name, product_name
 
 
-def _display(raw: str) -> str:
-    text = raw.replace("_", " ").strip()
-    # Keep names a source already cased ("OpenSSL"); title-case lower-case ones ("chrome").
+def _display(raw: str, *, package: bool = False) -> str:
+    """How a product or vendor name is shown.
+
+    Package names (a purl names them: ``github.com/gogo/protobuf``, ``libx11-6``, ``lodash``)
+    are identifiers and are shown as the ecosystem spells them; so are names that look like a
+    path or a domain. Other names a source already cased stay ("OpenSSL"); plain lower-case
+    words are title-cased ("chrome" -> "Chrome").
+    """
+    text = raw.strip()
+    if package or any(mark in text for mark in "/.:@"):
+        return text
+    text = text.replace("_", " ")
     return text if text != text.lower() else text.title()
 
 
@@ -73,8 +82,12 @@ def software_row(
     return {
         "vendor": vendor[:200],
         "product": product[:200],
-        "display_name": ((record.display_name if record else "") or _display(raw_product))[:300],
-        "display_vendor": ((record.display_vendor if record else "") or _display(raw_vendor))[:300],
+        "display_name": (
+            (record.display_name if record else "") or _display(raw_product, package=bool(purl))
+        )[:300],
+        "display_vendor": (
+            (record.display_vendor if record else "") or _display(raw_vendor, package=bool(purl))
+        )[:300],
         "product_key": f"{vendor}-_-{product}"[:420],
         "purl_type": purl_type,
         "purl_name": purl[4:].split("@", 1)[0][:300] if purl_type else None,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
-from starlette.responses import HTMLResponse
+from sqlalchemy.orm import Session
+from starlette.responses import HTMLResponse, StreamingResponse
 
 from remedium.api.deps import SessionDep
-from remedium.auth.principal import Right
+from remedium.auth.principal import Right, Scope
+from remedium.common.paging import Page
 from remedium.intel.models import SEVERITIES
 from remedium.intel.queries import (
     VULNERABILITY_SORTS,
@@ -15,10 +19,70 @@ from remedium.intel.queries import (
     vulnerability_devices,
     vulnerability_software,
 )
-from remedium.web.listing import clean, list_state
+from remedium.web.export import csv_response, export_url, fields_of
+from remedium.web.listing import ListState, clean, list_state
 from remedium.web.templating import PageDep
 
 router = APIRouter(include_in_schema=False)
+
+
+def _filters(q: str | None, severity: str | None, threats: str | None) -> dict[str, str | None]:
+    return {
+        "q": clean(q),
+        "severity": severity if severity in SEVERITIES else None,
+        "threats": threats if threats in ("exploit", "kev") else None,
+    }
+
+
+def _query(  # noqa: PLR0917 - the list's inputs, in the order the page reads them
+    session: Session,
+    scope: Scope,
+    filters: dict[str, str | None],
+    state: ListState,
+    offset: int,
+    limit: int,
+) -> Page[Any]:
+    return list_vulnerabilities(
+        session,
+        scope,
+        search=filters["q"],
+        severity=filters["severity"],
+        kev=True if filters["threats"] == "kev" else None,
+        exploit=True if filters["threats"] == "exploit" else None,
+        sort=state.sort,
+        descending=state.descending,
+        offset=offset,
+        limit=limit,
+    )
+
+
+EXPORT_FIELDS = (
+    "id", "severity", "cvss_v3_score", "cvss_v4_score", "epss", "public_exploit",
+    "exploit_verified", "kev_listed", "kev_due_date", "published_on", "updated_on",
+    "exposed_devices", "cwe_ids", "name",
+)  # fmt: skip
+
+
+@router.get("/vulnerabilities/export.csv", response_class=StreamingResponse)
+def vulnerabilities_export(
+    page: PageDep,
+    *,
+    q: str | None = None,
+    severity: str | None = None,
+    threats: str | None = None,
+    sort: str | None = None,
+    dir: str | None = None,
+) -> StreamingResponse:
+    """The weaknesses list as the page shows it (filters, sort, device groups), as CSV."""
+    state = list_state(sort, dir, None, allowed=VULNERABILITY_SORTS, default_sort="exposed_devices")
+    filters = _filters(q, severity, threats)
+    scope = page.scope
+
+    def fetch(session: Session, offset: int, limit: int) -> list[list[Any]]:
+        result = _query(session, scope, filters, state, offset, limit)
+        return [fields_of(item, EXPORT_FIELDS) for item in result.items]
+
+    return csv_response(page.request, "weaknesses", EXPORT_FIELDS, fetch)
 
 
 @router.get("/vulnerabilities", response_class=HTMLResponse)
@@ -35,23 +99,8 @@ def vulnerabilities_list(
 ) -> HTMLResponse:
     """Vulnerabilities that expose devices in scope, filtered, sorted and paged."""
     state = list_state(sort, dir, p, allowed=VULNERABILITY_SORTS, default_sort="exposed_devices")
-    filters = {
-        "q": clean(q),
-        "severity": severity if severity in SEVERITIES else None,
-        "threats": threats if threats in ("exploit", "kev") else None,
-    }
-    result = list_vulnerabilities(
-        session,
-        page.scope,
-        search=filters["q"],
-        severity=filters["severity"],
-        kev=True if filters["threats"] == "kev" else None,
-        exploit=True if filters["threats"] == "exploit" else None,
-        sort=state.sort,
-        descending=state.descending,
-        offset=state.offset,
-        limit=state.limit,
-    )
+    filters = _filters(q, severity, threats)
+    result = _query(session, page.scope, filters, state, state.offset, state.limit)
     return page.render(
         "vulnerabilities/list.html",
         {
@@ -61,6 +110,7 @@ def vulnerabilities_list(
             "state": state,
             "filters": filters,
             "severities": list(reversed(SEVERITIES)),
+            "export_url": export_url("/vulnerabilities/export.csv", page.request.url.query),
         },
     )
 

@@ -27,7 +27,15 @@ INVENTORY_RIGHT = cast(params.Depends, require(Right.INVENTORY))
 router = APIRouter(include_in_schema=False)
 
 register_navigation(
-    NavItem("device-groups", "Device groups", "/settings/device-groups", 75, "device", Right.ADMIN)
+    NavItem(
+        "device-groups",
+        "Device groups",
+        "/settings/device-groups",
+        105,
+        "device",
+        Right.ADMIN,
+        "admin",
+    )
 )
 
 RULE_ROWS = 3  # empty rule rows offered by the forms, besides the group's own

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
-from starlette.responses import HTMLResponse
+from sqlalchemy.orm import Session
+from starlette.responses import HTMLResponse, StreamingResponse
 
 from remedium.api.deps import SessionDep
+from remedium.auth.principal import Scope
+from remedium.common.paging import Page
 from remedium.inventory.models import DEVICE_VALUES, OS_PLATFORMS
 from remedium.inventory.queries import (
     DEVICE_SORTS,
     EXPOSURE_LEVELS,
     SOFTWARE_SORTS,
+    DeviceView,
     device_recommendations,
     device_software,
     device_weaknesses,
@@ -21,12 +27,77 @@ from remedium.inventory.queries import (
     software_versions,
 )
 from remedium.recommendations.queries import get_recommendation
-from remedium.web.listing import clean, list_state
+from remedium.web.export import csv_response, export_url, fields_of
+from remedium.web.listing import ListState, clean, list_state
 from remedium.web.templating import PageDep
 
 router = APIRouter(include_in_schema=False)
 
 DEVICE_TABS = ("recommendations", "weaknesses", "software")
+
+
+def _device_filters(
+    q: str | None, exposure_level: str | None, os_platform: str | None, device_value: str | None
+) -> dict[str, str | None]:
+    return {
+        "q": clean(q),
+        "exposure_level": exposure_level if exposure_level in EXPOSURE_LEVELS else None,
+        "os_platform": os_platform if os_platform in OS_PLATFORMS else None,
+        "device_value": device_value if device_value in DEVICE_VALUES else None,
+    }
+
+
+def _devices(  # noqa: PLR0917 - the list's inputs, in the order the page reads them
+    session: Session,
+    scope: Scope,
+    filters: dict[str, str | None],
+    state: ListState,
+    offset: int,
+    limit: int,
+) -> Page[DeviceView]:
+    return list_devices(
+        session,
+        scope,
+        search=filters["q"],
+        exposure_level=filters["exposure_level"],
+        os_platform=filters["os_platform"],
+        device_value=filters["device_value"],
+        sort=state.sort,
+        descending=state.descending,
+        offset=offset,
+        limit=limit,
+    )
+
+
+DEVICE_FIELDS = (
+    "id", "machine_id", "name", "device_group_name", "os_platform", "os_version",
+    "ip_address", "device_value", "exposure_level", "exposure_score", "secure_score",
+    "weaknesses", "internet_facing", "is_intune_managed", "is_aad_joined", "tags",
+    "first_seen", "last_seen", "is_active",
+)  # fmt: skip
+
+
+@router.get("/devices/export.csv", response_class=StreamingResponse)
+def devices_export(
+    page: PageDep,
+    *,
+    q: str | None = None,
+    exposure_level: str | None = None,
+    os_platform: str | None = None,
+    device_value: str | None = None,
+    sort: str | None = None,
+    dir: str | None = None,
+) -> StreamingResponse:
+    """The device list as the page shows it (filters, sort, device groups), as CSV."""
+    state = list_state(sort, dir, None, allowed=DEVICE_SORTS, default_sort="exposure_score")
+    filters = _device_filters(q, exposure_level, os_platform, device_value)
+    scope = page.scope
+
+    def fetch(session: Session, offset: int, limit: int) -> list[list[Any]]:
+        result = _devices(session, scope, filters, state, offset, limit)
+        return [fields_of(item, DEVICE_FIELDS) for item in result.items]
+
+    return csv_response(page.request, "devices", DEVICE_FIELDS, fetch)
 
 
 @router.get("/devices", response_class=HTMLResponse)
@@ -44,24 +115,8 @@ def devices_list(
 ) -> HTMLResponse:
     """Devices in scope, filtered, sorted and paged."""
     state = list_state(sort, dir, p, allowed=DEVICE_SORTS, default_sort="exposure_score")
-    filters = {
-        "q": clean(q),
-        "exposure_level": exposure_level if exposure_level in EXPOSURE_LEVELS else None,
-        "os_platform": os_platform if os_platform in OS_PLATFORMS else None,
-        "device_value": device_value if device_value in DEVICE_VALUES else None,
-    }
-    result = list_devices(
-        session,
-        page.scope,
-        search=filters["q"],
-        exposure_level=filters["exposure_level"],
-        os_platform=filters["os_platform"],
-        device_value=filters["device_value"],
-        sort=state.sort,
-        descending=state.descending,
-        offset=state.offset,
-        limit=state.limit,
-    )
+    filters = _device_filters(q, exposure_level, os_platform, device_value)
+    result = _devices(session, page.scope, filters, state, state.offset, state.limit)
     return page.render(
         "devices/list.html",
         {
@@ -73,6 +128,7 @@ def devices_list(
             "levels": list(reversed(EXPOSURE_LEVELS)),
             "platforms": OS_PLATFORMS,
             "values": DEVICE_VALUES,
+            "export_url": export_url("/devices/export.csv", page.request.url.query),
         },
     )
 
@@ -99,6 +155,42 @@ def device_detail(
     elif current == "software":
         context["software"] = device_software(session, page.scope, device_id)
     return page.render("devices/detail.html", context)
+
+
+SOFTWARE_FIELDS = (
+    "id", "name", "vendor", "product_key", "is_operating_system", "installed_devices",
+    "exposed_devices", "weaknesses", "exposure_impact", "public_exploit", "active_alert",
+    "end_of_support_on", "recommendation_id",
+)  # fmt: skip
+
+
+@router.get("/software/export.csv", response_class=StreamingResponse)
+def software_export(
+    page: PageDep,
+    *,
+    q: str | None = None,
+    vulnerable: str | None = None,
+    sort: str | None = None,
+    dir: str | None = None,
+) -> StreamingResponse:
+    """The software list as the page shows it (filters, sort, device groups), as CSV."""
+    state = list_state(sort, dir, None, allowed=SOFTWARE_SORTS, default_sort="exposed_devices")
+    search, only_vulnerable, scope = clean(q), vulnerable == "1", page.scope
+
+    def fetch(session: Session, offset: int, limit: int) -> list[list[Any]]:
+        result = list_software(
+            session,
+            scope,
+            search=search,
+            vulnerable_only=only_vulnerable,
+            sort=state.sort,
+            descending=state.descending,
+            offset=offset,
+            limit=limit,
+        )
+        return [fields_of(item, SOFTWARE_FIELDS) for item in result.items]
+
+    return csv_response(page.request, "software-inventory", SOFTWARE_FIELDS, fetch)
 
 
 @router.get("/software", response_class=HTMLResponse)
@@ -135,6 +227,7 @@ def software_list(
             "result": result,
             "state": state,
             "filters": filters,
+            "export_url": export_url("/software/export.csv", page.request.url.query),
         },
     )
 

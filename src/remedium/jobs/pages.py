@@ -24,7 +24,7 @@ ADMIN_RIGHT = cast(params.Depends, require(Right.ADMIN))
 router = APIRouter(include_in_schema=False, dependencies=[ADMIN_RIGHT])
 
 register_navigation(
-    NavItem("jobs", "Background jobs", "/settings/jobs", 85, "settings", Right.ADMIN)
+    NavItem("jobs", "Background jobs", "/settings/jobs", 125, "settings", Right.ADMIN, "admin")
 )
 
 DESCRIPTIONS = {

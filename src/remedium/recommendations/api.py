@@ -36,7 +36,9 @@ def list_recommendations(
     search: Annotated[str | None, Query(max_length=200)] = None,
     device_group: DeviceGroupParam = None,
     category: Literal["Accounts", "Application", "Network", "OS", "SecurityControls"] | None = None,
-    remediation_type: Literal["ConfigurationChange", "Update", "Upgrade", "Uninstall"]
+    remediation_type: Literal[
+        "ConfigurationChange", "Update", "Upgrade", "AttentionRequired", "Uninstall"
+    ]
     | None = None,
     kind: Literal["software", "configuration"] | None = None,
     threats: Literal["exploit", "kev"] | None = None,

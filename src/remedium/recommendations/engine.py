@@ -101,6 +101,10 @@ def severity_of_rank(rank: int) -> str:
     return ""
 
 
+# A product with weaknesses and no published fix: nothing to install, IT looks into it.
+ATTENTION_REQUIRED = "AttentionRequired"
+
+
 @dataclass(frozen=True, slots=True)
 class SoftwareFacts:
     """What the recompute knows about one product with open weaknesses."""
@@ -133,22 +137,29 @@ def software_advice(facts: SoftwareFacts, as_of: datetime) -> SoftwareAdvice:
     """Name, remediation type, recommended version and tags of a software recommendation.
 
     An unsupported product (or an installed unsupported version) is to be upgraded: updating
-    within the old line fixes nothing for long. Otherwise, when some vulnerability has no fix,
-    the only action that removes it is to uninstall. Otherwise: update to the lowest version that
-    fixes every known vulnerability.
+    within the old line fixes nothing for long. Otherwise, when no vulnerability has a published
+    fix, there is no security update to install: the recommendation says so ("No security update
+    available", remediation type ``AttentionRequired``, as Defender words it) and never advises
+    removing software only because its vendor has not shipped a fix yet. Otherwise: update to
+    the lowest version that fixes every vulnerability with a fix (those without one are tagged
+    "No security update").
     """
     product = facts.display_name
-    if facts.display_vendor and not product.lower().startswith(facts.display_vendor.lower()):
+    # A package path names its owner already (github.com/gogo/protobuf): no vendor before it.
+    if (
+        facts.display_vendor
+        and "/" not in product
+        and not product.lower().startswith(facts.display_vendor.lower())
+    ):
         product = f"{facts.display_vendor} {product}"
     eos_software = is_end_of_support(facts.end_of_support_on, as_of)
     recommended = highest_version(facts.fixed_versions)
     if eos_software or facts.has_eos_version_installed:
         remediation_type = "Upgrade"
         name = f"Upgrade {product} to a supported version"
-    elif facts.has_unpatchable_cve:
-        remediation_type = "Uninstall"
-        name = f"Uninstall {product}"
-        recommended = ""
+    elif not recommended:
+        remediation_type = ATTENTION_REQUIRED
+        name = f"No security update available for {product}"
     else:
         remediation_type = "Update"
         name = f"Update {product} to version {recommended}" if recommended else f"Update {product}"

@@ -15,7 +15,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from remedium.db.base import Base, utcnow
 from remedium.db.types import BigId, UtcDateTime
 
-REMEDIATION_TYPES = ("ConfigurationChange", "Update", "Upgrade", "Uninstall")
+# remedium derives ConfigurationChange, Update, Upgrade and AttentionRequired (no published fix);
+# Uninstall stays a valid type for recommendations other sources name (docs/scoring.md).
+REMEDIATION_TYPES = ("ConfigurationChange", "Update", "Upgrade", "AttentionRequired", "Uninstall")
 
 
 class Recommendation(Base):

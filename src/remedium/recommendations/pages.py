@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
-from starlette.responses import HTMLResponse
+from sqlalchemy.orm import Session
+from starlette.responses import HTMLResponse, StreamingResponse
 
 from remedium.api.deps import SessionDep
-from remedium.auth.principal import Right
+from remedium.auth.principal import Right, Scope
+from remedium.common.paging import Page
 from remedium.exceptions.models import (
     ACTIVE_STATUSES,
     IMPACT_LABELS,
@@ -20,12 +24,14 @@ from remedium.recommendations.queries import (
     RECOMMENDATION_SORTS,
     STATUS_FILTERS,
     THREAT_FILTERS,
+    RecommendationView,
     get_recommendation,
     list_recommendations,
     recommendation_devices,
     recommendation_vulnerabilities,
 )
-from remedium.web.listing import clean, list_state
+from remedium.web.export import csv_response, export_url, fields_of
+from remedium.web.listing import ListState, clean, list_state
 from remedium.web.templating import REMEDIATION_LABELS, PageDep
 
 router = APIRouter(include_in_schema=False)
@@ -39,6 +45,81 @@ STATUS_FILTER_LABELS = {
     "exceptions": "Exceptions (partial and full)",
     "all": "All",
 }
+
+
+def _filters(
+    q: str | None,
+    category: str | None,
+    remediation_type: str | None,
+    threats: str | None,
+    status: str | None,
+) -> dict[str, str | None]:
+    return {
+        "q": clean(q),
+        "category": category if category in CONFIGURATION_CATEGORIES else None,
+        "remediation_type": remediation_type if remediation_type in REMEDIATION_TYPES else None,
+        "threats": threats if threats in THREAT_FILTERS else None,
+        # Full exceptions are left out by default; "Show exceptions" asks for them.
+        "status": status if status in STATUS_FILTERS and status != "default" else None,
+    }
+
+
+def _query(  # noqa: PLR0917 - the list's inputs, in the order the page reads them
+    session: Session,
+    scope: Scope,
+    filters: dict[str, str | None],
+    state: ListState,
+    offset: int,
+    limit: int,
+) -> Page[RecommendationView]:
+    return list_recommendations(
+        session,
+        scope,
+        search=filters["q"],
+        category=filters["category"],
+        remediation_type=filters["remediation_type"],
+        threats=filters["threats"],
+        status=filters["status"],
+        sort=state.sort,
+        descending=state.descending,
+        offset=offset,
+        limit=limit,
+    )
+
+
+EXPORT_FIELDS = (
+    "id", "name", "category", "remediation_type", "related_component", "recommended_version",
+    "exposed_devices", "exposed_critical_devices", "total_devices", "weaknesses",
+    "exposure_impact", "config_score_impact", "status", "exposed_devices_after",
+    "exposure_impact_after", "config_score_impact_after", "public_exploit", "active_alert",
+    "max_severity", "max_cvss", "tags", "first_seen",
+)  # fmt: skip
+
+
+@router.get("/recommendations/export.csv", response_class=StreamingResponse)
+def recommendations_export(
+    page: PageDep,
+    *,
+    q: str | None = None,
+    category: str | None = None,
+    remediation_type: str | None = None,
+    threats: str | None = None,
+    status: str | None = None,
+    sort: str | None = None,
+    dir: str | None = None,
+) -> StreamingResponse:
+    """The list as the page shows it (filters, sort, device groups), every page, as CSV."""
+    state = list_state(
+        sort, dir, None, allowed=RECOMMENDATION_SORTS, default_sort="exposure_impact"
+    )
+    filters = _filters(q, category, remediation_type, threats, status)
+    scope = page.scope
+
+    def fetch(session: Session, offset: int, limit: int) -> list[list[Any]]:
+        result = _query(session, scope, filters, state, offset, limit)
+        return [fields_of(item, EXPORT_FIELDS) for item in result.items]
+
+    return csv_response(page.request, "security-recommendations", EXPORT_FIELDS, fetch)
 
 
 @router.get("/recommendations", response_class=HTMLResponse)
@@ -57,27 +138,8 @@ def recommendations_list(
 ) -> HTMLResponse:
     """Security recommendations in scope, filtered, sorted and paged."""
     state = list_state(sort, dir, p, allowed=RECOMMENDATION_SORTS, default_sort="exposure_impact")
-    filters = {
-        "q": clean(q),
-        "category": category if category in CONFIGURATION_CATEGORIES else None,
-        "remediation_type": remediation_type if remediation_type in REMEDIATION_TYPES else None,
-        "threats": threats if threats in THREAT_FILTERS else None,
-        # Full exceptions are left out by default; "Show exceptions" asks for them.
-        "status": status if status in STATUS_FILTERS and status != "default" else None,
-    }
-    result = list_recommendations(
-        session,
-        page.scope,
-        search=filters["q"],
-        category=filters["category"],
-        remediation_type=filters["remediation_type"],
-        threats=filters["threats"],
-        status=filters["status"],
-        sort=state.sort,
-        descending=state.descending,
-        offset=state.offset,
-        limit=state.limit,
-    )
+    filters = _filters(q, category, remediation_type, threats, status)
+    result = _query(session, page.scope, filters, state, state.offset, state.limit)
     return page.render(
         "recommendations/list.html",
         {
@@ -94,6 +156,7 @@ def recommendations_list(
             "remediation_types": [(t, REMEDIATION_LABELS[t]) for t in REMEDIATION_TYPES],
             "threat_options": list(THREAT_LABELS.items()),
             "status_options": list(STATUS_FILTER_LABELS.items()),
+            "export_url": export_url("/recommendations/export.csv", page.request.url.query),
         },
     )
 

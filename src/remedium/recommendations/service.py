@@ -383,9 +383,10 @@ def _replace_device_recommendations(run: Runner, full: bool) -> int:
     # A full rebuild writes every row again: build the secondary index once, after them.
     deferred = defer_indexes(run.session, [table_of(DeviceRecommendation)]) if full else []
     remaining = f"(d.exposure_points - t.points * {MULTIPLIER})"
-    # After exceptions: what fixing it removes from the after-exceptions points is what the
-    # exceptions have not already removed.
-    left = f"(d.exposure_points_after - (t.points - t.covered_points) * {MULTIPLIER})"
+    # After exceptions: the part of score_delta that the weaknesses no exception covers account
+    # for, measured on the device's current points, so it never exceeds score_delta
+    # (docs/scoring.md, "After exceptions").
+    left = f"(d.exposure_points - (t.points - t.covered_points) * {MULTIPLIER})"
     score_left = f"CASE WHEN {left} > :eps THEN 100.0 * {left} / ({left} + :k) ELSE 0.0 END"
     open_after = "(CASE WHEN t.rec_covered = 0 AND t.weaknesses > t.covered_weak THEN 1 ELSE 0 END)"
     written = run.run(
@@ -395,7 +396,7 @@ def _replace_device_recommendations(run: Runner, full: bool) -> int:
         f"d.exposure_score - CASE WHEN {remaining} > :eps "
         f"THEN 100.0 * {remaining} / ({remaining} + :k) ELSE 0.0 END, "
         f"t.config_weight, t.covered_points * {MULTIPLIER}, {open_after}, "
-        f"CASE WHEN {open_after} = 0 THEN 0.0 ELSE d.exposure_score_after - {score_left} END "
+        f"CASE WHEN {open_after} = 0 THEN 0.0 ELSE d.exposure_score - {score_left} END "
         "FROM tmp_rm_dr t JOIN device d ON d.id = t.device_id"
     )
     restore_indexes(run.session, deferred)

@@ -124,7 +124,8 @@ def enqueue_ticket(
             }
             for row in devices
         ],
-        "link": f"/remediation/activities/{activity.id}",
+        # Absolute: the ticket is read in another system (REMEDIUM_PUBLIC_URL).
+        "link": f"{get_settings().base_url}/remediation/activities/{activity.id}",
     }
     message = OutboxMessage(
         activity_id=activity.id,

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request, params
+from fastapi import APIRouter, Form, HTTPException, params
 from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -37,7 +37,6 @@ from remedium.web.templating import (
 
 router = APIRouter(include_in_schema=False)
 REMEDIATION_RIGHT = cast(params.Depends, require(Right.REMEDIATION))
-EXCEPTIONS_PATH = "/remediation/exceptions"
 
 register_navigation(NavItem("remediation", "Remediation", "/remediation", 30, "wrench"))
 
@@ -142,11 +141,6 @@ def _can_remediate(principal: Principal | None) -> bool:
     return principal is not None and principal.has(Right.REMEDIATION)
 
 
-def _has_exceptions_tab(request: Request) -> bool:
-    # Another feature adds the Exceptions tab's page; until it exists the tab is left out.
-    return any(getattr(route, "path", None) == EXCEPTIONS_PATH for route in request.app.routes)
-
-
 def _choice(value: str | None, allowed: Sequence[str]) -> str | None:
     return value if value in allowed else None
 
@@ -208,7 +202,6 @@ def activities_tab(
             "title": "Remediation",
             "active": "remediation",
             "tab": "activities",
-            "exceptions_tab": _has_exceptions_tab(page.request),
             "rows": activity_rows(session, rows, show_errors=_is_admin(page.principal)),
             "result": {"total": total, "offset": state.offset, "limit": state.limit},
             "state": state,
@@ -439,6 +432,48 @@ def activity_view(
             else "",
             "created": flash.get("created") == "1",
             "completed": flash.get("completed") == "1",
+        },
+    )
+
+
+@router.get(
+    "/remediation/activities/{activity_id}/complete",
+    response_class=HTMLResponse,
+    dependencies=[REMEDIATION_RIGHT],
+    response_model=None,
+)
+def confirm_completed(activity_id: str, page: PageDep, session: SessionDep) -> Response:
+    """ "Mark as completed" asks first: what completing means, and for how many devices."""
+    principal = page.principal
+    if principal is None:
+        raise _not_found()
+    try:
+        activity = service.get_activity(session, principal.scope, activity_id)
+    except service.ActivityNotFoundError:
+        raise _not_found() from None
+    if activity.status != "Active":
+        return RedirectResponse(f"/remediation/activities/{activity_id}", 303)
+    open_devices = activity.target_devices - activity.fixed_devices
+    return page.render(
+        "confirm.html",
+        {
+            "title": "Mark as completed",
+            "active": "remediation",
+            "question": f'Mark "{activity.title}" as completed?',
+            "details": [
+                f"{open_devices:,} of its {activity.target_devices:,} target devices are not "
+                "fixed yet."
+                if activity.remediation_type != service.ATTENTION_REQUIRED
+                else '"Attention required" has no measured progress.',
+                "Completing stops tracking: remedium no longer measures its progress, and you "
+                "are recorded as the one who completed it. This cannot be undone.",
+            ],
+            "action": f"/remediation/activities/{activity_id}/complete",
+            "hidden": [],
+            "confirm_label": "Mark as completed",
+            "cancel_label": "Keep it active",
+            "back_href": f"/remediation/activities/{activity_id}",
+            "back_label": activity.title,
         },
     )
 

@@ -17,6 +17,7 @@ from remedium.api.deps import SessionDep
 from remedium.auth.principal import Scope
 from remedium.common.cache import DASHBOARD, GenerationCache
 from remedium.db.base import utcnow
+from remedium.exceptions.api import exception_views
 from remedium.exceptions.service import expiring_soon
 from remedium.inventory.queries import top_exposed_devices, top_vulnerable_software
 from remedium.recommendations.queries import top_recommendations
@@ -101,7 +102,10 @@ def dashboard(page: PageDep, session: SessionDep) -> HTMLResponse:
             "top_devices": figures.top_devices,
             "groups_exposure": figures.groups_exposure,
             "top_activities": remediation_pages.dashboard_rows(session, page),
-            "expiring_exceptions": expiring_soon(session, page.scope),
+            # Named as people know them (the recommendation's name), not by their ids.
+            "expiring_exceptions": exception_views(
+                session, page.scope, expiring_soon(session, page.scope)
+            ),
             **remediation_pages.template_context(),
         },
     )
@@ -128,13 +132,29 @@ def install_pages(app: FastAPI) -> None:
     async def _html_errors(request: Request, exc: StarletteHTTPException) -> Response:
         # The API keeps FastAPI's JSON errors; people in a browser get a page in the layout.
         wants_html = "text/html" in request.headers.get("accept", "")
-        if exc.status_code == 404 and wants_html and not request.url.path.startswith("/api"):
-            return render_error(
-                request,
-                404,
-                "Not found",
-                str(exc.detail)
-                if exc.detail and exc.detail != "Not Found"
-                else "There is no such page, or it is outside the device groups you can see.",
-            )
+        if wants_html and not request.url.path.startswith("/api"):
+            if exc.status_code == 404:
+                return render_error(
+                    request,
+                    404,
+                    "Not found",
+                    str(exc.detail)
+                    if exc.detail and exc.detail != "Not Found"
+                    else "There is no such page, or it is outside the device groups you can see.",
+                )
+            if exc.status_code == 403:
+                return render_error(
+                    request,
+                    403,
+                    "Access denied",
+                    _forbidden_message(str(exc.detail or "")),
+                )
         return await http_exception_handler(request, exc)
+
+
+def _forbidden_message(detail: str) -> str:
+    """The 403 page's sentence: the refusal's own words, said as a sentence."""
+    if not detail or detail == "Forbidden":
+        return "You do not have the right to open this page. Ask an administrator for it."
+    sentence = detail[:1].upper() + detail[1:]
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from remedium.api.deps import PrincipalDep, SessionDep
+from remedium.auth.csrf import csrf_input
 from remedium.auth.principal import Principal, Right, Scope
 from remedium.intel.models import CATEGORY_LABELS
 from remedium.inventory.queries import list_device_groups
@@ -26,7 +27,7 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 # each under a folder named after the feature so template names never collide.
 FEATURE_TEMPLATE_DIRS = [
     WEB_DIR.parent / feature / "templates"
-    for feature in ("remediation", "connectors", "exceptions", "jobs", "inventory")
+    for feature in ("remediation", "connectors", "exceptions", "auth", "audit", "jobs", "inventory")
 ]
 STATIC_DIR = WEB_DIR / "static"
 
@@ -37,6 +38,15 @@ REMEDIATION_LABELS = {
     "Update": "Software update",
     "Upgrade": "Software upgrade",
     "Uninstall": "Software uninstall",
+    "AttentionRequired": "Attention required",
+}
+
+# The ticketing systems' own spelling (connections are stored under lower-case names).
+CONNECTOR_LABELS = {
+    "intune": "Intune",
+    "jira": "Jira",
+    "servicenow": "ServiceNow",
+    "webhook": "Webhook",
 }
 
 
@@ -50,10 +60,16 @@ class NavItem:
     order: int
     icon: str = "dot"
     right: Right | None = None  # shown only to users who hold it (the page refuses the others)
+    section: str = "main"  # "main", or "admin" for the Administration part below it
 
 
-# The features that exist today. Remediation (order 30), Imports (60), Audit (70) and Settings (80)
-# add themselves with register_navigation() from their own pages modules: see docs/ui.md.
+# The navigation's sections, in display order, with the heading shown above each (none for main).
+NAV_SECTIONS = (("main", ""), ("admin", "Administration"))
+
+
+# The features that exist today. Remediation (order 30), Imports (60) and the connections'
+# Settings (admin 120) add themselves with register_navigation() from their own pages modules:
+# see docs/ui.md.
 _NAVIGATION: dict[str, NavItem] = {
     item.key: item
     for item in (
@@ -62,8 +78,10 @@ _NAVIGATION: dict[str, NavItem] = {
         NavItem("vulnerabilities", "Weaknesses", "/vulnerabilities", 40, "bug"),
         NavItem("software", "Software inventory", "/software", 45, "box"),
         NavItem("devices", "Devices", "/devices", 50, "device"),
-        NavItem("inaccuracy", "Inaccuracy reports", "/inaccuracy", 65, "bug"),
-        NavItem("audit", "Audit history", "/audit", 70, "shield"),
+        NavItem("inaccuracy", "Inaccuracy reports", "/inaccuracy", 65, "flag"),
+        NavItem("users", "Users", "/settings/users", 100, "users", Right.ADMIN, "admin"),
+        NavItem("tokens", "API tokens", "/settings/tokens", 110, "key", None, "admin"),
+        NavItem("audit", "Audit history", "/audit", 130, "list", None, "admin"),
     )
 }
 
@@ -73,18 +91,30 @@ def register_navigation(item: NavItem) -> None:
     _NAVIGATION[item.key] = item
 
 
-def navigation(principal: object = None) -> list[NavItem]:
+def navigation(principal: object = None, section: str | None = None) -> list[NavItem]:
     """The navigation entries ``principal`` may open, in display order (a template without a
-    signed-in user passes an undefined value: then only the entries that need no right)."""
+    signed-in user passes an undefined value: then only the entries that need no right);
+    ``section`` keeps one section's entries."""
     user = principal if isinstance(principal, Principal) else None
     return sorted(
         (
             item
             for item in _NAVIGATION.values()
-            if item.right is None or (user is not None and user.has(item.right))
+            if (item.right is None or (user is not None and user.has(item.right)))
+            and (section is None or item.section == section)
         ),
         key=lambda item: item.order,
     )
+
+
+def navigation_sections(principal: object = None) -> list[tuple[str, str, list[NavItem]]]:
+    """``(key, heading, entries)`` of each section with an entry ``principal`` may open."""
+    sections = []
+    for key, heading in NAV_SECTIONS:
+        items = navigation(principal, key)
+        if items:
+            sections.append((key, heading, items))
+    return sections
 
 
 def _number(value: Any) -> str:
@@ -142,6 +172,11 @@ def _band(value: Any) -> str:
     return str(value or "none").lower()
 
 
+def _connector(value: Any) -> str:
+    text = str(value or "")
+    return CONNECTOR_LABELS.get(text.lower(), text)
+
+
 def _label(value: Any) -> str:
     text = str(value or "")
     return REMEDIATION_LABELS.get(text) or CATEGORY_LABELS.get(text) or text
@@ -165,8 +200,11 @@ def get_templates() -> Jinja2Templates:
         attempt_time=_attempt_time,
         band=_band,
         label=_label,
+        connector=_connector,
     )
     environment.globals["navigation"] = navigation
+    environment.globals["navigation_sections"] = navigation_sections
+    environment.globals["csrf_input"] = csrf_input
     return Jinja2Templates(env=environment)
 
 
