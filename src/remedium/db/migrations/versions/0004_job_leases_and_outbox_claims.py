@@ -1,7 +1,7 @@
 """job leases, outbox claims, cache generations
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-07 01:30:17.421926
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import remedium.db.types
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

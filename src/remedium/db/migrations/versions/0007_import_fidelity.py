@@ -1,7 +1,7 @@
 """import fidelity: a finding's path; "Unknown" severity kept as the scanner wrote it
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-07 02:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0002"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
