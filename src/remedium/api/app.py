@@ -9,9 +9,9 @@ from remedium import __version__
 from remedium.api import health
 from remedium.api.integers import IntegerBoundsMiddleware
 from remedium.api.openapi import install_openapi
+from remedium.api.routing import install_read_routing
 from remedium.api.security_headers import SecurityHeadersMiddleware
 from remedium.api.upload_limit import UploadLimitMiddleware
-from remedium.api.routing import install_read_routing
 from remedium.audit import api as audit_api
 from remedium.audit import pages as audit_pages
 from remedium.auth import api as auth_api

@@ -39,31 +39,5 @@ def db_upgrade() -> None:
     console.print(f"schema at revision {current_revision(engine)} (head {head_revision()})")
 
 
-@app.command()
-def serve(
-    host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
-    port: int = typer.Option(None, help="Port (default $PORT or 8000)."),
-) -> None:
-    """Serve the web UI and the API on the configured database."""
-    import uvicorn
-
-    from remedium.api.app import create_app
-    from remedium.api.proxy import uvicorn_proxy_options
-
-    settings = get_settings()
-    engine = ready_engine()
-    listen_host = host or settings.host
-    listen_port = port or settings.port
-    database = engine.url.render_as_string(hide_password=True)
-    console.print(f"remedium on http://{listen_host}:{listen_port}  (database: {database})")
-    uvicorn.run(
-        create_app(engine),
-        host=listen_host,
-        port=listen_port,
-        log_level="info",
-        **uvicorn_proxy_options(settings),
-    )
-
-
 if __name__ == "__main__":
     app()
