@@ -670,7 +670,7 @@ def test_twistlock_csv_fixture(tmp_path: Path) -> None:
 
     header_only = tmp_path / "prisma-header.csv"
     header_only.write_text(path.read_text().splitlines()[0] + "\n")
-    with pytest.raises(ReportError, match="no data rows"):
+    with pytest.raises(ReportError, match="a header and no rows"):
         parse(header_only)
     cut = tmp_path / "prisma-cut.csv"
     cut.write_text(path.read_text()[: path.read_text().index("CVE-2022-2097") + 40])
