@@ -190,7 +190,7 @@ def test_a_periodic_job_runs_once_at_a_time_across_processes(
         )
     blocked = _jobs_run(database_url, "--only", "recompute")
     out, err = blocked.communicate(timeout=300)
-    assert blocked.returncode == 0, err
+    assert blocked.returncode == 0, out + err
     assert '"status": "skipped"' in out
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(JobRun)) == 0
@@ -203,8 +203,8 @@ def test_a_periodic_job_runs_once_at_a_time_across_processes(
         _jobs_run(database_url, "--only", "recompute", "--only", "ticket_sync") for _ in range(4)
     ]
     for run in runs:
-        _out, err = run.communicate(timeout=300)
-        assert run.returncode == 0, err
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, out + err
     with transaction(engine) as session:
         done = session.execute(select(JobRun.job, func.count()).group_by(JobRun.job)).all()
         leases = session.scalars(select(JobLease)).all()

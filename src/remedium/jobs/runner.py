@@ -24,7 +24,8 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -32,9 +33,10 @@ from typing import Any, ClassVar
 from sqlalchemy import Engine, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from remedium.db.base import utcnow
-from remedium.db.session import is_postgres, transaction
+from remedium.db.session import is_postgres, take_writer_lock, transaction
 from remedium.jobs.models import JobLease, JobRun
 from remedium.remediation import outbox
 from remedium.remediation.outbox import ConnectorResolver
@@ -48,6 +50,17 @@ class JobContext:
     engine: Engine
     as_of: datetime
     resolve: ConnectorResolver
+
+
+@contextmanager
+def job_transaction(engine: Engine) -> Iterator[Session]:
+    """A job's unit of work. On SQLite it takes the write lock before reading anything: a long
+    transaction that reads first and writes later fails at once ("database is locked") when any
+    other process committed in between, which leases, ticket claims and pages do all the time."""
+    with transaction(engine) as session:
+        if not is_postgres(engine):
+            take_writer_lock(session, "remedium.job")
+        yield session
 
 
 class Job:
@@ -70,7 +83,7 @@ class RecomputeJob(Job):
     def run(self, context: JobContext) -> dict[str, Any]:
         from remedium.recommendations.service import recompute
 
-        with transaction(context.engine) as session:
+        with job_transaction(context.engine) as session:
             stats = recompute(session, as_of=context.as_of)
         return {"devices": stats.devices, "recommendations_touched": stats.recommendations_touched}
 
@@ -83,7 +96,7 @@ class ExceptionLifecycleJob(Job):
     def run(self, context: JobContext) -> dict[str, Any]:
         from remedium.exceptions.service import run_exception_jobs
 
-        with transaction(context.engine) as session:
+        with job_transaction(context.engine) as session:
             return run_exception_jobs(session, context.as_of).as_json()
 
 
@@ -95,7 +108,7 @@ class ActivityProgressJob(Job):
     def run(self, context: JobContext) -> dict[str, Any]:
         from remedium.remediation.progress import refresh_activity_progress
 
-        with transaction(context.engine) as session:
+        with job_transaction(context.engine) as session:
             completed = refresh_activity_progress(session, now=context.as_of)
         return {"completed": len(completed), "completed_ids": completed[:50]}
 
@@ -109,7 +122,7 @@ class CompletedActivityRetentionJob(Job):
         from remedium.remediation.service import purge_completed
 
         days = get_settings().completed_activity_retention_days
-        with transaction(context.engine) as session:
+        with job_transaction(context.engine) as session:
             removed = purge_completed(session, as_of=context.as_of, retention_days=days)
         return {"removed": removed, "retention_days": days}
 
@@ -135,6 +148,8 @@ class TicketSyncJob(Job):
     name = "ticket_sync"
 
     def run(self, context: JobContext) -> dict[str, Any]:
+        # Not job_transaction: it calls the ticketing systems, and must not hold SQLite's write
+        # lock meanwhile. A run that meets a concurrent write fails and the next one reads again.
         with transaction(context.engine) as session:
             figures = outbox.sync_ticket_states(session, context.resolve, now=context.as_of)
         return dict(figures)
@@ -149,7 +164,7 @@ class ScoreSnapshotJob(Job):
         from remedium.scoring.service import snapshot_scores
 
         day = context.as_of.date()
-        with transaction(context.engine) as session:
+        with job_transaction(context.engine) as session:
             groups = snapshot_scores(session, day)
         return {"day": day.isoformat(), "groups": groups}
 
