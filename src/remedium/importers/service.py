@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from remedium.audit import service as audit_service
 from remedium.auth.principal import Principal
 from remedium.db.base import utcnow
+from remedium.db.indexes import stop_foreign_key_checks
 from remedium.db.session import take_writer_lock
 from remedium.importers.batches import normalise_name, vendor_product
 from remedium.importers.derived import Settler, refresh_derived
@@ -71,13 +72,19 @@ def import_report(
     """
     path = Path(path)
     parser = get_parser(format) if format else detect_parser(path)
-    # One import at a time per database, across processes: two imports of the same devices
-    # would otherwise race on them (docs/deployment.md).
-    take_writer_lock(session, "remedium.import")
     total = path.stat().st_size
     shown_name = filename or path.name
     started_at = utcnow()
     in_process_below = int(get_settings().import_parser_process_mb * 1024 * 1024)
+    # Decided before the lock below opens the transaction: SQLite can stop checking foreign
+    # keys for a bulk load only before its transaction's first write (db/indexes.py). The row
+    # count it reads is an estimate; a concurrent import that changes it changes nothing here.
+    bulk = total >= in_process_below and _is_bulk_load(session, total)
+    if bulk:
+        stop_foreign_key_checks(session)
+    # One import at a time per database, across processes: two imports of the same devices
+    # would otherwise race on them (docs/deployment.md).
+    take_writer_lock(session, "remedium.import")
     with report_batches(
         parser,
         path,
@@ -93,7 +100,7 @@ def import_report(
             info,
             filename=shown_name,
             device_group=device_group,
-            bulk=total >= in_process_below and _is_bulk_load(session, total),
+            bulk=bulk,
         )
         settler = (
             Settler(session, as_of or started_at) if derive and report.in_parser_process else None
