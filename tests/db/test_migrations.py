@@ -20,3 +20,16 @@ def test_migrated_schema_matches_models(engine: Engine) -> None:
 
 def test_upgrade_is_idempotent(engine: Engine) -> None:
     assert upgrade_database(engine) is False
+
+
+def test_the_head_read_from_file_names_is_alembics_head() -> None:
+    """Commands check the schema without loading Alembic: the newest file's number must be the
+    head Alembic itself computes from the revisions' links (one chain, no branches)."""
+    from alembic.script import ScriptDirectory
+
+    from remedium.db.migrate import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_heads() == [head_revision()]
+    revisions = [r.revision for r in script.walk_revisions()]
+    assert revisions == sorted(revisions, reverse=True)  # numbered in the order they chain

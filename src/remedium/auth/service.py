@@ -6,6 +6,7 @@ nothing in this module logs them or writes them to the audit history.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
@@ -49,7 +50,13 @@ ROLES: dict[str, frozenset[Right]] = {
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # Verified against when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check a wrong user name against (as slow as a real check), made on first use:
+    hashing at import time slowed every command by a quarter of a second."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class AuthError(ValueError):
@@ -487,7 +494,7 @@ def authenticate(
         )
         return SignInResult(user=None, locked_until=until)
     user = get_user_by_name(session, user_name)
-    valid = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    valid = verify_password(user.password_hash if user else _dummy_hash(), password)
     if user is None or not valid or not user.active:
         session.add(
             SignInFailure(occurred_at=now, user_name=user_name, client_address=client_address)
