@@ -13,9 +13,9 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer import _click as click  # Typer 0.29 (pinned) vendors Click: its commands are these
+from typer.core import TyperCommand, TyperGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +56,9 @@ def load(name: str) -> click.Command:
     """Import command ``name`` and build its Click command."""
     module, _, attribute = COMMANDS[name].target.partition(":")
     found: Any = getattr(importlib.import_module(module), attribute)
+    command: click.Command
     if isinstance(found, typer.Typer):
-        command: click.Command = typer.main.get_group(found)
+        command = typer.main.get_group(found)
     else:
         single = typer.Typer()
         single.command(name)(found)
@@ -77,7 +78,7 @@ class LazyGroup(TyperGroup):
         entry = COMMANDS.get(cmd_name)
         if entry is None:
             return None
-        return click.Command(cmd_name, help=entry.help, short_help=entry.help)
+        return TyperCommand(cmd_name, help=entry.help, short_help=entry.help)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
