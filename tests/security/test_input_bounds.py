@@ -67,7 +67,7 @@ def _walk(client: TestClient) -> list[tuple[str, str]]:
     return calls
 
 
-def test_every_route_refuses_integers_beyond_64_bits(admin_client: TestClient) -> None:
+def test_every_route_refuses_integers_beyond_32_bits(admin_client: TestClient) -> None:
     calls = _walk(admin_client)
     assert len(calls) > 40
     failures = []
