@@ -2,8 +2,8 @@
 
 Every id, offset and count the API takes is stored or compared as an integer column (SQLite's
 64-bit INTEGER, PostgreSQL's 32-bit INTEGER); Python's ``int`` has no bound, so
-``?offset=9223372036854775808`` or ``/devices/99999999999999999999`` reached the database and failed there (500). This ASGI
-middleware checks, for every request:
+``?offset=9223372036854775808`` or ``/devices/99999999999999999999`` reached the database and
+failed there (500). This ASGI middleware checks, for every request:
 
 - each query parameter and each path segment that is a whole number (``-12``, ``+7``, ``42``);
 - each number in a JSON body (``Content-Type: application/json``, up to :data:`MAX_CHECKED_BODY`);
