@@ -68,5 +68,5 @@ def test_no_input_makes_the_api_fail(engine: Engine) -> None:
                 if "Unsatisfiable" not in type(error).__name__:
                     failures.append(f"{operation.method} {operation.path} ({mode}): {error!r}")
     assert failures == [], "\n".join(failures[:20])
-    # The fuzzer got through: most operations answered a generated request with success.
-    assert len(answered) > len(operations) // 2, sorted(answered)
+    # The fuzzer got through authentication: operations answered generated requests with success.
+    assert len(answered) >= 10, sorted(answered)

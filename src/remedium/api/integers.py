@@ -1,15 +1,15 @@
-"""No integer input outside 64 bits reaches a route: such requests answer 422 before routing.
+"""No integer input outside 32 bits reaches a route: such requests answer 422 before routing.
 
-Every id, offset and count the API takes is stored or compared as a 64-bit integer (SQLite's
-INTEGER, PostgreSQL's BIGINT); Python's ``int`` has no bound, so ``?offset=9223372036854775808``
-or ``/devices/99999999999999999999`` reached the database and failed there (500). This ASGI
-middleware checks, for every request:
+Every id, offset and count the API takes is stored or compared as an integer column (SQLite's
+64-bit INTEGER, PostgreSQL's 32-bit INTEGER); Python's ``int`` has no bound, so
+``?offset=9223372036854775808`` or ``/devices/99999999999999999999`` reached the database and
+failed there (500). This ASGI middleware checks, for every request:
 
 - each query parameter and each path segment that is a whole number (``-12``, ``+7``, ``42``);
 - each number in a JSON body (``Content-Type: application/json``, up to :data:`MAX_CHECKED_BODY`);
 - each value of an ``application/x-www-form-urlencoded`` body.
 
-A whole number outside ``[-2**63, 2**63 - 1]`` answers FastAPI's validation error (422, with the
+A whole number outside ``[-2**31, 2**31 - 1]`` answers FastAPI's validation error (422, with the
 offending location), or on the Defender-compatible API (``/api/`` outside ``/api/v1``) Microsoft's
 error body (400, ``BadRequest``). Negative values where they mean nothing (offsets, limits) are
 refused by each route's own ``ge=`` bounds.
@@ -26,15 +26,16 @@ from urllib.parse import parse_qsl, unquote
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
+# Ids and counts are INTEGER columns (32 bits on PostgreSQL); none of them nears 2**31.
+INT_MIN = -(2**31)
+INT_MAX = 2**31 - 1
 # Larger JSON bodies are uploads (reports), read by streaming parsers that bound what they keep.
 MAX_CHECKED_BODY = 4 * 1024 * 1024
 _WHOLE = re.compile(r"\s*[+-]?\d+\s*")
 
 
 class OutOfRangeError(ValueError):
-    """A whole number outside 64 bits, at ``location``."""
+    """A whole number outside 32 bits, at ``location``."""
 
     def __init__(self, location: list[str | int], text: str) -> None:
         super().__init__(text)
@@ -43,13 +44,13 @@ class OutOfRangeError(ValueError):
 
 
 def out_of_range(text: str) -> bool:
-    """True when ``text`` is a whole number that does not fit in a signed 64-bit integer."""
+    """True when ``text`` is a whole number that does not fit in a signed 32-bit integer."""
     if not _WHOLE.fullmatch(text):
         return False
     digits = text.strip().lstrip("+-").lstrip("0")
     if len(digits) > 19:
         return True
-    return not INT64_MIN <= int(text) <= INT64_MAX
+    return not INT_MIN <= int(text) <= INT_MAX
 
 
 def _check_pairs(pairs: list[tuple[str, str]], where: str) -> None:
@@ -73,7 +74,7 @@ def _check_json(body: bytes) -> None:
 
 
 def _refusal(scope: Scope, error: OutOfRangeError) -> JSONResponse:
-    message = f"Input should be between {INT64_MIN} and {INT64_MAX}"
+    message = f"Input should be between {INT_MIN} and {INT_MAX}"
     path: str = scope["path"]
     if path.startswith("/api/") and not path.startswith("/api/v1/"):
         name = error.location[-1]
@@ -97,7 +98,7 @@ def _refusal(scope: Scope, error: OutOfRangeError) -> JSONResponse:
 
 
 class IntegerBoundsMiddleware:
-    """Refuses requests that carry a whole number outside 64 bits (see the module)."""
+    """Refuses requests that carry a whole number outside 32 bits (see the module)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -3,7 +3,7 @@
 Every operation can answer 401 (no or a bad credential: ``auth/middleware.py``), 403 (a right is
 missing, or a cookie-authenticated change lacks its CSRF token), 404 (the object does not exist
 or lies outside the caller's device groups) and 422 (a parameter or body is invalid, including a
-whole number outside 64 bits: ``api/integers.py``). The bodies:
+whole number outside 32 bits: ``api/integers.py``). The bodies:
 
 - ``ErrorDetail``: ``{"detail": "message"}``: 401, 403 and 404 of the native API (``/api/v1``),
   and 401/403 everywhere (the middleware answers before any route);
@@ -48,7 +48,7 @@ _DESCRIPTIONS = {
     "401": "No credential, or the token is unknown, revoked or expired.",
     "403": "A right is missing, or a form sent with the session cookie lacks its CSRF token.",
     "404": "The object does not exist or lies outside the caller's device groups.",
-    "422": "A parameter or the body is invalid (whole numbers must fit in 64 bits).",
+    "422": "A parameter or the body is invalid (whole numbers must fit in 32 bits).",
 }
 
 
