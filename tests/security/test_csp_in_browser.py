@@ -57,3 +57,25 @@ def test_no_page_violates_the_policy(signed_in_page: Any, live_server: str, engi
     page.locator("input[name=remediation_type][value=AttentionRequired]").check()
     expect(page.locator("#due_on")).to_be_disabled()
     assert violations == []
+
+
+@pytest.mark.browser
+def test_api_docs_render_from_this_site_alone(signed_in_page: Any, live_server: str) -> None:
+    """/api/docs shows Swagger UI with every request on this site (no CDN) and no violation."""
+    page = signed_in_page
+    requests: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on(
+        "console",
+        lambda message: problems.append(message.text) if message.type == "error" else None,
+    )
+    reply = page.goto(live_server + "/api/docs")
+    assert reply is not None
+    assert reply.status == 200
+    assert "script-src 'self';" in reply.headers["content-security-policy"]
+    expect(page.locator(".opblock").first).to_be_visible(timeout=20_000)
+    assert page.locator(".opblock").count() > 50  # the operations of remedium's OpenAPI document
+    assert requests
+    assert all(url.startswith(live_server) for url in requests), requests
+    assert problems == []

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from remedium import __version__
 from remedium.api import health
+from remedium.api.docs import install_docs
 from remedium.api.integers import IntegerBoundsMiddleware
 from remedium.api.openapi import install_openapi
 from remedium.api.routing import install_read_routing
@@ -49,7 +50,7 @@ def create_app(engine: Engine | None = None, read_engine: Engine | None = None) 
         title="remedium",
         version=__version__,
         description="Vulnerability remediation and exception management.",
-        docs_url="/api/docs",
+        docs_url=None,  # served by api/docs.py, without a CDN
         redoc_url=None,
     )
     app.state.engine = engine or get_engine()
@@ -64,6 +65,7 @@ def create_app(engine: Engine | None = None, read_engine: Engine | None = None) 
     app.add_middleware(UploadLimitMiddleware)
     # Added last, so it wraps everything: even the authentication middleware's 401/403/redirects.
     app.add_middleware(SecurityHeadersMiddleware)
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(importers_api.router)
     app.include_router(importers_pages.router)

@@ -10,15 +10,11 @@ A pure ASGI middleware (it sees every response, including static files, errors a
 - With ``REMEDIUM_SECURE_COOKIES=true`` every ``Set-Cookie`` gets ``Secure`` (the setting says the
   site is served over HTTPS; a client's ``X-Forwarded-Proto`` does not).
 
-FastAPI's Swagger UI (``/api/docs``) loads its script from a CDN and starts it with one inline
-script; that page alone gets a policy naming the CDN and the SHA-256 of that exact script.
+The API documentation (``/api/docs``) is served from this site too (``api/docs.py``), under
+the same policy.
 """
 
 from __future__ import annotations
-
-import base64
-import hashlib
-import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,27 +25,11 @@ CONTENT_SECURITY_POLICY = (
     "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
-DOCS_PATHS = frozenset({"/api/docs"})
 STATIC_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 )
-_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
-
-
-def docs_policy(html: bytes) -> str:
-    """The policy of the Swagger UI page: its CDN, and exactly the inline scripts it holds."""
-    hashes = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
-        for body in _INLINE_SCRIPT.findall(html)
-    )
-    return (
-        f"default-src 'self'; script-src 'self' {SWAGGER_CDN} {hashes}; "
-        f"style-src 'self' {SWAGGER_CDN}; img-src 'self' data: https://fastapi.tiangolo.com; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-    )
 
 
 def _secure_cookie(value: bytes) -> bytes:
@@ -69,9 +49,6 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         secure_cookies = get_settings().secure_cookies
-        if scope["path"] in DOCS_PATHS:
-            await self._docs(scope, receive, send, secure_cookies)
-            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -81,33 +58,6 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-    async def _docs(self, scope: Scope, receive: Receive, send: Send, secure: bool) -> None:
-        # The page is small: hold it back to hash its inline script into the policy.
-        start: Message | None = None
-        body = b""
-
-        async def hold(message: Message) -> None:
-            nonlocal start, body
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] == "http.response.body" and start is not None:
-                body += message.get("body", b"")
-                if message.get("more_body", False):
-                    return
-                start["headers"] = self._headers(
-                    [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
-                    + [(b"content-length", str(len(body)).encode())],
-                    docs_policy(body),
-                    secure,
-                )
-                await send(start)
-                await send({"type": "http.response.body", "body": body})
-                return
-            await send(message)
-
-        await self.app(scope, receive, hold)
 
     @staticmethod
     def _headers(
