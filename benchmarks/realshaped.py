@@ -23,8 +23,8 @@ deterministic and written as a stream, so files of several GB cost little memory
   CVE, so only 7 become findings. For Nessus, FINDINGS counts report items, not findings (a
   Nessus file with 150,000 CVE findings of this shape would be about 20 GB).
 - ``cyclonedx``: ``cyclonedx/dd_cdx_dd_1_15_0.xml`` (CycloneDX 1.2 with the vulnerability
-  extension, 381 findings on 308 components of one image); copy k renames every component's
-  version ``<version>.rK`` inside one BOM.
+  extension, 381 findings on 308 components of one image); copy k renames every component
+  ``<name>-rK`` / ``<version>.rK`` inside one BOM.
 
 The corpus is read from ``../shared/corpus`` beside the checkout (``REMEDIUM_CORPUS`` overrides).
 """
@@ -200,6 +200,7 @@ def write_nessus(out: TextIO, findings: int) -> None:
 
 _COMPONENTS = re.compile(r"(<components>)(.*)(</components>)", re.DOTALL)
 _COMPONENT = re.compile(r"\n    <component\b.*?\n    </component>", re.DOTALL)
+_NAME = re.compile(r"(<name>)([^<]*)(</name>)")
 _VERSION = re.compile(r"(<version>)([^<]*)(</version>)")
 _REF = re.compile(r'ref="([^"]*)"')
 
@@ -218,7 +219,9 @@ def write_cyclonedx(out: TextIO, findings: int) -> None:
                 break
             copied = component
             if k:
-                # Only the component's own version (the first), not the vulnerabilities' ids.
+                # Only the component's own name and version (the first of each): a copy is
+                # another package (remedium keeps one weakness per product and vulnerability).
+                copied = _NAME.sub(rf"\g<1>\g<2>-r{k}\g<3>", copied, count=1)
                 copied = _VERSION.sub(rf"\g<1>\g<2>.r{k}\g<3>", copied, count=1)
                 copied = _REF.sub(lambda m, k=k: f'ref="{m.group(1)}-r{k}"', copied)
             out.write(copied)
