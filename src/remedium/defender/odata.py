@@ -25,6 +25,8 @@ from odata_query.exceptions import ODataException
 from odata_query.grammar import ODataLexer, ODataParser
 from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, func, not_, or_, true
 
+from remedium.api.integers import INT_MAX
+
 MAX_FILTER_LENGTH = 4000
 
 
@@ -455,4 +457,6 @@ def _non_negative(name: str, text: str | None) -> int | None:
         raise ODataError(f"The {name} value '{text}' is not a whole number.") from None
     if value < 0:
         raise ODataError(f"The {name} value {value} must not be negative.")
+    if value > INT_MAX:
+        raise ODataError(f"The {name} value {value} is out of range: at most {INT_MAX}.")
     return value

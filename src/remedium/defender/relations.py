@@ -22,6 +22,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from remedium.api.deps import ScopeDep, SessionDep
+from remedium.api.integers import as_int32
 from remedium.auth.principal import Scope
 from remedium.common.scoping import in_scope
 from remedium.db.base import utcnow
@@ -66,8 +67,9 @@ DISTRIBUTION_FIELDS = ("version", "installations", "vulnerabilities")
 def _device(session: Session, scope: Scope, machine_id: str) -> Device:
     key = machine_id.strip().lower()
     condition: Any = Device.machine_id == key
-    if key.isdigit():
-        condition = condition | (Device.id == int(key))
+    number = as_int32(key)
+    if number is not None:
+        condition = condition | (Device.id == number)
     device = session.scalars(
         select(Device).where(condition, in_scope(Device.device_group_id, scope)).limit(1)
     ).first()

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from remedium.api.integers import as_int32
 from remedium.auth.principal import Scope
 from remedium.common.scoping import active_since, in_scope
 from remedium.defender import schemas
@@ -167,8 +168,9 @@ def get_machine(
     """One machine by its Defender id (or our numeric id), or None when absent or out of scope."""
     key = machine_id.strip().lower()
     condition = Device.machine_id == key
-    if key.isdigit():
-        condition = or_(condition, Device.id == int(key))
+    number = as_int32(key)
+    if number is not None:
+        condition = or_(condition, Device.id == number)
     row = session.execute(_machines(scope, now).where(condition).limit(1)).first()
     if row is None:
         return None
