@@ -14,7 +14,7 @@ SQLite off an index); ``tests/recommendations/test_recompute_tables.py`` runs ea
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from sqlalchemy import Table
 
@@ -62,7 +62,19 @@ def _touched_filter(full: bool, column: str) -> str:
     return "" if full else f" AND {column} IN (SELECT id FROM {RECS})"
 
 
-def analyze(table: Table | str) -> Sql:
+# The derived tables whose statistics a full rebuild refreshes.
+DerivedTable = Literal[
+    "recommendation",
+    "device_recommendation",
+    "recommendation_group_stat",
+    "recommendation_vulnerability",
+    "group_score_stat",
+    "group_secure_stat",
+]
+DERIVED_TABLES: tuple[DerivedTable, ...] = get_args(DerivedTable)
+
+
+def analyze(table: Table | DerivedTable) -> Sql:
     """Refresh the planner's statistics of one table (PostgreSQL never analyses temporary
     tables itself; without statistics it guesses thousands of rows)."""
     name = table if isinstance(table, str) else table.name

@@ -177,14 +177,7 @@ def _analyze_derived_tables(run: Runner) -> None:
     few pairs only when the planner knows how big the derived tables really are."""
     if run.sqlite:
         run.run(sql.LIMIT_ANALYSIS)
-    for table in (
-        "recommendation",
-        "device_recommendation",
-        "recommendation_group_stat",
-        "recommendation_vulnerability",
-        "group_score_stat",
-        "group_secure_stat",
-    ):
+    for table in sql.DERIVED_TABLES:
         run.run(sql.analyze(table))
 
 
