@@ -32,10 +32,7 @@ INST = work.installed_by_group.name
 COV = work.coverage.name
 # The per-group rows of a recommendation, deleted and rebuilt together.
 GroupRowTable = Literal["recommendation_group_stat", "recommendation_vulnerability"]
-GROUP_ROW_TABLES: tuple[GroupRowTable, ...] = (
-    "recommendation_group_stat",
-    "recommendation_vulnerability",
-)
+GROUP_ROW_TABLES: tuple[GroupRowTable, ...] = get_args(GroupRowTable)
 
 
 # Fragments shared by the statements. A device's multiplier and weight, from its columns:
@@ -64,13 +61,9 @@ def _touched_filter(full: bool, column: str) -> str:
 
 # The derived tables whose statistics a full rebuild refreshes.
 DerivedTable = Literal[
-    "recommendation",
-    "device_recommendation",
-    "recommendation_group_stat",
-    "recommendation_vulnerability",
-    "group_score_stat",
-    "group_secure_stat",
-]
+    "recommendation", "device_recommendation", "recommendation_group_stat",
+    "recommendation_vulnerability", "group_score_stat", "group_secure_stat",
+]  # fmt: skip
 DERIVED_TABLES: tuple[DerivedTable, ...] = get_args(DerivedTable)
 
 
