@@ -1,108 +1,41 @@
-"""What every step of the recompute shares (``service.recompute``): the runner of its SQL,
-with the scoring formula's constants bound as parameters, the SQL fragments of a device's
-multiplier, weight and activity, and the temporary tables it works in."""
+"""Every SQL statement of the recompute (``service.recompute``), in one reviewed module.
+
+Each statement is a named constant or a function whose typed arguments are its bind parameters
+(and the switches that choose its shape: full or incremental, SQLite or PostgreSQL); it returns
+an ``Sql``, which only ``recompute_runner.Runner`` executes, binding the scoring formula's
+constants (``FormulaParams``) wherever a statement names them. The work tables are the
+``Table`` objects of :mod:`remedium.recommendations.recompute_tables`, named from them.
+
+Statements are text, not Core expressions, because their shape is tuned to both planners
+(``NOT INDEXED``, ``INDEXED BY``, the table order of ``CROSS JOIN``, a unary plus that keeps
+SQLite off an index); ``tests/recommendations/test_recompute_tables.py`` runs each of them.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Literal, get_args
 
-from sqlalchemy import Table, bindparam, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Table
 
-from remedium.db.types import UtcDateTime
-from remedium.scoring import engine as scoring
-from remedium.settings import get_settings
+from remedium.recommendations import recompute_tables as work
+from remedium.recommendations.recompute_runner import Sql
 
-TEMP_TABLES = (
-    "tmp_rm_devices",
-    "tmp_rm_dr",
-    "tmp_rm_recs",
-    "tmp_rm_groups",
-    "tmp_rm_pairs",
-    "tmp_rm_exp",
-    "tmp_rm_inst",
-    "tmp_rm_cov",
-)
-CHUNK = 5000
-# Points below this are float noise left by subtracting a device's only recommendation.
-EPSILON = 1e-9
+# The work tables, by the names their Table objects give them.
+DEVICES = work.target_devices.name
+DR = work.device_recommendation_work.name
+RECS = work.touched_recommendations.name
+GROUPS = work.touched_groups.name
+PAIRS = work.touched_pairs.name
+EXP = work.exposed_by_group.name
+INST = work.installed_by_group.name
+COV = work.coverage.name
+# The per-group rows of a recommendation, deleted and rebuilt together.
+GroupRowTable = Literal["recommendation_group_stat", "recommendation_vulnerability"]
+GROUP_ROW_TABLES: tuple[GroupRowTable, ...] = get_args(GroupRowTable)
 
 
-@dataclass
-class RecomputeStats:
-    """What one :func:`recompute` did, and how long each step took (seconds)."""
-
-    full: bool
-    devices: int = 0
-    device_recommendations: int = 0
-    recommendations_touched: int = 0
-    recommendations_created: int = 0
-    recommendations_deleted: int = 0
-    groups_touched: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def seconds(self) -> float:
-        """Total time spent."""
-        return sum(self.timings.values())
-
-
-class Runner:
-    """Runs the recompute's SQL with the formula constants bound as parameters."""
-
-    def __init__(self, session: Session, as_of: datetime, stats: RecomputeStats) -> None:
-        self.session = session
-        self.as_of = as_of
-        self.cutoff = as_of - timedelta(days=get_settings().inactive_after_days)
-        self.stats = stats
-        self.params: dict[str, Any] = {
-            "k": scoring.SATURATION,
-            "face": scoring.INTERNET_FACING,
-            "cfactor": scoring.CONFIGURATION_FACTOR,
-            "low_weight": scoring.DEVICE_WEIGHTS["Low"],
-            "normal_weight": scoring.DEVICE_WEIGHTS["Normal"],
-            "low_max": scoring.LOW_BAND_MAX,
-            "high_min": scoring.HIGH_BAND_MIN,
-            "eps": EPSILON,
-            "cutoff": self.cutoff,
-        }
-
-    def run(self, sql: str, **extra: Any) -> int:
-        """Execute one statement; returns the row count the database reports."""
-        statement = text(sql)
-        if ":cutoff" in sql:
-            # Bound through the column type so SQLite compares timestamps in the stored shape.
-            statement = statement.bindparams(bindparam("cutoff", type_=UtcDateTime()))
-        params = {name: value for name, value in self.params.items() if f":{name}" in sql}
-        params.update(extra)
-        result = self.session.execute(statement, params)
-        return int(getattr(result, "rowcount", 0) or 0)
-
-    def rows(self, sql: str, **extra: Any) -> list[Any]:
-        """Execute one query and return its rows."""
-        statement = text(sql)
-        if ":cutoff" in sql:
-            statement = statement.bindparams(bindparam("cutoff", type_=UtcDateTime()))
-        params = {name: value for name, value in self.params.items() if f":{name}" in sql}
-        params.update(extra)
-        return list(self.session.execute(statement, params))
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        """Time one step of the recompute."""
-        started = time.perf_counter()
-        yield
-        self.stats.timings[name] = self.stats.timings.get(name, 0.0) + (
-            time.perf_counter() - started
-        )
-
-
-# SQL fragments shared by the steps. A device's multiplier and weight, from its columns:
+# Fragments shared by the statements. A device's multiplier and weight, from its columns:
 MULTIPLIER = "(CASE WHEN d.internet_facing THEN :face ELSE 1.0 END)"
 WEIGHT = (
     "(CASE WHEN d.device_value = 'High' THEN 0.0 "
@@ -112,17 +45,552 @@ IS_HIGH = "(CASE WHEN d.device_value = 'High' THEN 1 ELSE 0 END)"
 ACTIVE = "d.last_seen >= :cutoff"
 
 
-def in_stored_order(run: Runner) -> str:
+def _stored_order(sqlite: bool) -> str:
     """SQLite: read the table itself, row by row in stored order, rather than through an
     index that sorts it by another column and jumps back to the table for every row."""
-    return " NOT INDEXED" if run.session.get_bind().dialect.name == "sqlite" else ""
+    return " NOT INDEXED" if sqlite else ""
 
 
-def table_of(model: Any) -> Table:
-    table: Table = model.__table__
-    return table
+def _device_filter(full: bool, column: str) -> str:
+    return "" if full else f" AND {column} IN (SELECT id FROM {DEVICES})"
 
 
-def drop_temp_tables(run: Runner) -> None:
-    for name in TEMP_TABLES:
-        run.run(f"DROP TABLE IF EXISTS {name}")
+def _touched_filter(full: bool, column: str) -> str:
+    return "" if full else f" AND {column} IN (SELECT id FROM {RECS})"
+
+
+# The derived tables whose statistics a full rebuild refreshes.
+DerivedTable = Literal[
+    "recommendation", "device_recommendation", "recommendation_group_stat",
+    "recommendation_vulnerability", "group_score_stat", "group_secure_stat",
+]  # fmt: skip
+DERIVED_TABLES: tuple[DerivedTable, ...] = get_args(DerivedTable)
+
+
+def analyze(table: Table | DerivedTable) -> Sql:
+    """Refresh the planner's statistics of one table (PostgreSQL never analyses temporary
+    tables itself; without statistics it guesses thousands of rows)."""
+    name = table if isinstance(table, str) else table.name
+    return Sql(f"ANALYZE {name}")
+
+
+# PostgreSQL: room to hash the (recommendation, group) aggregates in memory instead of sorting
+# them on disk; SET LOCAL ends with the caller's transaction.
+SET_WORK_MEM = Sql("SET LOCAL work_mem = '256MB'")
+# SQLite: sample instead of scanning every row of the big tables.
+LIMIT_ANALYSIS = Sql("PRAGMA analysis_limit = 1000")
+COUNT_DEVICES = Sql("SELECT count(*) FROM device")
+DEVICES_IN_TOUCHED_GROUPS = Sql(
+    f"SELECT coalesce(sum(CASE WHEN device_group_id IN (SELECT id FROM {GROUPS}) "
+    "THEN 1 ELSE 0 END), 0), count(*) FROM device"
+)
+ALL_GROUP_IDS = Sql("SELECT id FROM device_group")
+
+
+# Steps 1-4 (service.py): the target devices' own rows.
+
+
+def stage_software_points(full: bool) -> Sql:
+    """``tmp_rm_dr`` rows of the open weaknesses, per (device, product)."""
+    return Sql(
+        f"INSERT INTO {DR} (device_id, recommendation_id, software_id, configuration_id, "
+        "weaknesses, points, config_weight) "
+        "SELECT x.device_id, 'va-_-' || s.product_key, s.id, NULL, x.weaknesses, x.points, 0.0 "
+        # Summed per (device, product) first, then named: the product is looked up once per
+        # sum, not once per weakness.
+        "FROM (SELECT w.device_id, w.software_id, count(*) AS weaknesses, "
+        "sum(v.exposure_points) AS points "
+        "FROM weakness w JOIN vulnerability v ON v.id = w.vulnerability_id "
+        f"WHERE w.fixed_at IS NULL{_device_filter(full, 'w.device_id')} "
+        "GROUP BY w.device_id, w.software_id) x "
+        "JOIN software s ON s.id = x.software_id"
+    )
+
+
+def stage_failed_checks(full: bool) -> Sql:
+    """``tmp_rm_dr`` rows of the failed configuration checks."""
+    return Sql(
+        f"INSERT INTO {DR} (device_id, recommendation_id, software_id, configuration_id, "
+        "weaknesses, points, config_weight) "
+        "SELECT ca.device_id, 'sca-_-' || c.id, NULL, c.id, 1, c.weight * :cfactor, c.weight "
+        "FROM configuration_assessment ca "
+        "JOIN security_configuration c ON c.id = ca.configuration_id "
+        f"WHERE NOT ca.is_compliant{_device_filter(full, 'ca.device_id')}"
+    )
+
+
+def reset_device_scores(full: bool) -> Sql:
+    """Zero the points, scores and weights of the target devices (those without any row)."""
+    where = "" if full else f" WHERE id IN (SELECT id FROM {DEVICES})"
+    return Sql(
+        "UPDATE device SET exposure_points = 0.0, exposure_score = 0.0, exposure_level = 'None', "
+        "secure_passed_weight = 0.0, secure_total_weight = 0.0, exposure_points_after = 0.0, "
+        f"exposure_score_after = 0.0, secure_passed_weight_after = 0.0{where}"
+    )
+
+
+_SCORE = "(100.0 * x.points / (x.points + :k))"
+_SCORE_AFTER = "(100.0 * x.after / (x.after + :k))"
+UPDATE_DEVICE_EXPOSURE = Sql(
+    "UPDATE device SET exposure_points = x.points, "
+    f"exposure_score = CASE WHEN x.points > 0 THEN {_SCORE} ELSE 0.0 END, "
+    "exposure_level = CASE WHEN x.points <= 0 THEN 'None' "
+    f"WHEN {_SCORE} < :low_max THEN 'Low' WHEN {_SCORE} < :high_min THEN 'Medium' "
+    "ELSE 'High' END, "
+    # Below epsilon is the float noise of subtracting every point the device has.
+    "exposure_points_after = CASE WHEN x.after > :eps THEN x.after ELSE 0.0 END, "
+    f"exposure_score_after = CASE WHEN x.after > :eps THEN {_SCORE_AFTER} ELSE 0.0 END "
+    f"FROM (SELECT t.device_id, sum(t.points) * {MULTIPLIER} AS points, "
+    f"sum(t.points - t.covered_points) * {MULTIPLIER} AS after "
+    f"FROM {DR} t JOIN device d ON d.id = t.device_id "
+    "GROUP BY t.device_id, d.internet_facing) x "
+    "WHERE device.id = x.device_id"
+)
+"""Exposure points, score and level of the devices in ``tmp_rm_dr``, as they are and after
+exceptions."""
+
+
+def update_device_secure_weights(full: bool) -> Sql:
+    """Secure Score weights of the target devices, from their assessments."""
+    return Sql(
+        "UPDATE device SET secure_passed_weight = x.passed, secure_total_weight = x.total, "
+        "secure_passed_weight_after = x.passed "
+        "FROM (SELECT ca.device_id, "
+        "sum(CASE WHEN ca.is_compliant THEN c.weight ELSE 0.0 END) AS passed, "
+        "sum(c.weight) AS total "
+        "FROM configuration_assessment ca "
+        "JOIN security_configuration c ON c.id = ca.configuration_id "
+        f"WHERE 1 = 1{_device_filter(full, 'ca.device_id')} "
+        "GROUP BY ca.device_id) x "
+        "WHERE device.id = x.device_id"
+    )
+
+
+# A failing check under a Mitigation-like/Hybrid exception counts as passed.
+UPDATE_DEVICE_SECURE_AFTER = Sql(
+    "UPDATE device SET secure_passed_weight_after = device.secure_passed_weight + x.w "
+    f"FROM (SELECT device_id, sum(config_weight) AS w FROM {DR} "
+    "WHERE configuration_id IS NOT NULL AND covered_points > 0 GROUP BY device_id) x "
+    "WHERE device.id = x.device_id"
+)
+
+
+def cover_vulnerabilities(full: bool) -> Sql:
+    """CVE exceptions: the weaknesses of covered CVEs, per (device, product)."""
+    return Sql(
+        f"UPDATE {DR} SET covered_points = x.cp, covered_weak = x.cw "
+        "FROM (SELECT w.device_id, w.software_id, "
+        "sum(CASE WHEN c.mitigating = 1 THEN v.exposure_points ELSE 0.0 END) AS cp, "
+        f"count(*) AS cw FROM {COV} c "
+        "JOIN weakness w ON w.vulnerability_id = c.vulnerability_id "
+        "JOIN device d ON d.id = w.device_id AND d.device_group_id = c.device_group_id "
+        "JOIN vulnerability v ON v.id = w.vulnerability_id "
+        f"WHERE w.fixed_at IS NULL{_device_filter(full, 'w.device_id')} "
+        "GROUP BY w.device_id, w.software_id) x "
+        f"WHERE {DR}.device_id = x.device_id AND {DR}.software_id = x.software_id"
+    )
+
+
+def cover_recommendations(full: bool) -> Sql:
+    """Recommendation exceptions, which cover every weakness of the row (no double count)."""
+    return Sql(
+        f"UPDATE {DR} SET rec_covered = 1, covered_points = CASE WHEN x.mitigating = 1 "
+        f"THEN {DR}.points ELSE {DR}.covered_points END "
+        f"FROM (SELECT d.id AS device_id, c.recommendation_id, c.mitigating FROM {COV} c "
+        "JOIN device d ON d.device_group_id = c.device_group_id "
+        f"WHERE c.recommendation_id IS NOT NULL{_device_filter(full, 'd.id')}) x "
+        f"WHERE {DR}.device_id = x.device_id "
+        f"AND {DR}.recommendation_id = x.recommendation_id"
+    )
+
+
+COLLECT_TOUCHED_RECOMMENDATIONS = Sql(
+    f"INSERT INTO {RECS} (id) "
+    "SELECT recommendation_id FROM device_recommendation "
+    f"WHERE device_id IN (SELECT id FROM {DEVICES}) "
+    f"UNION SELECT recommendation_id FROM {DR} "
+    # Their installed products and assessed checks count in "installed devices".
+    "UNION SELECT r.id FROM recommendation r "
+    "JOIN installed_software i ON i.software_id = r.software_id "
+    f"WHERE i.device_id IN (SELECT id FROM {DEVICES}) "
+    "UNION SELECT r.id FROM recommendation r "
+    "JOIN configuration_assessment ca ON ca.configuration_id = r.configuration_id "
+    f"WHERE ca.device_id IN (SELECT id FROM {DEVICES})"
+)
+"""Recommendations the target devices had before, have now, or count as installed on."""
+
+
+def delete_device_recommendations(full: bool) -> Sql:
+    """The target devices' ``device_recommendation`` rows, before they are written again."""
+    where = "" if full else f" WHERE device_id IN (SELECT id FROM {DEVICES})"
+    return Sql(f"DELETE FROM device_recommendation{where}")
+
+
+_REMAINING = f"(d.exposure_points - t.points * {MULTIPLIER})"
+# After exceptions: the part of score_delta that the weaknesses no exception covers account
+# for, measured on the device's current points, so it never exceeds score_delta
+# (docs/scoring.md, "After exceptions").
+_LEFT = f"(d.exposure_points - (t.points - t.covered_points) * {MULTIPLIER})"
+_SCORE_LEFT = f"CASE WHEN {_LEFT} > :eps THEN 100.0 * {_LEFT} / ({_LEFT} + :k) ELSE 0.0 END"
+_OPEN_AFTER = "(CASE WHEN t.rec_covered = 0 AND t.weaknesses > t.covered_weak THEN 1 ELSE 0 END)"
+INSERT_DEVICE_RECOMMENDATIONS = Sql(
+    "INSERT INTO device_recommendation (device_id, recommendation_id, weaknesses, points, "
+    "score_delta, config_weight, covered_points, open_after, score_delta_after) "
+    f"SELECT t.device_id, t.recommendation_id, t.weaknesses, t.points * {MULTIPLIER}, "
+    f"d.exposure_score - CASE WHEN {_REMAINING} > :eps "
+    f"THEN 100.0 * {_REMAINING} / ({_REMAINING} + :k) ELSE 0.0 END, "
+    f"t.config_weight, t.covered_points * {MULTIPLIER}, {_OPEN_AFTER}, "
+    f"CASE WHEN {_OPEN_AFTER} = 0 THEN 0.0 ELSE d.exposure_score - {_SCORE_LEFT} END "
+    f"FROM {DR} t JOIN device d ON d.id = t.device_id"
+)
+"""The ``device_recommendation`` rows of ``tmp_rm_dr``, with points and exact score deltas."""
+
+NEW_RECOMMENDATIONS = Sql(
+    "SELECT DISTINCT t.recommendation_id, t.software_id, t.configuration_id "
+    f"FROM {DR} t WHERE NOT EXISTS "
+    "(SELECT 1 FROM recommendation r WHERE r.id = t.recommendation_id)"
+)
+"""The recommendations of ``tmp_rm_dr`` that do not exist yet."""
+
+_ORPHAN = (
+    "NOT EXISTS (SELECT 1 FROM device_recommendation dr "
+    "WHERE dr.recommendation_id = recommendation.id)"
+)
+
+
+def delete_orphan_rows(full: bool, table: GroupRowTable) -> Sql:
+    """The group rows (``table``) of recommendations no device is exposed to any more."""
+    within = "" if full else f" AND id IN (SELECT id FROM {RECS})"
+    return Sql(
+        f"DELETE FROM {table} WHERE recommendation_id IN "
+        f"(SELECT id FROM recommendation WHERE {_ORPHAN}{within})"
+    )
+
+
+def delete_orphans(full: bool) -> Sql:
+    """Recommendations no device is exposed to any more."""
+    within = "" if full else f" AND id IN (SELECT id FROM {RECS})"
+    return Sql(f"DELETE FROM recommendation WHERE {_ORPHAN}{within}")
+
+
+# Steps 5-7 (group_figures.py): the groups' sums and the recommendations' figures.
+
+GROUP_SCORE_COUNTS = Sql(
+    "SELECT device_group_id, active_devices, high_value_devices FROM group_score_stat"
+)
+DELETE_GROUP_SCORE_STAT = Sql("DELETE FROM group_score_stat")
+INSERT_GROUP_SCORE_STAT = Sql(
+    "INSERT INTO group_score_stat (device_group_id, active_devices, high_value_devices, "
+    "weight_low_normal, exposure_weighted, exposure_high, devices_none, devices_low, "
+    "devices_medium, devices_high, exposure_weighted_after, exposure_high_after) "
+    f"SELECT d.device_group_id, count(*), sum({IS_HIGH}), sum({WEIGHT}), "
+    f"sum({WEIGHT} * d.exposure_score), "
+    "sum(CASE WHEN d.device_value = 'High' THEN d.exposure_score ELSE 0.0 END), "
+    "sum(CASE WHEN d.exposure_level = 'None' THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN d.exposure_level = 'Low' THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN d.exposure_level = 'Medium' THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN d.exposure_level = 'High' THEN 1 ELSE 0 END), "
+    f"sum({WEIGHT} * d.exposure_score_after), "
+    "sum(CASE WHEN d.device_value = 'High' THEN d.exposure_score_after ELSE 0.0 END) "
+    f"FROM device d WHERE {ACTIVE} GROUP BY d.device_group_id"
+)
+"""Exposure sums of every group: one aggregate over the device table, cheap enough always."""
+
+GROUPS_OF_TARGET_DEVICES = Sql(
+    f"SELECT DISTINCT device_group_id FROM device WHERE id IN (SELECT id FROM {DEVICES})"
+)
+COLLECT_TOUCHED_PAIRS = Sql(
+    f"INSERT INTO {PAIRS} (recommendation_id, device_group_id) "
+    f"SELECT r.id, g.id FROM {RECS} r CROSS JOIN {GROUPS} g "
+    "WHERE EXISTS (SELECT 1 FROM recommendation x WHERE x.id = r.id)"
+)
+"""The touched recommendations that still exist, in every touched group."""
+
+
+def delete_group_secure_stat(full: bool) -> Sql:
+    """The Secure Score sums of the touched groups (every group in a full rebuild)."""
+    where = "" if full else f" WHERE device_group_id IN (SELECT id FROM {GROUPS})"
+    return Sql(f"DELETE FROM group_secure_stat{where}")
+
+
+def _within_groups(full: bool) -> str:
+    return "" if full else f" AND d.device_group_id IN (SELECT id FROM {GROUPS})"
+
+
+def insert_group_secure_stat(full: bool, sqlite: bool) -> Sql:
+    """Secure Score sums by (group, category) over the active devices of the touched groups."""
+    # Count the assessments per (group, check) first and weigh them after: one lookup of the
+    # check per group instead of one per assessment. The full rebuild reads the assessments in
+    # stored (device) order, looking each device up (SQLite keeps the table order of a CROSS
+    # JOIN); walking a group's devices instead jumps across the whole table once per group.
+    assessed = (
+        f"configuration_assessment ca{_stored_order(sqlite)} CROSS JOIN device d "
+        "WHERE d.id = ca.device_id AND "
+        if full
+        else "device d JOIN configuration_assessment ca ON ca.device_id = d.id WHERE "
+    )
+    return Sql(
+        "INSERT INTO group_secure_stat (device_group_id, category, passed_weight, total_weight, "
+        "passed_weight_after) "
+        "SELECT x.device_group_id, c.category, sum(x.passed * c.weight), sum(x.total * c.weight), "
+        "sum(x.passed * c.weight) "
+        "FROM (SELECT d.device_group_id, ca.configuration_id, "
+        "sum(CASE WHEN ca.is_compliant THEN 1 ELSE 0 END) AS passed, count(*) AS total "
+        f"FROM {assessed}{ACTIVE}{_within_groups(full)} "
+        "GROUP BY d.device_group_id, ca.configuration_id) x "
+        "JOIN security_configuration c ON c.id = x.configuration_id "
+        "GROUP BY x.device_group_id, c.category"
+    )
+
+
+def update_group_secure_after(full: bool) -> Sql:
+    """The after-exceptions passed weight adds the failing checks under a mitigating
+    exception."""
+    return Sql(
+        "UPDATE group_secure_stat SET passed_weight_after = "
+        "group_secure_stat.passed_weight + x.w "
+        "FROM (SELECT d.device_group_id, c.category, sum(dr.config_weight) AS w "
+        "FROM device_recommendation dr JOIN device d ON d.id = dr.device_id "
+        "JOIN recommendation r ON r.id = dr.recommendation_id "
+        "JOIN security_configuration c ON c.id = r.configuration_id "
+        f"WHERE dr.covered_points > 0 AND dr.config_weight > 0 AND {ACTIVE}"
+        f"{_within_groups(full)} "
+        "GROUP BY d.device_group_id, c.category) x "
+        "WHERE group_secure_stat.device_group_id = x.device_group_id "
+        "AND group_secure_stat.category = x.category"
+    )
+
+
+def delete_all(table: GroupRowTable) -> Sql:
+    """Every row of one of a recommendation's per-group tables (full rebuild)."""
+    return Sql(f"DELETE FROM {table}")
+
+
+def delete_touched_pairs(table: GroupRowTable) -> Sql:
+    """The rows of the touched (recommendation, group) pairs in one per-group table."""
+    return Sql(
+        f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {PAIRS} p "
+        f"WHERE p.recommendation_id = {table}.recommendation_id "
+        f"AND p.device_group_id = {table}.device_group_id)"
+    )
+
+
+# Incremental: driven from the touched pairs' groups, so the cost follows the group size, not
+# the organisation.
+_PAIR_DEVICES = (
+    f"FROM {PAIRS} p JOIN recommendation r ON r.id = p.recommendation_id "
+    "JOIN device d ON d.device_group_id = p.device_group_id "
+)
+
+
+def insert_exposed_by_group(full: bool, sqlite: bool) -> Sql:
+    """``tmp_rm_exp``: exposed devices and score deltas per (recommendation, group)."""
+    if full:
+        # Every full-rebuild query reads the big table in stored (device) order and looks
+        # each device up (SQLite keeps the table order of a CROSS JOIN; PostgreSQL plans it as
+        # an inner join): walking group by group through ix_device_group_seen instead revisits
+        # every page of the big table once per group, which at 100,000 devices in 40 groups
+        # no longer fits the cache.
+        source = (
+            f"FROM device_recommendation dr{_stored_order(sqlite)} CROSS JOIN device d "
+            "WHERE d.id = dr.device_id AND "
+        )
+    else:
+        source = (
+            _PAIR_DEVICES + "JOIN device_recommendation dr "
+            "ON dr.device_id = d.id AND dr.recommendation_id = p.recommendation_id WHERE "
+        )
+    return Sql(
+        f"INSERT INTO {EXP} SELECT dr.recommendation_id, d.device_group_id, count(*), "
+        f"sum({IS_HIGH}), sum(CASE WHEN d.internet_facing THEN 1 ELSE 0 END), "
+        f"sum({WEIGHT} * dr.score_delta), "
+        "sum(CASE WHEN d.device_value = 'High' THEN dr.score_delta ELSE 0.0 END), "
+        "sum(dr.config_weight), sum(dr.open_after), "
+        f"sum({WEIGHT} * dr.score_delta_after), "
+        "sum(CASE WHEN d.device_value = 'High' THEN dr.score_delta_after ELSE 0.0 END), "
+        "sum(dr.open_after * dr.config_weight) "
+        f"{source}{ACTIVE} "
+        "GROUP BY dr.recommendation_id, d.device_group_id"
+    )
+
+
+def insert_installed_software(full: bool, sqlite: bool) -> Sql:
+    """``tmp_rm_inst``: active devices with the product of a software recommendation."""
+    if full:
+        # Driven from the installations of products that have a recommendation, through the
+        # covering index (software_id, device_id): the other products are never read. Order
+        # and index are forced on SQLite: the recommendations were only just written, and with
+        # statistics that call the table empty SQLite walks every installation or builds an
+        # automatic index over all of them (25-50 s instead of about 1 s at 100,000 devices).
+        by_software = " INDEXED BY ix_installed_software_software" if sqlite else ""
+        source = (
+            f"FROM recommendation r CROSS JOIN installed_software i{by_software} "
+            "CROSS JOIN device d "
+            "WHERE i.software_id = r.software_id AND d.id = i.device_id AND "
+        )
+    else:
+        source = (
+            _PAIR_DEVICES + "JOIN installed_software i "
+            "ON i.device_id = d.id AND i.software_id = r.software_id WHERE "
+        )
+    return Sql(
+        f"INSERT INTO {INST} SELECT r.id, d.device_group_id, count(DISTINCT d.id) "
+        f"{source}r.kind = 'software' AND {ACTIVE} "
+        "GROUP BY r.id, d.device_group_id"
+    )
+
+
+def insert_assessed_checks(full: bool, sqlite: bool) -> Sql:
+    """``tmp_rm_inst``: active devices assessed on the check of a configuration
+    recommendation."""
+    if full:
+        # Nearly every check has a recommendation somewhere: read all assessments in device
+        # order and aggregate before naming the recommendation (as for the vulnerabilities).
+        by_check = " INDEXED BY ix_configuration_assessment_config" if sqlite else ""
+        return Sql(
+            f"INSERT INTO {INST} SELECT r.id, x.device_group_id, x.installed "
+            "FROM (SELECT ca.configuration_id, d.device_group_id, count(*) AS installed "
+            # The narrow covering index (configuration_id, device_id) holds all it needs.
+            f"FROM configuration_assessment ca{by_check} CROSS JOIN device d "
+            f"WHERE d.id = ca.device_id AND {ACTIVE} "
+            "GROUP BY ca.configuration_id, d.device_group_id) x "
+            "JOIN recommendation r ON r.configuration_id = x.configuration_id"
+        )
+    return Sql(
+        f"INSERT INTO {INST} SELECT r.id, d.device_group_id, count(*) "
+        + _PAIR_DEVICES
+        + "JOIN configuration_assessment ca "
+        "ON ca.device_id = d.id AND ca.configuration_id = r.configuration_id "
+        f"WHERE r.kind = 'configuration' AND {ACTIVE} "
+        "GROUP BY r.id, d.device_group_id"
+    )
+
+
+INSERT_RECOMMENDATION_GROUP_STAT = Sql(
+    "INSERT INTO recommendation_group_stat (recommendation_id, device_group_id, "
+    "exposed_devices, exposed_critical_devices, installed_devices, delta_weighted, "
+    "delta_high, config_weight, internet_facing_devices, exposed_devices_after, "
+    "delta_weighted_after, delta_high_after, config_weight_after) "
+    "SELECT k.recommendation_id, k.device_group_id, coalesce(e.exposed, 0), "
+    "coalesce(e.critical, 0), coalesce(i.installed, 0), coalesce(e.delta_weighted, 0.0), "
+    "coalesce(e.delta_high, 0.0), coalesce(e.config_weight, 0.0), coalesce(e.facing, 0), "
+    "coalesce(e.exposed_after, 0), coalesce(e.delta_weighted_after, 0.0), "
+    "coalesce(e.delta_high_after, 0.0), coalesce(e.config_weight_after, 0.0) "
+    f"FROM (SELECT recommendation_id, device_group_id FROM {EXP} "
+    f"UNION SELECT recommendation_id, device_group_id FROM {INST}) k "
+    f"LEFT JOIN {EXP} e ON e.recommendation_id = k.recommendation_id "
+    "AND e.device_group_id = k.device_group_id "
+    f"LEFT JOIN {INST} i ON i.recommendation_id = k.recommendation_id "
+    "AND i.device_group_id = k.device_group_id"
+)
+"""``recommendation_group_stat`` from the two work tables, one row per pair in either."""
+
+_UNFIXED = "(CASE WHEN w.fixed_version IS NULL OR w.fixed_version = '' THEN 1 ELSE 0 END)"
+_INSERT_VULNERABILITIES = (
+    "INSERT INTO recommendation_vulnerability (recommendation_id, vulnerability_id, "
+    "device_group_id, exposed_devices, fixed_version, unpatchable_devices) "
+)
+
+
+def insert_recommendation_vulnerabilities(full: bool, sqlite: bool) -> Sql:
+    """``recommendation_vulnerability``: exposed devices per (recommendation, CVE, group)."""
+    if full:
+        # Aggregate the weaknesses first, reading them in device order (the order they are
+        # stored in), and name the recommendation after: at 100,000 devices, visiting them
+        # product by product through an index jumps all over the table.
+        return Sql(
+            _INSERT_VULNERABILITIES + "SELECT r.id, x.vulnerability_id, x.device_group_id, "
+            "x.exposed, x.fixed_version, x.unpatchable FROM (SELECT w.software_id, "
+            "w.vulnerability_id, d.device_group_id, count(*) AS exposed, "
+            f"max(w.fixed_version) AS fixed_version, sum({_UNFIXED}) AS unpatchable "
+            f"FROM weakness w{_stored_order(sqlite)} CROSS JOIN device d "
+            f"WHERE d.id = w.device_id AND w.fixed_at IS NULL AND {ACTIVE} "
+            "GROUP BY w.software_id, w.vulnerability_id, d.device_group_id) x "
+            "JOIN recommendation r ON r.software_id = x.software_id"
+        )
+    # The unary plus keeps SQLite off ix_weakness_software_open, which would read every open
+    # weakness of the product once per device of the group (quadratic on large imports):
+    # the (device, software, vulnerability) unique index answers each device directly.
+    return Sql(
+        _INSERT_VULNERABILITIES + "SELECT r.id, w.vulnerability_id, d.device_group_id, count(*), "
+        f"max(w.fixed_version), sum({_UNFIXED}) "
+        + _PAIR_DEVICES
+        + "JOIN weakness w ON w.device_id = d.id AND w.software_id = +r.software_id "
+        f"WHERE r.kind = 'software' AND w.fixed_at IS NULL AND {ACTIVE} "
+        "GROUP BY r.id, w.vulnerability_id, d.device_group_id"
+    )
+
+
+def recommendation_facts(full: bool) -> Sql:
+    """The product or check of each touched recommendation (every one in a full rebuild)."""
+    return Sql(
+        "SELECT r.id, r.kind, s.display_name, s.display_vendor, s.vendor, s.product, "
+        "s.is_operating_system, s.end_of_support_on, s.end_of_support_versions, s.id, "
+        "c.name, c.category, c.sub_category, c.weight, c.description, c.remediation, "
+        "c.related_component "
+        "FROM recommendation r LEFT JOIN software s ON s.id = r.software_id "
+        "LEFT JOIN security_configuration c ON c.id = r.configuration_id "
+        f"WHERE 1 = 1{_touched_filter(full, 'r.id')}"
+    )
+
+
+def recommendation_threats(full: bool, sqlite: bool, severity_rank: Mapping[str, int]) -> Sql:
+    """One row per touched recommendation, in one pass over its (vulnerability, group) rows in
+    key order, summed up by the database (a product on one image can have a million): a
+    vulnerability is unpatchable when one of its groups has an exposed device without a fix.
+    The distinct fixed versions come as one JSON array (a separator could occur inside a
+    version)."""
+    rank = " ".join(f"WHEN '{name}' THEN {int(value)}" for name, value in severity_rank.items())
+    versions = "json_group_array" if sqlite else "json_agg"
+    return Sql(
+        "SELECT rv.recommendation_id, count(DISTINCT rv.vulnerability_id), "
+        "max(CASE WHEN v.public_exploit THEN 1 ELSE 0 END), "
+        "max(CASE WHEN v.exploit_verified THEN 1 ELSE 0 END), "
+        "max(CASE WHEN v.kev_listed THEN 1 ELSE 0 END), "
+        "max(coalesce(v.cvss_v3_score, v.cvss_v4_score, 0.0)), max(coalesce(v.epss, 0.0)), "
+        f"max(CASE v.severity {rank} ELSE 0 END), "
+        "max(CASE WHEN rv.unpatchable_devices > 0 THEN 1 ELSE 0 END), "
+        f"{versions}(DISTINCT rv.fixed_version) "
+        "FROM recommendation_vulnerability rv "
+        "JOIN vulnerability v ON v.id = rv.vulnerability_id "
+        f"WHERE 1 = 1{_touched_filter(full, 'rv.recommendation_id')} "
+        "GROUP BY rv.recommendation_id"
+    )
+
+
+def internet_facing_recommendations(full: bool) -> Sql:
+    """The touched recommendations with an exposed internet-facing device."""
+    return Sql(
+        "SELECT DISTINCT recommendation_id FROM recommendation_group_stat "
+        f"WHERE internet_facing_devices > 0{_touched_filter(full, 'recommendation_id')}"
+    )
+
+
+def eos_version_installed(software_id: int, versions: Sequence[str]) -> Sql:
+    """An active device with one of ``versions`` of the product installed (one row or none)."""
+    return Sql(
+        "SELECT 1 FROM installed_software i JOIN device d ON d.id = i.device_id "
+        f"WHERE i.software_id = :software_id AND i.version IN :versions AND {ACTIVE} LIMIT 1",
+        params={"software_id": software_id, "versions": list(versions)},
+        expanding=("versions",),
+    )
+
+
+ORGANISATION_EXPOSURE_SUMS = Sql(
+    "SELECT coalesce(sum(active_devices), 0), coalesce(sum(high_value_devices), 0), "
+    "coalesce(sum(weight_low_normal), 0.0), coalesce(sum(exposure_weighted), 0.0), "
+    "coalesce(sum(exposure_high), 0.0) FROM group_score_stat"
+)
+ORGANISATION_SECURE_TOTAL = Sql("SELECT coalesce(sum(total_weight), 0.0) FROM group_secure_stat")
+ORGANISATION_FIGURES = Sql(
+    "SELECT r.id, coalesce(sum(g.installed_devices), 0), coalesce(sum(g.exposed_devices), 0), "
+    "coalesce(sum(g.exposed_critical_devices), 0), coalesce(sum(g.delta_weighted), 0.0), "
+    "coalesce(sum(g.delta_high), 0.0), coalesce(sum(g.config_weight), 0.0), "
+    "r.total_machine_count, r.exposed_machines_count, r.exposed_critical_devices, "
+    "r.exposure_impact, r.config_score_impact "
+    "FROM recommendation r LEFT JOIN recommendation_group_stat g "
+    "ON g.recommendation_id = r.id "
+    "GROUP BY r.id, r.total_machine_count, r.exposed_machines_count, "
+    "r.exposed_critical_devices, r.exposure_impact, r.config_score_impact"
+)
+"""Per recommendation: its organisation-wide sums from the group rows, and its stored figures."""

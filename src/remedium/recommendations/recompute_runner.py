@@ -1,0 +1,145 @@
+"""The one executor of the recompute's statements (``_sql.py``) and of its work tables
+(``recompute_tables.py``), and what a recompute reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypedDict
+
+from sqlalchemy import Index, Result, Row, Table, bindparam, insert, text
+from sqlalchemy.orm import Session
+
+from remedium.db.types import UtcDateTime
+from remedium.recommendations import recompute_tables as work
+from remedium.scoring import engine as scoring
+from remedium.settings import get_settings
+
+CHUNK = 5000
+# Points below this are float noise left by subtracting a device's only recommendation.
+EPSILON = 1e-9
+
+
+class FormulaParams(TypedDict):
+    """The scoring formula's constants (``scoring.engine``) and the activity cutoff, bound
+    wherever a statement names them (``:k``, ``:cutoff``...)."""
+
+    k: float
+    face: float
+    cfactor: float
+    low_weight: float
+    normal_weight: float
+    low_max: float
+    high_min: float
+    eps: float
+    cutoff: datetime
+
+
+def formula_params(cutoff: datetime) -> FormulaParams:
+    """The constants of :mod:`remedium.scoring.engine`, and the cutoff of active devices."""
+    return FormulaParams(
+        k=scoring.SATURATION,
+        face=scoring.INTERNET_FACING,
+        cfactor=scoring.CONFIGURATION_FACTOR,
+        low_weight=scoring.DEVICE_WEIGHTS["Low"],
+        normal_weight=scoring.DEVICE_WEIGHTS["Normal"],
+        low_max=scoring.LOW_BAND_MAX,
+        high_min=scoring.HIGH_BAND_MIN,
+        eps=EPSILON,
+        cutoff=cutoff,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sql:
+    """One statement: its text and its own bind parameters (typed by the function that made
+    it); ``expanding`` names the list parameters of an ``IN``."""
+
+    text: str
+    params: Mapping[str, object] = field(default_factory=dict)
+    expanding: tuple[str, ...] = ()
+
+
+@dataclass
+class RecomputeStats:
+    """What one recompute did, and how long each step took (seconds)."""
+
+    full: bool
+    devices: int = 0
+    device_recommendations: int = 0
+    recommendations_touched: int = 0
+    recommendations_created: int = 0
+    recommendations_deleted: int = 0
+    groups_touched: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        """Total time spent."""
+        return sum(self.timings.values())
+
+
+class Runner:
+    """Runs the recompute's statements, with the formula constants bound as parameters."""
+
+    def __init__(self, session: Session, as_of: datetime, stats: RecomputeStats) -> None:
+        self.session = session
+        self.as_of = as_of
+        self.cutoff = as_of - timedelta(days=get_settings().inactive_after_days)
+        self.stats = stats
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self.params = formula_params(self.cutoff)
+
+    def _execute(self, sql: Sql) -> Result[Any]:
+        statement = text(sql.text)
+        if ":cutoff" in sql.text:
+            # Bound through the column type so SQLite compares timestamps in the stored shape.
+            statement = statement.bindparams(bindparam("cutoff", type_=UtcDateTime()))
+        for name in sql.expanding:
+            statement = statement.bindparams(bindparam(name, expanding=True))
+        params: dict[str, object] = {
+            name: value for name, value in self.params.items() if f":{name}" in sql.text
+        }
+        params.update(sql.params)
+        return self.session.execute(statement, params)
+
+    def run(self, sql: Sql) -> int:
+        """Execute one statement; returns the row count the database reports."""
+        return int(getattr(self._execute(sql), "rowcount", 0) or 0)
+
+    def rows(self, sql: Sql) -> list[Row[Any]]:
+        """Execute one query and return its rows."""
+        return list(self._execute(sql))
+
+    def scalar(self, sql: Sql) -> Any:
+        """Execute one query and return the one column of its one row."""
+        return self._execute(sql).scalar_one()
+
+    def create(self, table: Table) -> None:
+        """Create one work table of :mod:`recompute_tables`."""
+        work.create_work_table(self.session.connection(), table)
+
+    def create_index(self, index: Index) -> None:
+        """Build an index of a work table, once its rows are in."""
+        work.create_work_index(self.session.connection(), index)
+
+    def fill(self, table: Table, rows: Sequence[Mapping[str, object]]) -> None:
+        """Insert ``rows`` into a work table (one executemany per ``CHUNK`` rows)."""
+        for start in range(0, len(rows), CHUNK):
+            self.session.execute(insert(table), list(rows[start : start + CHUNK]))
+
+    def drop_work_tables(self) -> None:
+        """Drop the work tables a previous recompute in this connection may have left."""
+        work.drop_work_tables(self.session.connection())
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time one step of the recompute."""
+        started = time.perf_counter()
+        yield
+        self.stats.timings[name] = self.stats.timings.get(name, 0.0) + (
+            time.perf_counter() - started
+        )
