@@ -15,7 +15,8 @@ is checked against the project itself:
   application, with the method when one is written before it;
 - a ``make <target>`` is a target of the Makefile;
 - every registered report format and intelligence feed is listed and described, and every
-  format section of ``docs/formats.md`` names a registered format.
+  format section of ``docs/formats.md`` names a registered format;
+- README.md lists every doc.
 
 Placeholders (``<feature>``, ``*``, ``…``) are not checked. Each check has a test feeding it a
 made-up line that it must report, so a check that silently stops finding anything fails too.
@@ -276,6 +277,11 @@ def check_formats(formats: list[str], feeds: list[str], docs: dict[str, str]) ->
     return problems
 
 
+def check_listed(readme: str, docs: list[str]) -> list[str]:
+    """Docs that README.md does not list: a newcomer starts there."""
+    return [f"README.md does not list {name}" for name in docs if f"`{name}`" not in readme]
+
+
 # --- the command line -----------------------------------------------------------------------
 
 COMMAND = re.compile(r"(?:^|(?<=[\s/(]))remedium\s+([a-z].*)$")
@@ -466,6 +472,11 @@ def test_every_format_and_feed_is_documented() -> None:
     assert check_formats(list(FORMATS), list(FEEDS), docs) == []
 
 
+def test_every_doc_is_listed_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    assert check_listed(readme, [str(path.relative_to(ROOT)) for path in DOCS[1:]]) == []
+
+
 def test_the_checks_read_the_docs(routes: list[Route]) -> None:
     """The checks find what they check: a doc set with no span would pass every check."""
     items = [span for path in DOCS for span in spans(path.name, path.read_text("utf-8"))]
@@ -554,6 +565,13 @@ def test_an_undocumented_or_unregistered_format_is_reported() -> None:
         "docs/formats.md: the format `snyk` is not described",
         "docs/formats.md: the feed `epss` is not described",
         "docs/formats.md: the section of `old` names no registered format",
+    ]
+
+
+def test_a_doc_the_readme_does_not_list_is_reported() -> None:
+    readme = "- `docs/scoring.md`: scores."
+    assert check_listed(readme, ["docs/scoring.md", "docs/new.md"]) == [
+        "README.md does not list docs/new.md"
     ]
 
 
