@@ -7,7 +7,8 @@ is checked against the project itself:
   ``docs/...``, a path inside the package such as ``connectors/base.py``, a bare ``*.py`` file)
   exists; a pytest node id (``tests/x.py::test_y``, or ``::test_y`` after one) names a function;
 - a dotted name (``remedium.importers.service.import_report``, ``audit.service.record``)
-  imports and resolves;
+  imports and resolves, or is a name the code writes as a string (an audit action);
+  ``Class.member`` names a member of the package's class of that name;
 - a ``REMEDIUM_*`` environment variable (anywhere in the text) is a field of the settings class,
   and a number written right after it (``(default 8)``, ``, 5 s``) is that field's default;
 - a ``remedium <command> [<subcommand>] [--option]`` is a real CLI command with that option;
@@ -153,6 +154,32 @@ def _quoted_in_code(name: str) -> bool:
     return f'"{name}"' in _source_text()
 
 
+@functools.cache
+def _classes() -> dict[str, list[str]]:
+    """Top-level class names of the package, with the modules that define them."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        for name in re.findall(r"^class (\w+)\b", path.read_text(encoding="utf-8"), re.MULTILINE):
+            found.setdefault(name, []).append(module.removesuffix(".__init__"))
+    return found
+
+
+def _has_member(class_name: str, member: str) -> bool:
+    """Whether a class of that name has ``member`` (an attribute, method or declared field)."""
+    for module in _classes()[class_name]:
+        cls = getattr(importlib.import_module(module), class_name)
+        declared = {
+            *getattr(cls, "__dataclass_fields__", {}),
+            *getattr(cls, "model_fields", {}),
+            *getattr(cls, "__annotations__", {}),
+        }
+        if hasattr(cls, member) or member in declared:
+            return True
+    return False
+
+
+MEMBER = re.compile(r"^([A-Z][A-Za-z0-9]*)\.([A-Za-z_][A-Za-z0-9_]*)$")
 DOTTED = re.compile(r"^[a-z_][a-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$")
 FILE_SUFFIX = re.compile(r"\.(py|js|css|html|json|jsonl|md|gz|csv|xml|toml|txt|db|zip|ini)$")
 
@@ -180,6 +207,9 @@ def check_code_references(items: list[Span]) -> list[str]:
                 elif not _defines(test_file, node.split("[", 1)[0]):
                     problems.append(f"{_where(span)}: {test_file.name} defines no {node}")
                 continue
+            member = MEMBER.match(token)
+            if member and member.group(1) in _classes() and not _has_member(*member.groups()):
+                problems.append(f"{_where(span)}: {member.group(1)} has no {member.group(2)}")
             if (
                 DOTTED.match(token)
                 and not FILE_SUFFIX.search(token)
@@ -526,6 +556,13 @@ def test_a_dotted_name_that_does_not_import_is_reported() -> None:
     problems = check_code_references(_made_up(line))
     assert problems == [
         "made-up.md:3: `scoring.gone.f`: scoring.gone.f neither imports nor is a name the code uses"
+    ]
+
+
+def test_a_member_a_class_does_not_have_is_reported() -> None:
+    line = "`ExposureSums.__add__`, `Scope.narrowed`, `DeviceRecord.hotfixes`, `Scope.widened`"
+    assert check_code_references(_made_up(line)) == [
+        "made-up.md:3: `Scope.widened`: Scope has no widened"
     ]
 
 
