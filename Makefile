@@ -21,17 +21,22 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/remedium serve
 
-## test: lint, type-check, then every test on SQLite and PostgreSQL (installs what it needs)
+## test: lint, type-check, the layers, then every test on SQLite and PostgreSQL (installs what it needs)
 test: $(STAMP)
 	./scripts/install-system-deps.sh
 	./scripts/install-test-tools.sh
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_layers.py
 	$(BIN)/pytest -n 2 --dist loadgroup
 
+## lint: ruff, then the layering (import-linter contracts in pyproject.toml; docs/architecture.md)
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_layers.py
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
@@ -44,4 +49,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache test-artifacts node_modules

@@ -259,7 +259,8 @@ def _children() -> tuple[float, float]:
 
 def parse_one(path: Path, fmt: str) -> dict[str, Any]:
     """Run the parser alone over ``path`` (records counted, nothing written) and measure it."""
-    from remedium.importers.records import DeviceRecord, FindingRecord, open_report
+    from remedium.importers.limits import open_report
+    from remedium.importers.records import DeviceRecord, FindingRecord
     from remedium.importers.registry import get_parser
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

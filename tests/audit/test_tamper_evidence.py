@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -21,6 +22,7 @@ from factories import make_group
 from remedium.audit.chain import verify
 from remedium.audit.models import AuditEvent
 from remedium.audit.service import record
+from remedium.db.migrate import alembic_config
 from remedium.db.session import session_factory, transaction
 from remedium.inventory.models import DeviceGroup
 
@@ -219,9 +221,6 @@ def test_concurrent_writers_form_one_chain(database_url: str, engine: Engine) ->
 
 def test_migration_chains_the_existing_history(engine: Engine) -> None:
     """Revision 0003 gives events written before it their scope and hashes (down and up)."""
-    from alembic import command
-
-    from remedium.db.migrate import alembic_config
 
     config = alembic_config()
     with engine.begin() as connection:

@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from remedium.api.app import create_app
 from remedium.auth.models import ApiToken, User
 from remedium.auth.principal import Right
-from remedium.db.session import transaction
+from remedium.cli.main import app
+from remedium.db.session import get_engine, transaction
+from remedium.settings import get_settings
 from signin import PASSWORD, client_for, make_user, sign_in
 
 
@@ -69,10 +71,6 @@ def test_token_page_shows_the_secret_once_and_revokes(engine: Engine) -> None:
 
 
 def test_cli_creates_users_and_tokens(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from remedium.cli.main import app
-    from remedium.db.session import get_engine
-    from remedium.settings import get_settings
-
     monkeypatch.setenv("REMEDIUM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     get_settings.cache_clear()
     get_engine.cache_clear()

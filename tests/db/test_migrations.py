@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from remedium.db.migrate import current_revision, head_revision, upgrade_database
+from remedium.db.migrate import alembic_config, current_revision, head_revision, upgrade_database
 from remedium.db.registry import metadata
 
 
@@ -25,9 +26,6 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
 def test_the_head_read_from_file_names_is_alembics_head() -> None:
     """Commands check the schema without loading Alembic: the newest file's number must be the
     head Alembic itself computes from the revisions' links (one chain, no branches)."""
-    from alembic.script import ScriptDirectory
-
-    from remedium.db.migrate import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config())
     assert script.get_heads() == [head_revision()]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, MetaData, func, select
 
+from remedium.db.migrate import upgrade_database
 from remedium.db.session import session_factory
 from remedium.demo import build_demo, holds_demo
 from remedium.demo.generator import affected, version_key
@@ -55,10 +56,6 @@ def test_same_seed_same_organisation(engine: Engine) -> None:
         assert log4shell.kev_listed
 
     # Rebuilding from the same seed on a clean copy gives the very same counts.
-    from sqlalchemy import MetaData
-
-    from remedium.db.migrate import upgrade_database
-
     metadata = MetaData()
     metadata.reflect(bind=engine)
     with engine.begin() as connection:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cyclonedx.schema import SchemaVersion
@@ -168,7 +169,6 @@ def test_expiring_soon_endpoint(engine: Engine, groups: dict[str, int]) -> None:
     admin.post("/api/v1/exceptions", json=_body(scope="all_groups", duration_days=None,
                expires_on="2099-01-01"))  # fmt: skip
     assert admin.get("/api/v1/exceptions/expiring-soon").json() == []
-    from datetime import UTC, datetime, timedelta
 
     soon = (datetime.now(UTC) + timedelta(days=5)).isoformat()
     admin.post(

@@ -17,6 +17,7 @@ from exceptions.org import ADMIN, ANALYST
 from factories import NOW
 from recommendations.worked_example import CHROME, SCID1, Example, build_example
 from remedium.auth.principal import Scope
+from remedium.db.session import transaction
 from remedium.defender import service as defender
 from remedium.exceptions import service
 from remedium.recommendations.queries import get_recommendation, list_recommendations
@@ -227,8 +228,6 @@ def test_preview_matches_what_filing_then_shows(session: Session, ex: Example) -
 
 
 def test_preview_and_scores_through_the_api(engine: Any, admin_client: Any) -> None:
-    from remedium.db.session import transaction
-
     with transaction(engine) as session:
         build_example(session)
         recompute(session)  # as of now: the API files and reads at the real time

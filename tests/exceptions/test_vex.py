@@ -16,11 +16,14 @@ from typing import Any
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exceptions.org import ADMIN, ANALYST, CHROME, CVE, Org, build
 from factories import NOW
+from remedium.auth.principal import Scope
 from remedium.exceptions import export, service, vex
+from remedium.inventory.models import DeviceGroup
 from remedium.settings import get_settings
 
 OPENVEX_DOCUMENT_FIELDS = {
@@ -214,11 +217,6 @@ def test_a_broken_bom_fails_the_official_schema(entries: list[vex.VexEntry]) -> 
 def test_a_scoped_export_shows_only_visible_exceptions(
     session: Session, entries: list[vex.VexEntry]
 ) -> None:
-    from sqlalchemy import select
-
-    from remedium.auth.principal import Scope
-    from remedium.inventory.models import DeviceGroup
-
     alpha = session.scalars(select(DeviceGroup).where(DeviceGroup.name == "Alpha")).one()
     scoped = export.vex_entries(session, Scope(frozenset({alpha.id})), as_of=NOW)
     assert {e.justification for e in scoped} == {"FalsePositive", "AcceptRisk"}

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from sqlalchemy import func, select
@@ -20,6 +21,7 @@ from remedium.db.registry import metadata
 from remedium.db.session import session_factory
 from remedium.importers.records import FindingRecord, ImportRecord, VulnerabilityRecord
 from remedium.importers.registry import detect_parser, get_parser
+from remedium.importers.service import import_report
 from remedium.intel.models import Vulnerability
 from remedium.inventory.models import Weakness
 
@@ -71,8 +73,6 @@ def test_grype_without_source_keeps_each_severity_score_fix_epss_and_cwe() -> No
 
 
 def test_grype_severities_are_stored_as_the_report_says(session: Session) -> None:
-    from remedium.importers.service import import_report
-
     import_report(session, FIXTURES / "grype_no_source.json", format="grype")
     stored = dict(session.execute(select(Vulnerability.id, Vulnerability.severity)).tuples().all())
     assert stored == {
@@ -294,8 +294,6 @@ def _vex_name(statement: dict[str, object]) -> str:
 
 
 def test_cyclonedx_xml_vulnerability_extension_keeps_its_component(corpus: Path) -> None:
-    from xml.etree import ElementTree
-
     for name in ("dd_cdx_grype.xml", "dd_cdx_dd_1_15_0.xml", "edge/dd_cdx_spec1_lowfirst.xml"):
         path = corpus / "cyclonedx" / name
         tree = ElementTree.parse(path)
@@ -309,7 +307,6 @@ def test_cyclonedx_xml_vulnerability_extension_keeps_its_component(corpus: Path)
 def test_openvas_findings_match_a_plain_reading_and_none_is_lost(corpus: Path) -> None:
     """One finding per CVE of each result (plain ElementTree read), none skipped for lack of a
     product: the import keeps them (on the NVT's placeholder when no product is known)."""
-    from xml.etree import ElementTree
 
     path = corpus / "openvas" / "dd_openvas_many_vuln.xml"
     wanted: list[tuple[str, str]] = []

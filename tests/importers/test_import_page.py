@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from remedium.audit.models import AuditEvent
@@ -111,7 +112,6 @@ def test_page_needs_the_admin_right(admin_client: Any) -> None:
     reply = admin_client.get("/imports")
     assert reply.status_code == 200
     assert "Import a file" in reply.text
-    from fastapi.testclient import TestClient
 
     with TestClient(admin_client.app, follow_redirects=False) as anonymous:
         reply = anonymous.get("/imports")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from remedium.importers.formats.native import NativeParser, inventory_schema
 from remedium.importers.records import (
@@ -163,8 +164,6 @@ def test_truncated_json_is_refused(tmp_path: Path) -> None:
 
 
 def test_published_schema_accepts_the_example(tmp_path: Path) -> None:
-    from jsonschema import Draft202012Validator
-
     Draft202012Validator.check_schema(inventory_schema())
     Draft202012Validator(inventory_schema()).validate(native_document())
     # The example users copy from docs/native-format.md is valid too.

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from remedium.importers import derived as derived_step
+from remedium.changes import service as changes_service
 from remedium.importers.service import import_report
 from remedium.recommendations import service as recommendations
 from remedium.settings import get_settings
@@ -112,7 +112,7 @@ def settling(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     devices each early rebuild took."""
     monkeypatch.setenv("REMEDIUM_IMPORT_PARSER_PROCESS_MB", "0")
     get_settings.cache_clear()
-    monkeypatch.setattr(derived_step, "_SETTLE_FROM", 25)
+    monkeypatch.setattr(changes_service, "_SETTLE_FROM", 25)
     calls: list[int] = []
     original = recommendations.recompute_device_rows
 
@@ -152,7 +152,7 @@ def test_settling_gives_what_an_import_without_it_gives(
     with_settling = derived(session)
     session.rollback()
 
-    monkeypatch.setattr(derived_step, "_SETTLE_FROM", 10**9)  # never settles
+    monkeypatch.setattr(changes_service, "_SETTLE_FROM", 10**9)  # never settles
     import_report(session, path)
     assert derived(session) == with_settling
 

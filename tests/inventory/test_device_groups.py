@@ -22,7 +22,7 @@ from remedium.audit.models import AuditEvent
 from remedium.auth.principal import Principal, Right
 from remedium.exceptions import service as exceptions
 from remedium.importers.service import import_report
-from remedium.inventory import groups
+from remedium.inventory import group_admin, groups
 from remedium.inventory.models import Device, DeviceGroup
 from remedium.recommendations.service import recompute
 from remedium.scoring.models import GroupScoreStat
@@ -107,33 +107,33 @@ def _group_of(session: Session, name: str) -> str:
 def test_first_ranked_match_wins_and_devices_follow_changes(
     session: Session, fleet: dict[str, Device]
 ) -> None:
-    linux = groups.create_group(
+    linux = group_admin.create_group(
         session,
         actor=ADMIN,
         name="Linux servers",
         rules=[{"field": "os_platform", "value": "Linux"}],
     )
     assert linux.moved == 3
-    pci = groups.create_group(
+    pci = group_admin.create_group(
         session, actor=ADMIN, name="PCI", rules=[{"field": "tag", "value": "pci"}]
     )
     assert pci.group is not None
     assert pci.group.rank == 2
     # web-01 matches both; rank 1 (Linux servers) wins.
     assert _group_of(session, "web-01.corp.example.com") == "Linux servers"
-    groups.update_group(session, pci.group, actor=ADMIN, rank=1)
+    group_admin.update_group(session, pci.group, actor=ADMIN, rank=1)
     assert _group_of(session, "web-01.corp.example.com") == "PCI"
     assert _group_of(session, "db-01.data.example.com") == "Linux servers"
     # Devices nobody's rules take keep the group their import named.
     assert _group_of(session, "mac-1") == "Imported"
     # Without rules, Linux servers lets its devices go back where imports put them.
     assert linux.group is not None
-    groups.update_group(session, linux.group, actor=ADMIN, rules=[])
+    group_admin.update_group(session, linux.group, actor=ADMIN, rules=[])
     assert _group_of(session, "db-01.data.example.com") == "Imported"
     assert linux.group.rank is None
     assert pci.group.rank == 1
     # Deleting the rule group puts its devices back too.
-    groups.delete_group(session, pci.group, actor=ADMIN)
+    group_admin.delete_group(session, pci.group, actor=ADMIN)
     assert _group_of(session, "web-01.corp.example.com") == "Imported"
     actions = session.scalars(
         select(AuditEvent.action).where(AuditEvent.object_type == "device_group")
@@ -143,17 +143,19 @@ def test_first_ranked_match_wins_and_devices_follow_changes(
 
 
 def test_names_are_unique_and_ungrouped_is_protected(session: Session) -> None:
-    groups.create_group(session, actor=ADMIN, name="Servers")
+    group_admin.create_group(session, actor=ADMIN, name="Servers")
     with pytest.raises(groups.GroupError) as clash:
-        groups.create_group(session, actor=ADMIN, name="servers")
+        group_admin.create_group(session, actor=ADMIN, name="servers")
     assert clash.value.status == 409
     ungrouped = session.get_one(DeviceGroup, groups.ungrouped_id(session))
     with pytest.raises(groups.GroupError):
-        groups.delete_group(session, ungrouped, actor=ADMIN)
+        group_admin.delete_group(session, ungrouped, actor=ADMIN)
     with pytest.raises(groups.GroupError):
-        groups.update_group(session, ungrouped, actor=ADMIN, rules=[{"field": "tag", "value": "x"}])
+        group_admin.update_group(
+            session, ungrouped, actor=ADMIN, rules=[{"field": "tag", "value": "x"}]
+        )
     with pytest.raises(groups.GroupError):
-        groups.update_group(session, ungrouped, actor=ADMIN, name="Leftovers")
+        group_admin.update_group(session, ungrouped, actor=ADMIN, name="Leftovers")
 
 
 def test_moves_recompute_the_group_figures(session: Session) -> None:
@@ -164,7 +166,7 @@ def test_moves_recompute_the_group_figures(session: Session) -> None:
     install(session, device, chrome, "1.0")
     add_weakness(session, device, chrome, cve)
     recompute(session)
-    change = groups.create_group(
+    change = group_admin.create_group(
         session,
         actor=ADMIN,
         name="Corp",
@@ -179,7 +181,7 @@ def test_moves_recompute_the_group_figures(session: Session) -> None:
 
 
 def test_import_places_devices_by_the_rules(session: Session, tmp_path: Path) -> None:
-    groups.create_group(
+    group_admin.create_group(
         session,
         actor=ADMIN,
         name="Corp",
@@ -226,16 +228,16 @@ def test_a_group_with_an_exception_in_effect_is_not_deleted(session: Session) ->
         duration_days=30,
     )
     with pytest.raises(groups.GroupError) as refused:
-        groups.delete_group(session, alpha, actor=ADMIN)
+        group_admin.delete_group(session, alpha, actor=ADMIN)
     assert refused.value.status == 409
     assert f"#{exc.id}" in str(refused.value)
     # Renaming keeps the exception on the group (it follows the id, not the name).
-    groups.update_group(session, alpha, actor=ADMIN, name="Alpha renamed")
+    group_admin.update_group(session, alpha, actor=ADMIN, name="Alpha renamed")
     assert exceptions.covered_groups(session, "recommendation", "va-_-google-_-chrome") == {
         alpha.id
     }
     exceptions.cancel_exception(session, analyst, exc.id)
-    groups.delete_group(session, alpha, actor=ADMIN)
+    group_admin.delete_group(session, alpha, actor=ADMIN)
     assert session.get(DeviceGroup, alpha.id) is None
     assert _group_of(session, "a-1") == groups.UNGROUPED
 
@@ -254,14 +256,14 @@ def test_a_device_moved_into_a_group_gains_its_exception(session: Session) -> No
     )
     covered = exceptions.covered_groups(session, "recommendation", "va-_-google-_-chrome")
     assert device.device_group_id not in covered
-    groups.create_group(
+    group_admin.create_group(
         session, actor=ADMIN, name="Rule", rules=[{"field": "name", "value": "a-1"}]
     )
     rule_group = session.scalars(select(DeviceGroup).where(DeviceGroup.name == "Rule")).one()
     # The exception names Beta, not the device: moving the device to Rule does not cover it;
     # making Beta's rules take the device does.
-    groups.delete_group(session, rule_group, actor=ADMIN)
-    groups.update_group(
+    group_admin.delete_group(session, rule_group, actor=ADMIN)
+    group_admin.update_group(
         session,
         beta,
         actor=ADMIN,

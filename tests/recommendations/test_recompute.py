@@ -8,8 +8,10 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from factories import NOW, add_weakness, make_device, make_software, make_vulnerability
+from factories import NOW, add_weakness, make_device, make_group, make_software, make_vulnerability
+from recommendations.random_org import build_random_org
 from recommendations.worked_example import CHROME, SCID1, build_example
+from remedium.intel.models import SecurityConfiguration, Vulnerability
 from remedium.inventory.models import ConfigurationAssessment, Device, Software, Weakness
 from remedium.recommendations.models import (
     DeviceRecommendation,
@@ -156,8 +158,6 @@ def _scoped_impacts(
 
 
 def test_impacts_are_exact_for_the_org_and_for_a_subset_of_groups(session: Session) -> None:
-    from recommendations.random_org import build_random_org
-
     org = build_random_org(session, seed=7, devices=40)
     recompute(session, as_of=NOW)
     subset = org.group_ids[:2]
@@ -273,14 +273,12 @@ def test_device_going_inactive_leaves_the_sums(session: Session) -> None:
 def test_new_device_in_a_new_group_is_added_incrementally(session: Session) -> None:
     example = build_example(session)
     recompute(session, as_of=NOW)
-    from factories import make_group
 
     west = make_group(session, "West")
     w1 = make_device(session, west, "w1", value="High")
     chrome = session.scalars(select(Software).where(Software.product == "chrome")).one()
     kev = session.get(type(example.n1), example.n1.id)
     assert kev is not None
-    from remedium.intel.models import Vulnerability
 
     vulnerability = session.get(Vulnerability, "CVE-2026-0001")
     assert vulnerability is not None
@@ -299,9 +297,6 @@ def test_new_device_in_a_new_group_is_added_incrementally(session: Session) -> N
 
 
 def test_sql_agrees_with_the_pure_formulas(session: Session) -> None:
-    from recommendations.random_org import build_random_org
-    from remedium.intel.models import SecurityConfiguration, Vulnerability
-
     org = build_random_org(session, seed=11, devices=40)
     recompute(session, as_of=NOW)
     session.expire_all()

@@ -12,6 +12,7 @@ from remediation.org import RECOMMENDATION, build_org, fix_devices
 from remedium.audit.models import AuditEvent
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
+from remedium.inventory.models import Weakness
 from remedium.remediation.models import ActivityWeakness, OutboxMessage, RemediationActivity
 from remedium.remediation.progress import refresh_activity_progress
 from remedium.settings import get_settings
@@ -92,7 +93,6 @@ def test_a_weakness_that_comes_back_undoes_progress(engine: Engine, admin_client
     with transaction(engine) as session:
         fix_devices(session, org.devices_a[:1])
         refresh_activity_progress(session)
-        from remedium.inventory.models import Weakness
 
         for weakness in session.scalars(
             select(Weakness).where(Weakness.device_id == org.devices_a[0])

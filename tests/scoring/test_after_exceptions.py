@@ -25,7 +25,7 @@ from remedium.connectors.registry import build_connector
 from remedium.exceptions import service
 from remedium.exceptions.models import ExceptionNotification
 from remedium.exceptions.notify import deliver_notifications
-from remedium.inventory.models import Device
+from remedium.inventory.models import Device, Weakness
 from remedium.recommendations.models import DeviceRecommendation
 from remedium.recommendations.service import recompute
 from remedium.scoring import engine as formulas
@@ -62,8 +62,6 @@ def _random_exception(session: Session, rng: Any, groups: list[int]) -> None:
         ids = sorted(set(session.scalars(select(DeviceRecommendation.recommendation_id))))
         target: dict[str, Any] = {"recommendation_id": rng.choice(ids)}
     else:
-        from remedium.inventory.models import Weakness
-
         cves = sorted(set(session.scalars(select(Weakness.vulnerability_id))))
         target = {"vulnerability_id": rng.choice(cves)}
     is_global = rng.random() < 0.3

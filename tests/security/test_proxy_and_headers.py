@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+import remedium
 from remedium.audit.models import AuditEvent
 from remedium.db.session import session_factory, transaction
 from signin import PASSWORD, make_user
@@ -155,9 +157,6 @@ def test_security_headers_on_every_response(live_server: str, path: str) -> None
 
 def test_no_inline_script_in_any_template() -> None:
     """The policy forbids inline script: no template may hold one (or an on*= handler)."""
-    import re
-
-    import remedium
 
     root = Path(remedium.__file__).parent
     offenders = []

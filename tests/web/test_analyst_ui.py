@@ -29,8 +29,19 @@ from factories import (
     make_software,
     make_vulnerability,
 )
+from remedium.audit.service import record
 from remedium.auth.principal import Principal, Right
+from remedium.connectors import service as connectors
 from remedium.db.session import transaction
+from remedium.demo.generator import build_demo
+from remedium.exceptions import service
+from remedium.exceptions.models import RemediationException
+from remedium.importers.service import import_report
+from remedium.inventory.models import Device, Software
+from remedium.recommendations.models import Recommendation
+from remedium.recommendations.service import recompute
+from remedium.remediation import service as remediation
+from remedium.remediation.models import OutboxMessage, RemediationActivity
 from signin import PASSWORD, make_user, sign_in_page
 
 pytestmark = pytest.mark.browser
@@ -49,8 +60,6 @@ def _number(text: str) -> float:
 def _file(
     engine: Engine, recommendation: str, groups: list[int], *, impact: str = "MitigationLike"
 ) -> int:
-    from remedium.exceptions import service
-
     with transaction(engine) as session:
         exc = service.file_exception(
             session,
@@ -133,8 +142,6 @@ def test_group_filter_keeps_filters_sort_and_the_request_forms_recommendation(
 def test_admin_pages_share_the_layout_and_the_audit_history_reads_pages_and_exports(
     org: Any, signed_in_page: Any, live_server: str, engine: Engine
 ) -> None:
-    from remedium.audit.service import record
-
     page = signed_in_page
     for path, key in (
         ("/settings/users", "Users"),
@@ -317,7 +324,6 @@ def test_exception_form_honours_the_end_date_and_previews_the_chosen_groups(
     }
     reply = page.request.post(f"{live_server}/remediation/exceptions/new", form=fields)
     assert reply.ok
-    from remedium.exceptions.models import RemediationException
 
     with transaction(engine) as session:
         latest = session.scalars(
@@ -377,8 +383,6 @@ def test_recommendation_table_fits_1440_and_show_exceptions_adds_them(
 def test_forbidden_is_a_page_and_completing_or_canceling_asks_first(
     org: Any, signed_in_page: Any, live_server: str, engine: Engine, browser: Any
 ) -> None:
-    from remedium.remediation import service as remediation
-
     with transaction(engine) as session:
         make_user(session, "viewer", rights=[Right.VIEW])
     context = browser.new_context()
@@ -440,10 +444,6 @@ def test_forbidden_is_a_page_and_completing_or_canceling_asks_first(
 def test_pages_show_names_not_raw_ids_or_words(
     org: Any, signed_in_page: Any, live_server: str, engine: Engine, tmp_path: Path
 ) -> None:
-    from remedium.connectors import service as connectors
-    from remedium.importers.service import import_report
-    from remedium.remediation.models import OutboxMessage
-
     page = signed_in_page
     with transaction(engine) as session:
         connectors.configure(
@@ -524,8 +524,6 @@ def test_pages_show_names_not_raw_ids_or_words(
 def test_no_published_fix_is_not_uninstall_and_no_configuration_data_is_no_score(
     org: Any, signed_in_page: Any, live_server: str, engine: Engine
 ) -> None:
-    from remedium.recommendations.service import recompute
-
     with transaction(engine) as session:
         lab = make_group(session, "Lab")
         device = make_device(session, lab, "lab-01", last_seen=datetime.now(UTC))
@@ -559,11 +557,6 @@ def test_no_published_fix_is_not_uninstall_and_no_configuration_data_is_no_score
 @pytest.fixture
 def demo(engine: Engine) -> dict[str, Any]:
     """The demo organisation (150 devices) and ids of objects to open."""
-    from remedium.demo.generator import build_demo
-    from remedium.exceptions.models import RemediationException
-    from remedium.inventory.models import Device, Software
-    from remedium.recommendations.models import Recommendation
-    from remedium.remediation.models import RemediationActivity
 
     build_demo(engine, devices=150)
     with transaction(engine) as session:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from remedium.auth.principal import Scope
 from remedium.db.session import transaction
+from remedium.demo.generator import build_demo
 from remedium.scoring.queries import exposure_score
 
 pytestmark = pytest.mark.browser
@@ -18,8 +19,6 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def demo(engine: Engine) -> None:
-    from remedium.demo.generator import build_demo
-
     build_demo(engine, devices=150)
 
 

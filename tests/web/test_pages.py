@@ -13,6 +13,7 @@ from remedium.auth.principal import Scope
 from remedium.db.session import transaction
 from remedium.recommendations.queries import list_recommendations
 from remedium.scoring.queries import exposure_score, secure_score
+from signin import PASSWORD, make_user, sign_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -176,8 +177,6 @@ def test_device_software_and_vulnerability_pages(
 def test_out_of_scope_and_unknown_objects_are_not_found(
     page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
-    from signin import PASSWORD, make_user, sign_in_page
-
     with transaction(engine) as session:
         make_user(session, "finance-analyst", group_ids=[org.finance])
     sign_in_page(page, live_server, "finance-analyst", PASSWORD)

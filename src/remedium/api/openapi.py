@@ -17,7 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
+from fastapi.openapi.utils import (
+    get_openapi,
+    validation_error_definition,
+    validation_error_response_definition,
+)
 from pydantic import BaseModel, Field
 
 from remedium.auth.middleware import is_public
@@ -68,11 +72,8 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
             ref_template="#/components/schemas/{model}"
         )
     if "HTTPValidationError" not in schemas:
-        from fastapi.openapi.utils import validation_error_definition
-        from fastapi.openapi.utils import validation_error_response_definition as error
-
         schemas["ValidationError"] = validation_error_definition
-        schemas["HTTPValidationError"] = error
+        schemas["HTTPValidationError"] = validation_error_response_definition
     for path, operations in schema.get("paths", {}).items():
         defender = _is_defender(path)
         for operation in operations.values():

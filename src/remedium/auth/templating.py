@@ -12,6 +12,7 @@ from fastapi import Request
 from starlette.responses import HTMLResponse
 
 from remedium.auth.csrf import csrf_token
+from remedium.web.templating import get_templates
 
 
 def render(
@@ -22,8 +23,6 @@ def render(
     They share the product's template environment: the administration pages extend
     ``base.html`` (sidebar, header), the sign-in page the plain ``auth_layout.html``.
     """
-    from remedium.web.templating import get_templates  # the web layer imports auth: not at load
-
     return get_templates().TemplateResponse(
         request,
         template,

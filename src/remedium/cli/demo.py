@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import typer
+from rich.table import Table
 from sqlalchemy import Engine, MetaData, inspect
 from sqlalchemy.orm import Session
 
 from remedium.cli.common import console, ready_engine
 from remedium.db.migrate import upgrade_database
-from remedium.db.session import session_factory
+from remedium.db.session import session_factory, transaction
 from remedium.settings import get_settings
 
 
 def print_sign_in(engine: Engine, url: str) -> None:
     """Create the demo accounts when missing and say how to sign in with them."""
-    from rich.table import Table
-
-    from remedium.auth.service import ensure_demo_users
-    from remedium.db.session import transaction
+    # The accounts' service (argon2) loads when the command runs, not for `remedium demo --help`.
+    from remedium.auth.service import ensure_demo_users  # noqa: PLC0415 — CLI start-up speed
 
     with transaction(engine) as session:
         users = ensure_demo_users(session)
@@ -49,8 +48,9 @@ def demo_command(
     rebuild: bool = typer.Option(False, "--rebuild", help="Replace what the database holds."),
 ) -> None:
     """Build the demo organisation (30 days of history), then serve it."""
-    from remedium.demo import build_demo, holds_demo
-    from remedium.inventory.service import count_devices
+    # The demo generator and the import pipeline load when the command runs, not for --help.
+    from remedium.demo import build_demo, holds_demo  # noqa: PLC0415 — CLI start-up speed
+    from remedium.inventory.service import count_devices  # noqa: PLC0415 — CLI start-up speed
 
     engine = ready_engine()
     with session_factory(engine)() as session:
@@ -76,7 +76,7 @@ def demo_command(
     settings = get_settings()
     print_sign_in(engine, f"http://{settings.host}:{settings.port}")
     if serve_after:
-        from remedium.cli.serve import serve_command
+        from remedium.cli.serve import serve_command  # noqa: PLC0415 — loads the web app
 
         serve_command(host=None, port=None, workers=1, no_worker=False)  # type: ignore[arg-type]
 

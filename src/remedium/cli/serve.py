@@ -60,10 +60,11 @@ def serve_command(
     ),
 ) -> None:
     """Serve the web UI and the API on the configured database, with the background jobs."""
-    import uvicorn
+    # The server and the whole web application load when the command runs, not for --help.
+    import uvicorn  # noqa: PLC0415 — CLI start-up speed
 
-    from remedium.api.app import create_app
-    from remedium.api.proxy import uvicorn_proxy_options
+    from remedium.api.app import create_app  # noqa: PLC0415 — CLI start-up speed
+    from remedium.api.proxy import uvicorn_proxy_options  # noqa: PLC0415 — CLI start-up speed
 
     settings = get_settings()
     engine = ready_engine()

@@ -1,6 +1,6 @@
 """Figures every user asks for again and again, cached per process, invalidated by generation.
 
-A :class:`~remedium.jobs.models.CacheGeneration` counter per cached family lives in the database;
+A :class:`~remedium.common.models.CacheGeneration` counter per cached family lives in the database;
 whatever changes the figures (the recompute, the daily score snapshot) bumps it in its own
 transaction. A cache entry is keyed by the database, the counter's value and the caller's key
 (the scope), so an entry can never outlive the data it was computed from, in any process, and
@@ -19,8 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from remedium.common.models import CacheGeneration
 from remedium.db.session import is_postgres
-from remedium.jobs.models import CacheGeneration
 
 DASHBOARD = "dashboard"
 MAX_ENTRIES = 512

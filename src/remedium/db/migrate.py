@@ -24,7 +24,7 @@ _REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
 
 def alembic_config() -> Config:
     """An Alembic configuration pointing at remedium's migrations."""
-    from alembic.config import Config
+    from alembic.config import Config  # noqa: PLC0415 — Alembic is slow to import: only to upgrade
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -57,7 +57,7 @@ def upgrade_database(engine: Engine) -> bool:
     """Bring the database up to the newest revision. Returns True when anything changed."""
     if current_revision(engine) == head_revision():
         return False
-    from alembic import command
+    from alembic import command  # noqa: PLC0415 — Alembic is slow to import: only to upgrade
 
     config = alembic_config()
     with engine.begin() as connection:

@@ -5,6 +5,7 @@ Add a feature's ``models`` module here when it gains tables.
 
 from remedium.audit import models as audit_models
 from remedium.auth import models as auth_models
+from remedium.common import models as common_models
 from remedium.connectors import models as connectors_models
 from remedium.db.base import Base
 from remedium.defender import models as defender_models
@@ -21,6 +22,7 @@ __all__ = [
     "Base",
     "audit_models",
     "auth_models",
+    "common_models",
     "connectors_models",
     "defender_models",
     "exceptions_models",

@@ -1,7 +1,7 @@
 """Limits on what a report may make the server hold: decompressed size, compression ratio, and
 the size of one text field, checked while the file is read (never after it is in memory).
 
-- :class:`FieldGuard` wraps the report stream (``records.open_report``) and every zip member a
+- :class:`FieldGuard` wraps the report stream (:func:`open_report`) and every zip member a
   parser opens. It tracks how many bytes have passed since the last byte that ends a field in the
   file's syntax: ``<``/``>`` for XML, an unescaped ``"`` for JSON, a line break for CSV and text.
   A run longer than ``REMEDIUM_MAX_FIELD_MB`` is one text field (or a gap of whitespace) that the
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import IO
 
 from remedium.importers.records import ReportError
@@ -233,3 +234,13 @@ def archive_budget(stream: IO[bytes], declared: list[int], filename: str) -> Dec
     budget = DecompressionBudget(size, filename)
     budget.check_declared(declared)
     return budget
+
+
+def open_report(path: Path) -> IO[bytes]:
+    """Open a report file for parsing, behind the field-size guard."""
+    stream = path.open("rb")
+    head = stream.read(64 * 1024)
+    stream.seek(0)
+    if head.startswith(b"PK"):
+        return stream  # a zip: its parser guards each member it opens (open_member)
+    return guard(stream, head, path.name)

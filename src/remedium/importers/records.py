@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import IO, Protocol
 
 
@@ -194,15 +193,3 @@ class ReportParser(Protocol):
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
         """Return the report's info and an iterator over its records (lazily, streaming)."""
         ...
-
-
-def open_report(path: Path) -> IO[bytes]:
-    """Open a report file for parsing, behind the field-size guard of ``importers/limits.py``."""
-    from remedium.importers.limits import guard
-
-    stream = path.open("rb")
-    head = stream.read(64 * 1024)
-    stream.seek(0)
-    if head.startswith(b"PK"):
-        return stream  # a zip: its parser guards each member it opens (limits.open_member)
-    return guard(stream, head, path.name)

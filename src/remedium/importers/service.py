@@ -2,8 +2,8 @@
 
 The parser's records are digested into batches (``importers/batches.py``; in a parser process
 beside this one for large files, ``importers/worker.py``), written by a ``ReportWriter``
-(``importers/writer.py``), and followed by the derived data (``importers/derived.py``). The
-caller owns the transaction: an error anywhere leaves the database as it was once the caller
+(``importers/writer.py``), then what follows a change of inventory runs (``changes/service.py``).
+The caller owns the transaction: an error anywhere leaves the database as it was once the caller
 rolls back. Rules (device identity, fixed-on-rescan, older scans) are in docs/imports.md.
 """
 
@@ -19,15 +19,16 @@ from sqlalchemy.orm import Session
 
 from remedium.audit import service as audit_service
 from remedium.auth.principal import Principal
+from remedium.changes import service as changes
+from remedium.changes.service import Settler
 from remedium.db.base import utcnow
 from remedium.db.indexes import stop_foreign_key_checks
 from remedium.db.session import take_writer_lock
 from remedium.importers.batches import normalise_name, vendor_product
-from remedium.importers.derived import Settler, refresh_derived
 from remedium.importers.models import ImportRun
 from remedium.importers.records import ReportError
 from remedium.importers.registry import detect_parser, get_parser
-from remedium.importers.worker import file_sha256, report_batches
+from remedium.importers.worker import Report, file_sha256, report_batches
 from remedium.importers.writer import ImportSummary, ReportWriter
 from remedium.settings import get_settings
 
@@ -76,42 +77,20 @@ def import_report(
     shown_name = filename or path.name
     started_at = utcnow()
     in_process_below = int(get_settings().import_parser_process_mb * 1024 * 1024)
-    # Decided before the lock below opens the transaction: SQLite can stop checking foreign
-    # keys for a bulk load only before its transaction's first write (db/indexes.py). The row
-    # count it reads is an estimate; a concurrent import that changes it changes nothing here.
-    bulk = total >= in_process_below and _is_bulk_load(session, total)
-    if bulk:
-        stop_foreign_key_checks(session)
-    # One import at a time per database, across processes: two imports of the same devices
-    # would otherwise race on them (docs/deployment.md).
-    take_writer_lock(session, "remedium.import")
+    bulk = _take_import_lock(session, total, in_process_below)
     with report_batches(
-        parser,
-        path,
-        shown_name,
-        in_process_below=in_process_below,
-        device_name=device_name or "",
+        parser, path, shown_name, in_process_below=in_process_below, device_name=device_name or ""
     ) as report:
         info = report.info
         if complete and info.may_be_complete and not info.complete_scan:
             info = replace(info, complete_scan=True)
         writer = ReportWriter(
-            session,
-            info,
-            filename=shown_name,
-            device_group=device_group,
-            bulk=bulk,
+            session, info, filename=shown_name, device_group=device_group, bulk=bulk
         )
         settler = (
             Settler(session, as_of or started_at) if derive and report.in_parser_process else None
         )
-        for batch in report.batches:
-            writer.apply(batch)
-            if settler is not None:
-                settler.after(writer.devices_of(batch), writer.created)
-            if progress is not None:
-                progress(min(batch.position, total), total)
-        writer.finish()
+        _write_batches(writer, report, settler, progress, total)
     summary = writer.summary
     if format and _read_nothing(summary):
         # The user named the format: a file it reads nothing from is the wrong file or format.
@@ -121,7 +100,7 @@ def import_report(
             filename=shown_name,
         )
     if derive:
-        refresh_derived(session, summary, as_of=as_of, settled=settler)
+        changes.after_report(session, summary, as_of=as_of, settled=settler)
     run = ImportRun(
         format=parser.name,
         filename=shown_name,
@@ -135,6 +114,53 @@ def import_report(
         sha256=report.file_sha256(),
         note="; ".join(info.notes),
     )
+    _record_run(session, run, summary, actor=actor, imported_by=imported_by)
+    if progress is not None:
+        progress(total, total)
+    return summary
+
+
+def _take_import_lock(session: Session, total: int, in_process_below: int) -> bool:
+    """Decide whether a report of ``total`` bytes is a bulk load, then take the import lock;
+    returns whether it is."""
+    # Decided before the lock below opens the transaction: SQLite can stop checking foreign
+    # keys for a bulk load only before its transaction's first write (db/indexes.py). The row
+    # count it reads is an estimate; a concurrent import that changes it changes nothing here.
+    bulk = total >= in_process_below and _is_bulk_load(session, total)
+    if bulk:
+        stop_foreign_key_checks(session)
+    # One import at a time per database, across processes: two imports of the same devices
+    # would otherwise race on them (docs/deployment.md).
+    take_writer_lock(session, "remedium.import")
+    return bulk
+
+
+def _write_batches(
+    writer: ReportWriter,
+    report: Report,
+    settler: Settler | None,
+    progress: Progress | None,
+    total: int,
+) -> None:
+    """Write every batch of ``report``, settling devices on the way (see ``Settler``)."""
+    for batch in report.batches:
+        writer.apply(batch)
+        if settler is not None:
+            settler.after(writer.devices_of(batch), writer.created)
+        if progress is not None:
+            progress(min(batch.position, total), total)
+    writer.finish()
+
+
+def _record_run(
+    session: Session,
+    run: ImportRun,
+    summary: ImportSummary,
+    *,
+    actor: Principal | None,
+    imported_by: str,
+) -> None:
+    """Store the import's ``ImportRun`` with its summary, and its audit event."""
     session.add(run)
     session.flush()
     summary.import_id = run.id
@@ -150,9 +176,6 @@ def import_report(
         after={"format": run.format, "filename": run.filename, **run.summary},
     )
     session.flush()
-    if progress is not None:
-        progress(total, total)
-    return summary
 
 
 def _read_nothing(summary: ImportSummary) -> bool:

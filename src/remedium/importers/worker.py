@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from remedium.importers.batches import BATCH, Batch, Digest
-from remedium.importers.records import ReportError, ReportInfo, ReportParser, open_report
+from remedium.importers.limits import open_report
+from remedium.importers.records import ReportError, ReportInfo, ReportParser
+from remedium.importers.registry import get_parser
 
 _PIPE_BUFFER = 1 << 20
 
@@ -177,7 +179,7 @@ def _child(format_name: str, path: Path, filename: str, device_name: str) -> Ite
 
 # Batches read ahead from the parser process. The pipe itself holds a fraction of one batch:
 # without reading ahead, the parser would stop whenever this process is busy for a while (a
-# large batch, settling devices: see importers/derived.py) instead of parsing on.
+# large batch, settling devices: see changes/service.py) instead of parsing on.
 _READ_AHEAD = 16
 
 
@@ -262,8 +264,6 @@ def _receive(stdout: IO[bytes], errors: IO[bytes], filename: str) -> tuple[Any, 
 def main(argv: list[str]) -> int:
     """The parser process: parse ``argv = [format, path, filename, device name]``, pickle the
     batches out."""
-    from remedium.importers.registry import get_parser
-
     format_name, path, filename, device_name = argv
     out = sys.stdout.buffer
 

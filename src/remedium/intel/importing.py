@@ -3,10 +3,11 @@
 A feed file, folder or zip is read record by record (:func:`remedium.intel.feeds.read_feed`)
 and written in batches: vulnerability facts through ``intel.service.upsert_vulnerabilities``
 (which records the IntelEvents of worsening changes), affected ranges into ``affected_package``
-(new ranges only: importing the same feed twice changes nothing). Then derived figures follow:
-devices holding a package with new ranges are matched again (:mod:`remedium.intel.matching`),
-exposure points of changed vulnerabilities are recomputed, and recommendations and scores of the
-affected devices rebuilt. The caller owns the transaction: one file is all-or-nothing.
+(new ranges only: importing the same feed twice changes nothing). Then what follows a change of
+intelligence runs (:func:`remedium.changes.service.after_intelligence`): devices holding a package
+with new ranges are matched again, exposure points of changed vulnerabilities are recomputed, and
+recommendations and scores of the affected devices rebuilt. The caller owns the transaction: one
+file is all-or-nothing.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from remedium.changes import service as changes
 from remedium.db.base import utcnow
 from remedium.importers.models import ImportRun
 from remedium.importers.records import SkippedRecord, VulnerabilityRecord
+from remedium.importers.worker import file_sha256
 from remedium.intel import matching
 from remedium.intel import service as intel_service
 from remedium.intel.feeds import read_feed
 from remedium.intel.feeds.records import AffectedRange
 from remedium.intel.models import AffectedPackage, Vulnerability
-from remedium.inventory.service import devices_with_open_weaknesses
 
 BATCH = 5000  # records buffered before a batch is written
 Progress = Callable[[int], None]
@@ -129,7 +131,14 @@ def import_feed(
             if progress is not None:
                 progress(summary.records)
     writer.flush()
-    refresh_after_intel(session, summary, at=when)
+    follow_up = changes.after_intelligence(
+        session,
+        new_keys=summary.new_keys,
+        changed_vulnerability_ids=summary.changed_vulnerability_ids,
+        at=when,
+    )
+    summary.devices_matched = follow_up.devices_matched
+    summary.devices_recomputed = follow_up.devices_recomputed
     run = ImportRun(
         format=info.feed,
         filename=summary.filename,
@@ -139,7 +148,7 @@ def import_feed(
         started_at=started_at,
         finished_at=utcnow(),
         summary={},
-        sha256="" if path.is_dir() else _sha256(path),
+        sha256="" if path.is_dir() else file_sha256(path),
         note="; ".join(info.notes),
     )
     session.add(run)
@@ -150,46 +159,6 @@ def import_feed(
     if progress is not None:
         progress(summary.records)
     return summary
-
-
-def _sha256(path: Path) -> str:
-    from remedium.importers.service import file_sha256
-
-    return file_sha256(path)
-
-
-def refresh_after_intel(
-    session: Session, summary: IntelImportSummary, *, at: datetime | None = None
-) -> None:
-    """Match devices holding packages with new ranges, then bring vulnerability points,
-    recommendations and scores in step for every device that changed."""
-    from remedium.exceptions import service as exceptions_service
-    from remedium.importers.detections import move_detections
-    from remedium.recommendations import service as recommendations_service
-    from remedium.remediation.progress import refresh_activity_progress
-    from remedium.scoring import service as scoring_service
-
-    devices: set[int] = set()
-    if summary.new_keys:
-        # Findings kept on a scanner's detection move onto the products the new records name.
-        devices |= move_detections(session)
-        holding = matching.devices_holding(session, summary.new_keys)
-        matched = matching.match_devices(session, holding, at=at)
-        summary.devices_matched = len(matched)
-        devices |= matched
-    if summary.changed_vulnerability_ids:
-        changed = sorted(summary.changed_vulnerability_ids)
-        devices |= scoring_service.refresh_vulnerability_points(session, changed)
-        # upsert_vulnerabilities already stored the new points, so the refresh above sees no
-        # change: the devices with open weaknesses of a changed vulnerability are found here.
-        devices |= devices_with_open_weaknesses(session, changed)
-    summary.devices_recomputed = len(devices)
-    if devices:
-        recommendations_service.recompute(session, device_ids=sorted(devices), as_of=at)
-    # A KEV listing or a new exploit voids exceptions at once; fixed devices move activities.
-    exceptions_service.run_exception_jobs(session, at)
-    if devices:
-        refresh_activity_progress(session, device_ids=sorted(devices), now=at)
 
 
 class _FeedWriter:

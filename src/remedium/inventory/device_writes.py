@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from remedium.audit.service import record
 from remedium.auth.principal import Principal
-from remedium.inventory.groups import evaluate
+from remedium.inventory.group_admin import place
 from remedium.inventory.models import DEVICE_VALUES, Device
 from remedium.recommendations.service import recompute
 
@@ -76,7 +76,7 @@ def change_tag(
         before={"tags": tags},
         after={"tags": new},
     )
-    # A tag rule may now place the device elsewhere; evaluate() recomputes it if it moved
+    # A tag rule may now place the device elsewhere; place() recomputes it if it moved
     # (tags themselves weigh nothing in the scores).
-    evaluate(session, [device.id])
+    place(session, [device.id])
     return True

@@ -1,10 +1,12 @@
-"""Device groups managed in remedium: membership rules, ranks, and what a change does.
+"""Device groups: membership rules and ranks, and which group each device is in (core layer).
 
 A group with rules has a rank; a device belongs to the first ranked group whose rules all match
 it, else to the group imports gave it (``device.assigned_group_id``), else to "Ungrouped
 devices", which is always last. Re-evaluation is set-based (one UPDATE per group that gains
-devices); the devices that moved are recomputed incrementally. docs/device-groups.md has the
-rules, and what renaming, re-ranking and deleting do to exceptions and activities.
+devices); it returns the devices that moved, and the caller recomputes what they carry. This
+module imports only the core (the inventory's tables); creating, changing and deleting groups,
+which touches exceptions, activities and the audit history, is ``inventory/group_admin.py``.
+docs/device-groups.md has the rules.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    delete,
     func,
     literal,
     or_,
@@ -31,12 +32,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FunctionElement
 
-from remedium.audit.service import record
-from remedium.auth.principal import Principal
-from remedium.db.base import utcnow
-from remedium.exceptions.models import ACTIVE_STATUSES, ExceptionDeviceGroup
 from remedium.inventory.models import OS_PLATFORMS, Device, DeviceGroup
-from remedium.remediation.models import ActivityGroup, RemediationActivity
 
 UNGROUPED = "Ungrouped devices"
 RULE_FIELDS = ("name", "domain", "os_platform", "tag")
@@ -238,11 +234,9 @@ def target_group(session: Session) -> ColumnElement[int]:
     return case(*whens, else_=fallback)
 
 
-def evaluate(
-    session: Session, device_ids: Collection[int] | None = None, *, recompute: bool = True
-) -> list[int]:
+def evaluate(session: Session, device_ids: Collection[int] | None = None) -> list[int]:
     """Put each device (all, or ``device_ids``) in the group the rules give; returns the ids
-    of the devices that moved (recomputed incrementally when ``recompute``)."""
+    of the devices that moved (the caller recomputes what they carry)."""
     session.flush()
     if device_ids is not None and not device_ids:
         return []
@@ -283,14 +277,10 @@ def evaluate(
             )
     moved = sorted(device_id for ids in by_target.values() for device_id in ids)
     session.expire_all()
-    if moved and recompute:
-        from remedium.recommendations.service import recompute as recompute_derived
-
-        recompute_derived(session, device_ids=moved)
     return moved
 
 
-def _release(session: Session, group_id: int) -> list[int]:
+def release(session: Session, group_id: int) -> list[int]:
     """Send the devices of ``group_id`` to the group imports gave them (or Ungrouped);
     returns their ids."""
     members = list(session.scalars(select(Device.id).where(Device.device_group_id == group_id)))
@@ -302,235 +292,3 @@ def _release(session: Session, group_id: int) -> list[int]:
         .execution_options(synchronize_session=False)
     )
     return [int(m) for m in members]
-
-
-def _reevaluate(session: Session, released: Collection[int] = ()) -> int:
-    """Evaluate every device; recompute those that moved (and ``released`` ones)."""
-    moved = set(evaluate(session, recompute=False)) | set(released)
-    if moved:
-        from remedium.recommendations.service import recompute as recompute_derived
-
-        recompute_derived(session, device_ids=sorted(moved))
-    return len(moved)
-
-
-# --- administration -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class GroupChange:
-    """The outcome of a change: the group (None once deleted) and how many devices moved."""
-
-    group: DeviceGroup | None
-    moved: int
-
-
-def _name(session: Session, name: str, *, current: DeviceGroup | None = None) -> str:
-    clean = " ".join(name.split())
-    if not clean or len(clean) > 200:
-        raise GroupError("A group name must hold 1 to 200 characters.")
-    clash = session.scalar(select(DeviceGroup).where(func.lower(DeviceGroup.name) == clean.lower()))
-    if clash is not None and clash is not current:
-        raise GroupError(f"A group called '{clean}' exists already.", 409)
-    return clean
-
-
-def _snapshot(group: DeviceGroup) -> dict[str, Any]:
-    return {"name": group.name, "rank": group.rank, "rules": list(group.rules or [])}
-
-
-def _renumber(session: Session, ordered: list[DeviceGroup]) -> None:
-    # Ranks are 1..n without gaps, in the given order.
-    for index, group in enumerate(ordered, start=1):
-        group.rank = index
-    session.flush()
-
-
-def create_group(
-    session: Session,
-    *,
-    actor: Principal,
-    name: str,
-    description: str = "",
-    rules: Sequence[Any] = (),
-    rank: int | None = None,
-) -> GroupChange:
-    """Create a group; with rules it is ranked (last unless ``rank`` says where)."""
-    ungrouped_id(session)
-    parsed = parse_rules(rules)
-    group = DeviceGroup(
-        name=_name(session, name),
-        description=description.strip()[:2000],
-        rules=[r.as_dict() for r in parsed],
-    )
-    session.add(group)
-    session.flush()
-    if parsed:
-        ordered = ranked_groups(session)
-        position = len(ordered) if rank is None else max(0, min(rank - 1, len(ordered)))
-        ordered.insert(position, group)
-        _renumber(session, ordered)
-    record(
-        session,
-        actor=actor,
-        action="device_group.create",
-        object_type="device_group",
-        object_id=group.id,
-        device_group_id=group.id,
-        after=_snapshot(group),
-    )
-    moved = _reevaluate(session) if parsed else 0
-    return GroupChange(group, moved)
-
-
-def update_group(
-    session: Session,
-    group: DeviceGroup,
-    *,
-    actor: Principal,
-    name: str | None = None,
-    description: str | None = None,
-    rules: Sequence[Any] | None = None,
-    rank: int | None = None,
-) -> GroupChange:
-    """Rename, describe, change rules or move a group in the ranking; re-evaluates devices
-    when the rules or ranks changed."""
-    before = _snapshot(group)
-    released: list[int] = []
-    if group.name == UNGROUPED and (rules or rank is not None):
-        raise GroupError("'Ungrouped devices' has no rules and is always last.")
-    if name is not None:
-        if group.name == UNGROUPED and name.strip() != UNGROUPED:
-            raise GroupError("'Ungrouped devices' keeps its name.")
-        group.name = _name(session, name, current=group)
-    if description is not None:
-        group.description = description.strip()[:2000]
-    reevaluate = False
-    if rules is not None:
-        parsed = [r.as_dict() for r in parse_rules(rules)]
-        if parsed != list(group.rules or []):
-            group.rules = parsed
-            reevaluate = True
-        ordered = [g for g in ranked_groups(session) if g.id != group.id]
-        if parsed and group.rank is None:
-            ordered.append(group)
-            group.rank = len(ordered)
-        elif not parsed and group.rank is not None:
-            group.rank = None
-            reevaluate = True
-            # Its devices came by its rules: they go back where imports put them before the
-            # group turns into one whose members imports decide.
-            released = _release(session, group.id)
-        if parsed:
-            ordered = [g for g in ranked_groups(session) if g.id != group.id]
-            ordered.insert(min((group.rank or len(ordered) + 1) - 1, len(ordered)), group)
-        _renumber(session, ordered)
-    if rank is not None:
-        if group.rank is None:
-            raise GroupError("Only a group with rules has a rank.")
-        ordered = [g for g in ranked_groups(session) if g.id != group.id]
-        ordered.insert(max(0, min(rank - 1, len(ordered))), group)
-        if [g.id for g in ordered] != [g.id for g in ranked_groups(session)]:
-            reevaluate = True
-        _renumber(session, ordered)
-    session.flush()
-    after = _snapshot(group)
-    if after != before:
-        record(
-            session,
-            actor=actor,
-            action="device_group.update",
-            object_type="device_group",
-            object_id=group.id,
-            device_group_id=group.id,
-            before=before,
-            after=after,
-        )
-    moved = _reevaluate(session, released) if reevaluate else 0
-    return GroupChange(group, moved)
-
-
-@dataclass(frozen=True, slots=True)
-class Holders:
-    """What still depends on a group: exceptions in effect (or pending/suspended) and active
-    remediation activities scoped to it."""
-
-    exceptions: list[int]
-    activities: list[str]
-
-    @property
-    def any(self) -> bool:
-        """True when something holds the group."""
-        return bool(self.exceptions or self.activities)
-
-
-def holders(session: Session, group_id: int) -> Holders:
-    """Exceptions and activities that keep ``group_id`` from being deleted."""
-    exceptions = session.scalars(
-        select(ExceptionDeviceGroup.exception_id)
-        .where(
-            ExceptionDeviceGroup.device_group_id == group_id,
-            ExceptionDeviceGroup.status.in_(ACTIVE_STATUSES),
-        )
-        .order_by(ExceptionDeviceGroup.exception_id)
-    ).all()
-    activities = session.scalars(
-        select(ActivityGroup.activity_id)
-        .join(RemediationActivity, RemediationActivity.id == ActivityGroup.activity_id)
-        .where(ActivityGroup.device_group_id == group_id, RemediationActivity.status == "Active")
-        .order_by(ActivityGroup.activity_id)
-    ).all()
-    return Holders([int(e) for e in exceptions], [str(a) for a in activities])
-
-
-def delete_group(session: Session, group: DeviceGroup, *, actor: Principal) -> GroupChange:
-    """Delete a group: refused (409) for "Ungrouped devices" and while exceptions in effect or
-    active remediation activities are scoped to it; its devices are re-evaluated."""
-    if group.name == UNGROUPED:
-        raise GroupError("'Ungrouped devices' cannot be deleted.", 409)
-    held = holders(session, group.id)
-    if held.any:
-        parts = []
-        if held.exceptions:
-            parts.append("exceptions " + ", ".join(f"#{e}" for e in held.exceptions))
-        if held.activities:
-            parts.append("remediation activities " + ", ".join(held.activities))
-        raise GroupError(
-            f"The group '{group.name}' is still in scope of {' and '.join(parts)}: cancel or "
-            "complete them (or remove this group from them) first.",
-            409,
-        )
-    session.execute(
-        update(Device)
-        .where(Device.assigned_group_id == group.id)
-        .values(assigned_group_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    before = _snapshot(group)
-    group_id = group.id
-    members = _release(session, group_id)
-    # Its rules stop applying before the others are evaluated; devices and the figures they
-    # carry move first, then the group goes with its own per-group rows (score sums,
-    # snapshots, user access).
-    group.rank = None
-    group.rules = []
-    session.flush()
-    moved = set(evaluate(session, members, recompute=False)) | set(members)
-    if moved:
-        from remedium.recommendations.service import recompute as recompute_derived
-
-        recompute_derived(session, device_ids=sorted(moved))
-    remaining = [g for g in ranked_groups(session) if g.id != group_id]
-    session.execute(delete(DeviceGroup).where(DeviceGroup.id == group_id))
-    session.expire_all()
-    _renumber(session, remaining)
-    record(
-        session,
-        actor=actor,
-        action="device_group.delete",
-        object_type="device_group",
-        object_id=group_id,
-        before=before,
-        after={"devices_moved": len(members), "at": utcnow().isoformat()},
-    )
-    return GroupChange(None, len(moved))

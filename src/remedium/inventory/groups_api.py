@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from remedium.api.deps import PrincipalDep, ScopeDep, SessionDep, require
 from remedium.auth.principal import Right
 from remedium.common.api import not_found
-from remedium.inventory import groups, queries
+from remedium.inventory import group_admin, groups, queries
 from remedium.inventory.models import DeviceGroup
 from remedium.inventory.queries import DeviceGroupView
 
@@ -99,7 +99,7 @@ def create_device_group(
 ) -> GroupChangeOut:
     """Create a device group; devices are re-evaluated against the rules at once."""
     try:
-        change = groups.create_group(
+        change = group_admin.create_group(
             session,
             actor=principal,
             name=body.name,
@@ -126,7 +126,7 @@ def update_device_group(
     """Rename, describe, change the rules of, or re-rank a group; devices follow at once."""
     group = _group(session, group_id)
     try:
-        change = groups.update_group(
+        change = group_admin.update_group(
             session,
             group,
             actor=principal,
@@ -150,7 +150,7 @@ def delete_device_group(
     scoped to it, and for "Ungrouped devices"); its devices are re-evaluated."""
     group = _group(session, group_id)
     try:
-        change = groups.delete_group(session, group, actor=principal)
+        change = group_admin.delete_group(session, group, actor=principal)
     except groups.GroupError as error:
         raise _fail(error) from None
     return GroupChangeOut(group=None, devices_moved=change.moved)

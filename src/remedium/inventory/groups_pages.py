@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from remedium.api.deps import SessionDep, require
 from remedium.auth.principal import Right
-from remedium.inventory import groups
+from remedium.inventory import group_admin, groups
 from remedium.inventory.device_writes import DeviceWriteError, change_tag, set_device_value
 from remedium.inventory.models import OS_PLATFORMS, Device, DeviceGroup
 from remedium.web.templating import NavItem, PageContext, PageDep, register_navigation
@@ -159,7 +159,7 @@ def create_device_group(page: PageDep, session: SessionDep, form: FormLists) -> 
     assert page.principal is not None
     values = {"name": _one(form, "name"), "description": _one(form, "description")}
     try:
-        change = groups.create_group(
+        change = group_admin.create_group(
             session,
             actor=page.principal,
             name=values["name"],
@@ -183,7 +183,7 @@ def update_device_group(
     if group is None:
         raise HTTPException(404, "There is no such device group.")
     try:
-        change = groups.update_group(
+        change = group_admin.update_group(
             session,
             group,
             actor=page.principal,
@@ -214,7 +214,7 @@ def rank_device_group(
     except ValueError:
         raise HTTPException(400, "rank must be a whole number") from None
     try:
-        change = groups.update_group(
+        change = group_admin.update_group(
             session, group, actor=page.principal, rank=max(1, min(rank, 10_000))
         )
     except groups.GroupError as error:
@@ -234,7 +234,7 @@ def delete_device_group(group_id: int, page: PageDep, session: SessionDep) -> Re
         raise HTTPException(404, "There is no such device group.")
     name = group.name
     try:
-        change = groups.delete_group(session, group, actor=page.principal)
+        change = group_admin.delete_group(session, group, actor=page.principal)
     except groups.GroupError as error:
         session.rollback()
         return _render(page, session, status_code=409, error=str(error))

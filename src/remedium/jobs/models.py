@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, Text
+from sqlalchemy import JSON, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from remedium.db.base import Base, utcnow
@@ -48,13 +48,3 @@ class JobLease(Base):
     last_finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     last_status: Mapped[str] = mapped_column(String(10), default="")
     last_error: Mapped[str] = mapped_column(Text, default="")
-
-
-class CacheGeneration(Base):
-    """A counter per cached figure: every process's cache entry is keyed by it, so bumping it
-    (the recompute does, in its transaction) invalidates the entry in every process at once."""
-
-    __tablename__ = "cache_generation"
-
-    name: Mapped[str] = mapped_column(String(60), primary_key=True)
-    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -35,11 +35,15 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from remedium.changes import service as changes
 from remedium.db.base import utcnow
 from remedium.db.session import is_postgres, take_writer_lock, transaction
+from remedium.exceptions.notify import deliver_notifications
 from remedium.jobs.models import JobLease, JobRun
 from remedium.remediation import outbox
 from remedium.remediation.outbox import ConnectorResolver
+from remedium.remediation.service import purge_completed
+from remedium.scoring.service import snapshot_scores
 from remedium.settings import get_settings
 
 
@@ -81,10 +85,8 @@ class RecomputeJob(Job):
     name = "recompute"
 
     def run(self, context: JobContext) -> dict[str, Any]:
-        from remedium.recommendations.service import recompute
-
         with job_transaction(context.engine) as session:
-            stats = recompute(session, as_of=context.as_of)
+            stats = changes.rebuild_everything(session, as_of=context.as_of)
         return {"devices": stats.devices, "recommendations_touched": stats.recommendations_touched}
 
 
@@ -94,10 +96,8 @@ class ExceptionLifecycleJob(Job):
     name = "exception_lifecycle"
 
     def run(self, context: JobContext) -> dict[str, Any]:
-        from remedium.exceptions.service import run_exception_jobs
-
         with job_transaction(context.engine) as session:
-            return run_exception_jobs(session, context.as_of).as_json()
+            return changes.review_exceptions(session, as_of=context.as_of).as_json()
 
 
 class ActivityProgressJob(Job):
@@ -106,10 +106,8 @@ class ActivityProgressJob(Job):
     name = "activity_progress"
 
     def run(self, context: JobContext) -> dict[str, Any]:
-        from remedium.remediation.progress import refresh_activity_progress
-
         with job_transaction(context.engine) as session:
-            completed = refresh_activity_progress(session, now=context.as_of)
+            completed = changes.measure_activities(session, now=context.as_of)
         return {"completed": len(completed), "completed_ids": completed[:50]}
 
 
@@ -119,8 +117,6 @@ class CompletedActivityRetentionJob(Job):
     name = "activity_retention"
 
     def run(self, context: JobContext) -> dict[str, Any]:
-        from remedium.remediation.service import purge_completed
-
         days = get_settings().completed_activity_retention_days
         with job_transaction(context.engine) as session:
             removed = purge_completed(session, as_of=context.as_of, retention_days=days)
@@ -134,8 +130,6 @@ class OutboxDeliveryJob(Job):
     exclusive = False  # every message is claimed on its own
 
     def run(self, context: JobContext) -> dict[str, Any]:
-        from remedium.exceptions.notify import deliver_notifications
-
         stats = outbox.deliver_pending(context.engine, context.resolve, now=context.as_of)
         # Exception announcements (exception.expiring) go out with the tickets.
         notified = deliver_notifications(context.engine, context.resolve, now=context.as_of)
@@ -161,8 +155,6 @@ class ScoreSnapshotJob(Job):
     name = "score_snapshot"
 
     def run(self, context: JobContext) -> dict[str, Any]:
-        from remedium.scoring.service import snapshot_scores
-
         day = context.as_of.date()
         with job_transaction(context.engine) as session:
             groups = snapshot_scores(session, day)

@@ -134,7 +134,7 @@ def _start(cluster: PostgresCluster, options: str) -> PostgresCluster:
 
 def create_database(cluster: PostgresCluster, name: str, template: str | None = None) -> str:
     """Create database ``name`` (optionally from ``template``) and return its URL."""
-    import psycopg
+    import psycopg  # noqa: PLC0415 — only a PostgreSQL run needs it (conftest imports this always)
 
     admin_url = cluster.url().replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(admin_url, autocommit=True) as connection:

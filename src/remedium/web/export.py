@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Request
 from sqlalchemy.orm import Session
@@ -108,7 +109,5 @@ def fields_of(item: Any, fields: Sequence[str]) -> list[Any]:
 
 def export_url(path: str, query: str) -> str:
     """The export link of a list page: ``path`` with the page's query, less its page number."""
-    from urllib.parse import parse_qsl, urlencode
-
     params = [(k, v) for k, v in parse_qsl(query, keep_blank_values=False) if k not in ("p",)]
     return path + (f"?{urlencode(params)}" if params else "")

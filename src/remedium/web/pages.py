@@ -19,7 +19,10 @@ from remedium.common.cache import DASHBOARD, GenerationCache
 from remedium.db.base import utcnow
 from remedium.exceptions.api import exception_views
 from remedium.exceptions.service import expiring_soon
+from remedium.intel.pages import router as vulnerability_pages
+from remedium.inventory.pages import router as inventory_pages
 from remedium.inventory.queries import top_exposed_devices, top_vulnerable_software
+from remedium.recommendations.pages import router as recommendation_pages
 from remedium.recommendations.queries import top_recommendations
 from remedium.remediation import pages as remediation_pages
 from remedium.scoring.queries import (
@@ -113,10 +116,6 @@ def dashboard(page: PageDep, session: SessionDep) -> HTMLResponse:
 
 def install_pages(app: FastAPI) -> None:
     """Mount the static files, every page router, and the HTML 404 page."""
-    from remedium.intel.pages import router as vulnerability_pages
-    from remedium.inventory.pages import router as inventory_pages
-    from remedium.recommendations.pages import router as recommendation_pages
-
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/favicon.ico", include_in_schema=False)

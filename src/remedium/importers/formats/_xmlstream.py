@@ -16,6 +16,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
+from remedium.importers.limits import field_too_large, max_field_bytes
 from remedium.importers.records import ReportError
 
 HEAD_BYTES = 64 * 1024
@@ -84,8 +85,6 @@ class _EventGap:
     built whole in memory (importers/limits.py)."""
 
     def __init__(self, stream: IO[bytes], filename: str) -> None:
-        from remedium.importers.limits import max_field_bytes
-
         self._stream = stream
         self._filename = filename
         self._limit = max_field_bytes()
@@ -99,8 +98,6 @@ class _EventGap:
     def read(self, size: int = -1) -> bytes:
         """What the parser asks for, unless the gap since the last event is too large."""
         if self._read - self._mark > self._limit:
-            from remedium.importers.limits import field_too_large
-
             raise field_too_large(self._filename, f"byte {self._read}")
         data = self._stream.read(size)
         self._read += len(data)

@@ -1,0 +1,1 @@
+"""What follows a change of inventory or intelligence (application service)."""
