@@ -21,7 +21,6 @@ error (422, with the offending location), or on the Defender-compatible API (``/
 from __future__ import annotations
 
 import json
-import re
 import types
 import typing
 import uuid
@@ -34,12 +33,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Ids and counts are INTEGER columns (32 bits on PostgreSQL); none of them nears 2**31.
-INT_MIN = -(2**31)
-INT_MAX = 2**31 - 1
+from remedium.common.int32 import INT_MAX, INT_MIN, out_of_range
+
 # Larger JSON bodies are uploads (reports), read by streaming parsers that bound what they keep.
 MAX_CHECKED_BODY = 4 * 1024 * 1024
-_WHOLE = re.compile(r"\s*[+-]?\d+\s*")
 
 
 class OutOfRangeError(ValueError):
@@ -49,26 +46,6 @@ class OutOfRangeError(ValueError):
         super().__init__(text)
         self.location = location
         self.text = text
-
-
-def out_of_range(text: str) -> bool:
-    """True when ``text`` is a whole number that does not fit in a signed 32-bit integer."""
-    if not _WHOLE.fullmatch(text):
-        return False
-    digits = text.strip().lstrip("+-").lstrip("0")
-    if len(digits) > 19:
-        return True
-    return not INT_MIN <= int(text) <= INT_MAX
-
-
-def as_int32(text: str) -> int | None:
-    """``text`` as an integer when it is a whole number that fits in 32 bits, else ``None``.
-
-    For ids that may be either text or one of our integer ids (a Defender machine id).
-    """
-    if not _WHOLE.fullmatch(text) or out_of_range(text):
-        return None
-    return int(text)
 
 
 def _check_pairs(pairs: list[tuple[str, str]], where: str) -> None:

@@ -32,7 +32,7 @@ from remedium.intel import matching
 from remedium.inventory import groups
 from remedium.inventory.service import devices_with_open_weaknesses
 from remedium.recommendations import service as recommendations_service
-from remedium.recommendations._sql import RecomputeStats
+from remedium.recommendations.recompute_runner import RecomputeStats
 from remedium.remediation.progress import refresh_activity_progress
 from remedium.scoring import service as scoring_service
 

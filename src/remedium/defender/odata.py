@@ -25,7 +25,7 @@ from odata_query.exceptions import ODataException
 from odata_query.grammar import ODataLexer, ODataParser
 from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, func, not_, or_, true
 
-from remedium.api.integers import INT_MAX
+from remedium.common.int32 import INT_MAX
 
 MAX_FILTER_LENGTH = 4000
 

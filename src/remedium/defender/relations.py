@@ -22,8 +22,8 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from remedium.api.deps import ScopeDep, SessionDep
-from remedium.api.integers import as_int32
 from remedium.auth.principal import Scope
+from remedium.common.int32 import as_int32
 from remedium.common.scoping import in_scope
 from remedium.db.base import utcnow
 from remedium.defender import schemas, service

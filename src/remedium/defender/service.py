@@ -30,8 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from remedium.api.integers import as_int32
 from remedium.auth.principal import Scope
+from remedium.common.int32 import as_int32
 from remedium.common.scoping import active_since, in_scope
 from remedium.defender import schemas
 from remedium.defender.odata import (
