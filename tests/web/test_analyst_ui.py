@@ -49,10 +49,10 @@ def _number(text: str) -> float:
 def _file(
     engine: Engine, recommendation: str, groups: list[int], *, impact: str = "MitigationLike"
 ) -> int:
-    from remedium.exceptions import service
+    from remedium.exceptions import filing
 
     with transaction(engine) as session:
-        exc = service.file_exception(
+        exc = filing.file_exception(
             session,
             ADMIN,
             recommendation_id=recommendation,
@@ -377,7 +377,7 @@ def test_recommendation_table_fits_1440_and_show_exceptions_adds_them(
 def test_forbidden_is_a_page_and_completing_or_canceling_asks_first(
     org: Any, signed_in_page: Any, live_server: str, engine: Engine, browser: Any
 ) -> None:
-    from remedium.remediation import service as remediation
+    from remedium.remediation import requesting as remediation
 
     with transaction(engine) as session:
         make_user(session, "viewer", rights=[Right.VIEW])

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from remedium.auth.principal import Principal
 from remedium.db.session import session_factory
+from remedium.demo.catalog import load_data
 
 if TYPE_CHECKING:
     from remedium.connectors.base import TicketConnector
@@ -242,13 +243,13 @@ class DemoHistory:
         )
 
     def _cancel_one_group(self, session: Session) -> None:
-        from remedium.exceptions import service
+        from remedium.exceptions import lifecycle
 
         exception_id = self.ids.get("partly_canceled")
         group = self.ids.get("canceled_group")
         if exception_id is None or group is None:
             return
-        service.cancel_exception(
+        lifecycle.cancel_exception(
             session,
             _principal(session, "admin"),
             exception_id,
@@ -298,7 +299,7 @@ class DemoHistory:
     def _exceptions(
         self, session: Session, recs: list[Any], pick: Callable[[list[Any]], Any]
     ) -> None:
-        from remedium.exceptions import service
+        from remedium.exceptions import filing
         from remedium.inventory.models import DeviceGroup
 
         analyst = _principal(session, "analyst")
@@ -309,17 +310,10 @@ class DemoHistory:
         taken: list[str] = []
 
         # Resurfaced: a CVE joins the recommendation (or is listed in KEV) after filing.
-        # A KEV listing of a CVE the recommendation already has resurfaces it for sure; a CVE
-        # that appears later only when some installed version is affected.
-        listed = _products_of(sorted(c for c, d in self.kev_from.items() if d > START_DAY))
-        joined = _products_of(sorted(c for c, d in self.appears.items() if d > START_DAY))
-        resurfacing = pick(
-            [r for r in by_impact if r.id.removeprefix("va-_-") in listed]
-            + [r for r in by_impact if r.id.removeprefix("va-_-") in joined]
-        )
+        resurfacing = self._resurfacing(by_impact, pick)
         if resurfacing is not None:
             taken.append(resurfacing.id)
-            service.file_exception(
+            filing.file_exception(
                 session,
                 analyst,
                 recommendation_id=resurfacing.id,
@@ -333,7 +327,7 @@ class DemoHistory:
         mitigated = pick(by_impact[2:])
         if mitigated is not None:
             taken.append(mitigated.id)
-            service.file_exception(
+            filing.file_exception(
                 session,
                 analyst,
                 recommendation_id=mitigated.id,
@@ -348,7 +342,7 @@ class DemoHistory:
         expired = pick(by_impact[4:])
         if expired is not None:
             taken.append(expired.id)
-            service.file_exception(
+            filing.file_exception(
                 session,
                 analyst,
                 recommendation_id=expired.id,
@@ -362,7 +356,7 @@ class DemoHistory:
         partly = pick(by_impact[6:])
         if partly is not None and len(groups) >= 2:
             taken.append(partly.id)
-            exc = service.file_exception(
+            exc = filing.file_exception(
                 session,
                 admin,
                 recommendation_id=partly.id,
@@ -377,16 +371,29 @@ class DemoHistory:
             self.ids["canceled_group"] = groups[1]
         self.ids["taken"] = taken
 
+    def _resurfacing(self, by_impact: list[Any], pick: Callable[[list[Any]], Any]) -> Any:
+        """A recommendation whose exception will resurface, or None.
+
+        A KEV listing of a CVE the recommendation already has resurfaces it for sure; a CVE
+        that appears later only when some installed version is affected.
+        """
+        listed = _products_of(sorted(c for c, d in self.kev_from.items() if d > START_DAY))
+        joined = _products_of(sorted(c for c, d in self.appears.items() if d > START_DAY))
+        return pick(
+            [r for r in by_impact if r.id.removeprefix("va-_-") in listed]
+            + [r for r in by_impact if r.id.removeprefix("va-_-") in joined]
+        )
+
     def _pending(self, session: Session) -> None:
         """Today, after the last import: a CVE exception waits for a second person."""
-        from remedium.exceptions import service
+        from remedium.exceptions import filing
         from remedium.inventory.models import DeviceGroup
 
         cve = _top_cve(session)
         group = session.scalars(select(DeviceGroup.id).order_by(DeviceGroup.name)).first()
         if cve is None or group is None:
             return
-        service.file_exception(
+        filing.file_exception(
             session,
             _principal(session, "analyst"),
             vulnerability_id=cve,
@@ -412,13 +419,13 @@ class DemoHistory:
         priority: str,
         attention: bool = False,
     ) -> str | None:
-        from remedium.remediation import service
+        from remedium.remediation import requesting
 
         if rec is None:
             return None
         attention = attention or rec.remediation_type == "AttentionRequired"
         when = self.moment(day, 9)
-        activity = service.request_remediation(
+        activity = requesting.request_remediation(
             session,
             _principal(session, who),
             recommendation_id=rec.id,
@@ -480,7 +487,7 @@ class DemoHistory:
 
     def _sync(self, session: Session, day: int) -> None:
         from remedium.remediation.models import RemediationActivity
-        from remedium.remediation.outbox import sync_ticket_states
+        from remedium.remediation.ticket_sync import sync_ticket_states
 
         keys = {
             name: session.scalar(
@@ -541,8 +548,6 @@ def _top_cve(session: Session) -> str | None:
 
 
 def _products_of(cves: list[str]) -> set[str]:
-    from remedium.demo.generator import load_data
-
     wanted = set(cves)
     return {
         entry["product_key"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from remedium.exceptions import service as exceptions_service
+from remedium.exceptions import lifecycle as exceptions_lifecycle
 from remedium.intel.matching import match_devices
 from remedium.inventory import service as inventory_service
 from remedium.inventory.groups import evaluate as evaluate_groups
@@ -20,7 +20,7 @@ from remedium.remediation.progress import refresh_activity_progress
 from remedium.scoring import service as scoring_service
 
 if TYPE_CHECKING:
-    from remedium.importers.writer import ImportSummary
+    from remedium.importers.summary import ImportSummary
 
 
 class Settler:
@@ -90,7 +90,7 @@ def refresh_derived(
             settled=done,
         )
     # Exceptions react to the new threat picture, then activities are measured against it.
-    exceptions_service.run_exception_jobs(session, as_of)
+    exceptions_lifecycle.run_exception_jobs(session, as_of)
     devices |= done
     if devices:
         refresh_activity_progress(session, device_ids=sorted(devices), now=as_of)

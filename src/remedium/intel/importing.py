@@ -163,7 +163,7 @@ def refresh_after_intel(
 ) -> None:
     """Match devices holding packages with new ranges, then bring vulnerability points,
     recommendations and scores in step for every device that changed."""
-    from remedium.exceptions import service as exceptions_service
+    from remedium.exceptions import lifecycle as exceptions_lifecycle
     from remedium.importers.detections import move_detections
     from remedium.recommendations import service as recommendations_service
     from remedium.remediation.progress import refresh_activity_progress
@@ -187,7 +187,7 @@ def refresh_after_intel(
     if devices:
         recommendations_service.recompute(session, device_ids=sorted(devices), as_of=at)
     # A KEV listing or a new exploit voids exceptions at once; fixed devices move activities.
-    exceptions_service.run_exception_jobs(session, at)
+    exceptions_lifecycle.run_exception_jobs(session, at)
     if devices:
         refresh_activity_progress(session, device_ids=sorted(devices), now=at)
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from remedium.db.base import utcnow
 from remedium.db.session import is_postgres, take_writer_lock, transaction
 from remedium.jobs.models import JobLease, JobRun
-from remedium.remediation import outbox
+from remedium.remediation import outbox, ticket_sync
 from remedium.remediation.outbox import ConnectorResolver
 from remedium.settings import get_settings
 
@@ -94,7 +94,7 @@ class ExceptionLifecycleJob(Job):
     name = "exception_lifecycle"
 
     def run(self, context: JobContext) -> dict[str, Any]:
-        from remedium.exceptions.service import run_exception_jobs
+        from remedium.exceptions.lifecycle import run_exception_jobs
 
         with job_transaction(context.engine) as session:
             return run_exception_jobs(session, context.as_of).as_json()
@@ -151,7 +151,7 @@ class TicketSyncJob(Job):
         # Not job_transaction: it calls the ticketing systems, and must not hold SQLite's write
         # lock meanwhile. A run that meets a concurrent write fails and the next one reads again.
         with transaction(context.engine) as session:
-            figures = outbox.sync_ticket_states(session, context.resolve, now=context.as_of)
+            figures = ticket_sync.sync_ticket_states(session, context.resolve, now=context.as_of)
         return dict(figures)
 
 

@@ -19,7 +19,8 @@ from remedium.common.cache import DASHBOARD, GenerationCache
 from remedium.db.base import utcnow
 from remedium.exceptions.api import exception_views
 from remedium.exceptions.service import expiring_soon
-from remedium.inventory.queries import top_exposed_devices, top_vulnerable_software
+from remedium.inventory.queries import top_exposed_devices
+from remedium.inventory.software_queries import top_vulnerable_software
 from remedium.recommendations.queries import top_recommendations
 from remedium.remediation import pages as remediation_pages
 from remedium.scoring.queries import (
