@@ -30,6 +30,7 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/check_layers.py
+	$(BIN)/python scripts/check_sizes.py
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## lint: ruff, then the layering (import-linter contracts in pyproject.toml; docs/architecture.md)
@@ -37,6 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/check_layers.py
+	$(BIN)/python scripts/check_sizes.py
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks

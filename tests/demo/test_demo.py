@@ -9,7 +9,7 @@ from sqlalchemy import Engine, MetaData, func, select
 from remedium.db.migrate import upgrade_database
 from remedium.db.session import session_factory
 from remedium.demo import build_demo, holds_demo
-from remedium.demo.generator import affected, version_key
+from remedium.demo.catalog import affected, version_key
 from remedium.importers.models import ImportRun
 from remedium.intel.models import IntelEvent, Vulnerability
 from remedium.inventory.models import Device, DeviceGroup, Weakness

@@ -37,7 +37,11 @@ import pytest
 from sqlalchemy import Engine
 from typer.core import TyperGroup
 
+from remedium.api.app import create_app
 from remedium.cli.main import COMMANDS, load
+from remedium.db.session import make_engine
+from remedium.importers.registry import FORMATS
+from remedium.intel.feeds import FEEDS
 from remedium.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -468,8 +472,6 @@ def check_make(items: list[Span], targets: set[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def routes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Route]]:
-    from remedium.api.app import create_app
-    from remedium.db.session import make_engine
 
     engine: Engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('docs') / 'routes.db'}")
     yield app_routes(create_app(engine))
@@ -495,8 +497,6 @@ def test_every_doc_line_is_true(path: Path, routes: list[Route]) -> None:
 
 
 def test_every_format_and_feed_is_documented() -> None:
-    from remedium.importers.registry import FORMATS
-    from remedium.intel.feeds import FEEDS
 
     docs = {str(path.relative_to(ROOT)): path.read_text("utf-8") for path in DOCS}
     assert check_formats(list(FORMATS), list(FEEDS), docs) == []

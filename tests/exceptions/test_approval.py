@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from exceptions.org import ADMIN, ANALYST, CHROME, REVIEWER, VIEWER, Org, build
 from factories import NOW
 from remedium.audit.models import AuditEvent
-from remedium.exceptions import service
+from remedium.exceptions import filing, lifecycle, service
 from remedium.exceptions.models import RemediationException
+from remedium.recommendations.coverage import effective_coverage
 from remedium.settings import get_settings
 
 
@@ -32,7 +33,7 @@ def org(session: Session) -> Org:
 
 @pytest.fixture
 def pending(session: Session, org: Org) -> RemediationException:
-    return service.file_exception(
+    return filing.file_exception(
         session,
         ANALYST,
         recommendation_id=CHROME,
@@ -48,9 +49,9 @@ def test_a_pending_exception_has_no_effect_and_holds_its_groups(
 ) -> None:
     assert pending.status == "PendingApproval"
     assert {g.status for g in pending.groups} == {"PendingApproval"}
-    assert service.effective_coverage(session, NOW + timedelta(hours=1)) == []
+    assert effective_coverage(session, NOW + timedelta(hours=1)) == []
     with pytest.raises(service.ExceptionConflict):
-        service.file_exception(
+        filing.file_exception(
             session,
             REVIEWER,
             recommendation_id=CHROME,
@@ -64,24 +65,24 @@ def test_the_requester_cannot_approve_their_own(
     session: Session, pending: RemediationException
 ) -> None:
     with pytest.raises(service.ExceptionNotAllowed, match="your own"):
-        service.approve_exception(session, ANALYST, pending.id)
+        filing.approve_exception(session, ANALYST, pending.id)
     with pytest.raises(service.ExceptionNotAllowed):
-        service.approve_exception(session, VIEWER, pending.id)
+        filing.approve_exception(session, VIEWER, pending.id)
 
 
 def test_another_user_approves_and_it_takes_effect(
     session: Session, org: Org, pending: RemediationException
 ) -> None:
     at = NOW + timedelta(hours=2)
-    service.approve_exception(
+    filing.approve_exception(
         session, REVIEWER, pending.id, comment="ok until the rollout", as_of=at
     )
     assert pending.status == "InEffect"
     assert pending.decided_by == "rex"
     assert pending.decision_comment == "ok until the rollout"
-    assert [c.exception_id for c in service.effective_coverage(session, at)] == [pending.id]
+    assert [c.exception_id for c in effective_coverage(session, at)] == [pending.id]
     with pytest.raises(service.ExceptionConflict):
-        service.approve_exception(session, ADMIN, pending.id)
+        filing.approve_exception(session, ADMIN, pending.id)
     kinds = [e.kind for e in service.history(session, ADMIN.scope, pending)]
     assert kinds == ["file", "approve", "in_effect"]
     approve = session.scalars(
@@ -96,17 +97,17 @@ def test_a_scoped_reviewer_cannot_approve_other_groups(
     session: Session, org: Org, pending: RemediationException
 ) -> None:
     with pytest.raises(service.ExceptionNotFound):
-        service.approve_exception(session, org.scoped(org.beta, name="bob"), pending.id)
+        filing.approve_exception(session, org.scoped(org.beta, name="bob"), pending.id)
 
 
 def test_rejection_ends_it_and_frees_the_group(
     session: Session, org: Org, pending: RemediationException
 ) -> None:
-    service.reject_exception(session, REVIEWER, pending.id, comment="patch instead")
+    filing.reject_exception(session, REVIEWER, pending.id, comment="patch instead")
     assert pending.status == "Rejected"
     assert pending.ended_at is not None
-    assert service.effective_coverage(session) == []
-    again = service.file_exception(
+    assert effective_coverage(session) == []
+    again = filing.file_exception(
         session,
         ANALYST,
         recommendation_id=CHROME,
@@ -121,7 +122,7 @@ def test_a_global_exception_needs_an_administrator_to_approve(
     session: Session, org: Org, pending: RemediationException
 ) -> None:
     other_admin = ADMIN.__class__(user_id=99, name="root", rights=ADMIN.rights)
-    glob = service.file_exception(
+    glob = filing.file_exception(
         session,
         ADMIN,
         recommendation_id=CHROME,
@@ -130,11 +131,11 @@ def test_a_global_exception_needs_an_administrator_to_approve(
         duration_days=60,
         as_of=NOW,
     )
-    service.approve_exception(session, REVIEWER, pending.id, as_of=NOW + timedelta(hours=1))
+    filing.approve_exception(session, REVIEWER, pending.id, as_of=NOW + timedelta(hours=1))
     assert pending.status == "InEffect"
     with pytest.raises(service.ExceptionNotAllowed, match="administrators"):
-        service.approve_exception(session, REVIEWER, glob.id)
-    service.approve_exception(session, other_admin, glob.id, as_of=NOW + timedelta(hours=2))
+        filing.approve_exception(session, REVIEWER, glob.id)
+    filing.approve_exception(session, other_admin, glob.id, as_of=NOW + timedelta(hours=2))
     assert glob.status == "InEffect"
     # Approving the global exception holds the group one it now covers.
     assert pending.status == "Suspended"
@@ -143,5 +144,5 @@ def test_a_global_exception_needs_an_administrator_to_approve(
 def test_a_pending_exception_past_its_end_date_expires(
     session: Session, pending: RemediationException
 ) -> None:
-    assert service.run_exception_jobs(session, NOW + timedelta(days=31)).expired == [pending.id]
+    assert lifecycle.run_exception_jobs(session, NOW + timedelta(days=31)).expired == [pending.id]
     assert pending.status == "Expired"

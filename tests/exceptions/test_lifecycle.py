@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from exceptions.org import ADMIN, ANALYST, CHROME, CVE, LATER, VIEWER, Org, build
 from factories import NOW
 from remedium.audit.models import AuditEvent
-from remedium.exceptions import service
+from remedium.exceptions import filing, lifecycle, service
 from remedium.exceptions.models import RemediationException
+from remedium.recommendations.coverage import effective_coverage
 from remedium.settings import get_settings
 
 
@@ -44,7 +45,7 @@ def _file(session: Session, org: Org, *groups: int, **kwargs: object) -> Remedia
     }
     principal = kwargs.pop("principal", ANALYST)
     options.update(kwargs)
-    return service.file_exception(session, principal, **options)  # type: ignore[arg-type]
+    return filing.file_exception(session, principal, **options)  # type: ignore[arg-type]
 
 
 def test_filed_group_exception_is_in_effect_then_expires(session: Session, org: Org) -> None:
@@ -53,19 +54,19 @@ def test_filed_group_exception_is_in_effect_then_expires(session: Session, org: 
     assert exc.impact == "NoImpact"  # the default for an accepted risk
     assert exc.expires_on == NOW + timedelta(days=30)
     assert exc.snapshot["vulnerability_ids"] == [CVE]
-    coverage = service.effective_coverage(session, NOW + timedelta(days=1))
+    coverage = effective_coverage(session, NOW + timedelta(days=1))
     assert [(c.recommendation_id, c.device_group_ids, c.impact) for c in coverage] == [
         (CHROME, frozenset({org.alpha.id}), "NoImpact")
     ]
     # Nothing happens the day before the end date...
-    assert service.run_exception_jobs(session, NOW + timedelta(days=29)).expired == []
+    assert lifecycle.run_exception_jobs(session, NOW + timedelta(days=29)).expired == []
     # ...and it expires once the end date has passed.
-    result = service.run_exception_jobs(session, NOW + timedelta(days=30, seconds=1))
+    result = lifecycle.run_exception_jobs(session, NOW + timedelta(days=30, seconds=1))
     assert result.expired == [exc.id]
     assert exc.status == "Expired"
     assert _group_statuses(exc) == {org.alpha.id: "Expired"}
     assert exc.ended_at == exc.expires_on
-    assert service.effective_coverage(session, NOW + timedelta(days=31)) == []
+    assert effective_coverage(session, NOW + timedelta(days=31)) == []
     kinds = [e.kind for e in service.history(session, ANALYST.scope, exc)]
     assert kinds == ["file", "in_effect", "expiring_soon", "expire"]
     actions = session.scalars(
@@ -76,7 +77,7 @@ def test_filed_group_exception_is_in_effect_then_expires(session: Session, org: 
 
 def test_coverage_stops_at_the_end_date_even_before_the_job(session: Session, org: Org) -> None:
     _file(session, org, org.alpha.id)
-    assert service.effective_coverage(session, NOW + timedelta(days=31)) == []
+    assert effective_coverage(session, NOW + timedelta(days=31)) == []
 
 
 def test_compensating_control_defaults_to_mitigation_like(session: Session, org: Org) -> None:
@@ -133,18 +134,18 @@ def test_global_exception_suspends_groups_and_releases_them_on_cancel(
     # A group exception filed under the global one starts suspended.
     later_exc = _file(session, org, org.beta.id, as_of=LATER)
     assert later_exc.status == "Suspended"
-    coverage = service.effective_coverage(session, LATER)
+    coverage = effective_coverage(session, LATER)
     assert [(c.exception_id, c.device_group_ids) for c in coverage] == [(global_exc.id, None)]
     # A second global one is refused; only administrators may cancel it.
     with pytest.raises(service.ExceptionConflict):
         _file(session, org, principal=ADMIN, is_global=True)
     with pytest.raises(service.ExceptionNotAllowed):
-        service.cancel_exception(session, ANALYST, global_exc.id, as_of=LATER)
-    service.cancel_exception(session, ADMIN, global_exc.id, as_of=NOW + timedelta(days=2))
+        lifecycle.cancel_exception(session, ANALYST, global_exc.id, as_of=LATER)
+    lifecycle.cancel_exception(session, ADMIN, global_exc.id, as_of=NOW + timedelta(days=2))
     assert global_exc.status == "Canceled"
     assert group_exc.status == "InEffect"
     assert later_exc.status == "InEffect"
-    covered = {c.exception_id for c in service.effective_coverage(session, NOW + timedelta(days=3))}
+    covered = {c.exception_id for c in effective_coverage(session, NOW + timedelta(days=3))}
     assert covered == {group_exc.id, later_exc.id}
     kinds = [e.kind for e in service.history(session, ANALYST.scope, group_exc)]
     assert kinds == ["file", "in_effect", "suspend", "resume"]
@@ -153,7 +154,7 @@ def test_global_exception_suspends_groups_and_releases_them_on_cancel(
 def test_group_exception_that_ended_while_held_expires_instead(session: Session, org: Org) -> None:
     group_exc = _file(session, org, org.alpha.id, duration_days=30)
     global_exc = _file(session, org, principal=ADMIN, is_global=True, duration_days=60)
-    result = service.run_exception_jobs(session, NOW + timedelta(days=31))
+    result = lifecycle.run_exception_jobs(session, NOW + timedelta(days=31))
     # The group exception ran out while suspended: it expires and does not come back.
     assert result.expired == [group_exc.id]
     assert group_exc.status == "Expired"
@@ -163,7 +164,7 @@ def test_group_exception_that_ended_while_held_expires_instead(session: Session,
 def test_global_expiry_resumes_groups_that_are_still_valid(session: Session, org: Org) -> None:
     group_exc = _file(session, org, org.alpha.id, duration_days=90)
     global_exc = _file(session, org, principal=ADMIN, is_global=True, duration_days=30)
-    result = service.run_exception_jobs(session, NOW + timedelta(days=31))
+    result = lifecycle.run_exception_jobs(session, NOW + timedelta(days=31))
     assert result.expired == [global_exc.id]
     assert result.resumed == [group_exc.id]
     assert group_exc.status == "InEffect"
@@ -171,7 +172,7 @@ def test_global_expiry_resumes_groups_that_are_still_valid(session: Session, org
 
 def test_cancel_one_group_or_all(session: Session, org: Org) -> None:
     exc = _file(session, org, org.alpha.id, org.beta.id, org.gamma.id)
-    service.cancel_exception(session, ANALYST, exc.id, device_group_id=org.beta.id, as_of=LATER)
+    lifecycle.cancel_exception(session, ANALYST, exc.id, device_group_id=org.beta.id, as_of=LATER)
     assert _group_statuses(exc) == {
         org.alpha.id: "InEffect",
         org.beta.id: "Canceled",
@@ -179,15 +180,15 @@ def test_cancel_one_group_or_all(session: Session, org: Org) -> None:
     }
     assert exc.status == "InEffect"
     with pytest.raises(service.ExceptionConflict):
-        service.cancel_exception(session, ANALYST, exc.id, device_group_id=org.beta.id)
+        lifecycle.cancel_exception(session, ANALYST, exc.id, device_group_id=org.beta.id)
     # A user limited to Alpha cancels "all" of what they manage: Alpha only.
     scoped = org.scoped(org.alpha)
-    service.cancel_exception(session, scoped, exc.id, as_of=LATER)
+    lifecycle.cancel_exception(session, scoped, exc.id, as_of=LATER)
     assert _group_statuses(exc)[org.gamma.id] == "InEffect"
     assert _group_statuses(exc)[org.alpha.id] == "Canceled"
     with pytest.raises(service.ExceptionNotFound):
-        service.cancel_exception(session, scoped, exc.id, device_group_id=org.gamma.id)
-    service.cancel_exception(session, ANALYST, exc.id, reason="patched after all", as_of=LATER)
+        lifecycle.cancel_exception(session, scoped, exc.id, device_group_id=org.gamma.id)
+    lifecycle.cancel_exception(session, ANALYST, exc.id, reason="patched after all", as_of=LATER)
     assert exc.status == "Canceled"
     assert exc.ended_at == LATER
     cancel = session.scalars(
@@ -207,7 +208,7 @@ def test_scoped_users_do_not_see_or_cancel_other_groups(session: Session, org: O
     scoped = org.scoped(org.alpha)
     assert service.get_exception(session, scoped.scope, beta_only.id) is None
     with pytest.raises(service.ExceptionNotFound):
-        service.cancel_exception(session, scoped, beta_only.id)
+        lifecycle.cancel_exception(session, scoped, beta_only.id)
     rows, total = service.list_exceptions(session, scoped.scope)
     assert total == 1
     assert [r.id for r in rows] == [both.id]
@@ -219,7 +220,7 @@ def test_scoped_users_do_not_see_or_cancel_other_groups(session: Session, org: O
 def test_list_filters(session: Session, org: Org) -> None:
     a = _file(session, org, org.alpha.id, justification="FalsePositive")
     b = _file(session, org, org.beta.id, recommendation_id=None, vulnerability_id=CVE)
-    service.cancel_exception(session, ANALYST, b.id, as_of=LATER)
+    lifecycle.cancel_exception(session, ANALYST, b.id, as_of=LATER)
     scope = ADMIN.scope
 
     def ids(**f: str) -> list[int]:
@@ -241,6 +242,6 @@ def test_expiring_soon_is_flagged_once(session: Session, org: Org) -> None:
     _file(session, org, org.beta.id, duration_days=90)
     at = NOW + timedelta(days=21)
     assert [e.id for e in service.expiring_soon(session, ADMIN.scope, as_of=at)] == [soon.id]
-    assert service.run_exception_jobs(session, at).expiring_soon == [soon.id]
-    assert service.run_exception_jobs(session, at + timedelta(days=1)).expiring_soon == []
+    assert lifecycle.run_exception_jobs(session, at).expiring_soon == [soon.id]
+    assert lifecycle.run_exception_jobs(session, at + timedelta(days=1)).expiring_soon == []
     assert service.expiring_soon(session, ADMIN.scope, as_of=NOW) == []

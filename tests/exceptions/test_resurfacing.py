@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 
 from exceptions.org import ADMIN, ANALYST, CHROME, CVE, Org, build
 from factories import NOW, add_weakness, install, make_vulnerability
-from remedium.exceptions import service
+from remedium.exceptions import filing, lifecycle, service
 from remedium.exceptions.models import RemediationException
 from remedium.importers.records import VulnerabilityRecord
 from remedium.intel.importing import import_feed
 from remedium.intel.models import Vulnerability
 from remedium.intel.service import upsert_vulnerabilities
 from remedium.inventory.models import Device
+from remedium.recommendations.coverage import effective_coverage
 from remedium.recommendations.service import recompute
 from remedium.settings import get_settings
 
@@ -41,7 +42,7 @@ def org(session: Session) -> Org:
 
 @pytest.fixture
 def exc(session: Session, org: Org) -> RemediationException:
-    return service.file_exception(
+    return filing.file_exception(
         session,
         ANALYST,
         recommendation_id=CHROME,
@@ -83,7 +84,7 @@ def _kev_file(tmp_path: Path, cve: str) -> Path:
 
 
 def test_nothing_changed_nothing_resurfaces(session: Session, exc: RemediationException) -> None:
-    assert service.resurface_exceptions(session, NOW + timedelta(days=5)) == []
+    assert lifecycle.resurface_exceptions(session, NOW + timedelta(days=5)) == []
     assert exc.status == "InEffect"
 
 
@@ -96,7 +97,7 @@ def test_kev_import_voids_the_exception(
     # the one recorded.
     session.refresh(exc)
     assert exc.status == "Resurfaced"
-    assert service.run_exception_jobs(session, NOW + timedelta(days=6)).resurfaced == []
+    assert lifecycle.run_exception_jobs(session, NOW + timedelta(days=6)).resurfaced == []
     assert {g.status for g in exc.groups} == {"Resurfaced"}
     assert exc.resurfaced_rule == "kev_listed"
     assert exc.resurfaced_evidence is not None
@@ -104,7 +105,7 @@ def test_kev_import_voids_the_exception(
     [event] = exc.resurfaced_evidence["events"]
     assert event["source"] == "intel:kev-json"
     assert event["occurred_at"].startswith("2026-11-25")
-    assert service.effective_coverage(session, NOW + timedelta(days=6)) == []
+    assert effective_coverage(session, NOW + timedelta(days=6)) == []
     history = service.history(session, ANALYST.scope, exc)
     assert history[-1].kind == "resurface"
     assert history[-1].detail["rule"] == "kev_listed"
@@ -116,7 +117,7 @@ def test_a_new_cve_after_a_scan_voids_the_exception(
     new = make_vulnerability(session, "CVE-2026-2002", cvss=5.0, severity="Medium")
     add_weakness(session, org.b1, org.chrome, new, installed_version="1.0")
     recompute(session, device_ids=[org.b1.id], as_of=NOW + timedelta(days=1))
-    assert service.resurface_exceptions(session, NOW + timedelta(days=1)) == [exc.id]
+    assert lifecycle.resurface_exceptions(session, NOW + timedelta(days=1)) == [exc.id]
     assert exc.resurfaced_rule == "new_vulnerability"
     assert exc.resurfaced_evidence == {"new_vulnerability_ids": ["CVE-2026-2002"]}
 
@@ -128,7 +129,7 @@ def test_a_public_exploit_voids_the_exception(session: Session, exc: Remediation
         source="intel:nvd",
         observed_at=NOW + timedelta(days=3),
     )
-    assert service.resurface_exceptions(session, NOW + timedelta(days=3)) == [exc.id]
+    assert lifecycle.resurface_exceptions(session, NOW + timedelta(days=3)) == [exc.id]
     assert exc.resurfaced_rule == "public_exploit"
     assert exc.resurfaced_evidence is not None
     assert exc.resurfaced_evidence["events"][0]["kind"] == "public_exploit"
@@ -141,7 +142,7 @@ def test_a_severity_rise_voids_the_exception(session: Session, exc: RemediationE
         source="intel:nvd",
         observed_at=NOW + timedelta(days=3),
     )
-    assert service.resurface_exceptions(session, NOW + timedelta(days=4)) == [exc.id]
+    assert lifecycle.resurface_exceptions(session, NOW + timedelta(days=4)) == [exc.id]
     assert exc.resurfaced_rule == "severity_increase"
     assert exc.resurfaced_evidence is not None
     assert exc.resurfaced_evidence["severity_at_filing"] == "High"
@@ -164,7 +165,7 @@ def test_exposure_growth_beyond_the_margin_voids_the_exception(
     before = exc.snapshot["exposure_impact"]
     assert before > 0
     _expose(session, org, org.clean)
-    assert service.resurface_exceptions(session, NOW + timedelta(days=1)) == [exc.id]
+    assert lifecycle.resurface_exceptions(session, NOW + timedelta(days=1)) == [exc.id]
     assert exc.resurfaced_rule == "exposure_growth"
     assert exc.resurfaced_evidence is not None
     assert exc.resurfaced_evidence["exposure_impact_now"] > before * 1.2
@@ -176,7 +177,7 @@ def test_a_wide_margin_tolerates_the_same_growth(
     monkeypatch.setenv("REMEDIUM_EXCEPTION_RESURFACE_IMPACT_MARGIN", "100")
     get_settings.cache_clear()
     _expose(session, org, org.clean)
-    assert service.resurface_exceptions(session, NOW + timedelta(days=1)) == []
+    assert lifecycle.resurface_exceptions(session, NOW + timedelta(days=1)) == []
     assert exc.status == "InEffect"
 
 
@@ -190,7 +191,7 @@ def test_a_resurfaced_global_exception_releases_held_groups(
         observed_at=NOW + timedelta(days=3),
     )
     # Filed after the exploit appeared: the global exception accepted that picture...
-    glob = service.file_exception(
+    glob = filing.file_exception(
         session,
         ADMIN,
         recommendation_id=CHROME,
@@ -201,5 +202,5 @@ def test_a_resurfaced_global_exception_releases_held_groups(
     )
     assert exc.status == "Suspended"
     # ...while the older group exception did not: it resurfaces, the global one stays.
-    assert service.resurface_exceptions(session, NOW + timedelta(days=5)) == [exc.id]
+    assert lifecycle.resurface_exceptions(session, NOW + timedelta(days=5)) == [exc.id]
     assert glob.status == "InEffect"

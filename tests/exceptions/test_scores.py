@@ -19,7 +19,8 @@ from recommendations.worked_example import CHROME, SCID1, Example, build_example
 from remedium.auth.principal import Scope
 from remedium.db.session import transaction
 from remedium.defender import service as defender
-from remedium.exceptions import service
+from remedium.exceptions import filing, lifecycle
+from remedium.exceptions.preview import preview_exception
 from remedium.recommendations.queries import get_recommendation, list_recommendations
 from remedium.recommendations.service import recompute
 from remedium.scoring import engine
@@ -44,7 +45,7 @@ def ex(session: Session) -> Example:
 
 
 def _file(session: Session, **kwargs: object) -> int:
-    exc = service.file_exception(session, ADMIN, duration_days=30, as_of=NOW, **kwargs)  # type: ignore[arg-type]
+    exc = filing.file_exception(session, ADMIN, duration_days=30, as_of=NOW, **kwargs)  # type: ignore[arg-type]
     return exc.id
 
 
@@ -189,13 +190,13 @@ def test_cancel_and_expiry_bring_the_scores_back(session: Session, ex: Example) 
         session, recommendation_id=CHROME, justification="CompensatingControl", is_global=True
     )
     assert exposure_score(session, ALL).score_after_exceptions < before
-    service.cancel_exception(session, ADMIN, exc_id, as_of=NOW + timedelta(hours=1))
+    lifecycle.cancel_exception(session, ADMIN, exc_id, as_of=NOW + timedelta(hours=1))
     assert exposure_score(session, ALL).score_after_exceptions == before
     rec = get_recommendation(session, ALL, CHROME)
     assert rec is not None
     assert rec.status == "Active"
     # An exception that expires: the job puts the scores back.
-    service.file_exception(
+    filing.file_exception(
         session,
         ANALYST,
         recommendation_id=CHROME,
@@ -206,17 +207,17 @@ def test_cancel_and_expiry_bring_the_scores_back(session: Session, ex: Example) 
     )
     assert exposure_score(session, ALL).score_after_exceptions < before
     # (Within the 30 days of activity: the devices, last seen at NOW, still count.)
-    service.run_exception_jobs(session, NOW + timedelta(days=3))
+    lifecycle.run_exception_jobs(session, NOW + timedelta(days=3))
     assert exposure_score(session, ALL).score_after_exceptions == before
 
 
 def test_preview_matches_what_filing_then_shows(session: Session, ex: Example) -> None:
-    preview = service.preview_exception(
+    preview = preview_exception(
         session, ALL, recommendation_id=SCID1, impact="MitigationLike", is_global=True, as_of=NOW
     )
     assert preview.exposure_score == preview.exposure_score_after_exceptions
     assert preview.secure_score_with_exception == 100.0
-    unchanged = service.preview_exception(
+    unchanged = preview_exception(
         session, ALL, recommendation_id=SCID1, impact="NoImpact", is_global=True, as_of=NOW
     )
     assert unchanged.exposure_score_with_exception == unchanged.exposure_score

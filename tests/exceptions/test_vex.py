@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from exceptions.org import ADMIN, ANALYST, CHROME, CVE, Org, build
 from factories import NOW
 from remedium.auth.principal import Scope
-from remedium.exceptions import export, service, vex
+from remedium.exceptions import export, filing, lifecycle, vex
 from remedium.inventory.models import DeviceGroup
 from remedium.settings import get_settings
 
@@ -126,7 +126,7 @@ def entries(session: Session) -> list[vex.VexEntry]:
     org.chrome.purl_type, org.chrome.purl_name = "generic", "google/chrome"
 
     def file(justification: str, group: int, **target: str) -> int:
-        return service.file_exception(
+        return filing.file_exception(
             session,
             ANALYST,
             justification=justification,
@@ -143,7 +143,7 @@ def entries(session: Session) -> list[vex.VexEntry]:
     file("PlannedRemediation", org.beta.id, vulnerability_id=CVE)
     business = file("BusinessNeed", org.gamma.id, vulnerability_id=CVE)
     ended = file("AcceptRisk", org.gamma.id)
-    service.cancel_exception(session, ADMIN, ended, as_of=NOW)
+    lifecycle.cancel_exception(session, ADMIN, ended, as_of=NOW)
     result = export.vex_entries(session, ADMIN.scope, as_of=NOW)
     assert business in {e.exception_id for e in result}
     assert ended not in {e.exception_id for e in result}

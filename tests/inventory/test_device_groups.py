@@ -20,6 +20,7 @@ from factories import (
 )
 from remedium.audit.models import AuditEvent
 from remedium.auth.principal import Principal, Right
+from remedium.exceptions import filing, lifecycle
 from remedium.exceptions import service as exceptions
 from remedium.importers.service import import_report
 from remedium.inventory import group_admin, groups
@@ -219,7 +220,7 @@ def test_a_group_with_an_exception_in_effect_is_not_deleted(session: Session) ->
     analyst = Principal(
         user_id=None, name="ana", rights=frozenset({Right.VIEW, Right.EXCEPTIONS, Right.ADMIN})
     )
-    exc = exceptions.file_exception(
+    exc = filing.file_exception(
         session,
         analyst,
         justification="AcceptRisk",
@@ -236,7 +237,7 @@ def test_a_group_with_an_exception_in_effect_is_not_deleted(session: Session) ->
     assert exceptions.covered_groups(session, "recommendation", "va-_-google-_-chrome") == {
         alpha.id
     }
-    exceptions.cancel_exception(session, analyst, exc.id)
+    lifecycle.cancel_exception(session, analyst, exc.id)
     group_admin.delete_group(session, alpha, actor=ADMIN)
     assert session.get(DeviceGroup, alpha.id) is None
     assert _group_of(session, "a-1") == groups.UNGROUPED
@@ -246,7 +247,7 @@ def test_a_device_moved_into_a_group_gains_its_exception(session: Session) -> No
     alpha, device = _exposed_org(session)
     beta = make_group(session, "Beta")
     analyst = Principal(user_id=None, name="ana", rights=frozenset({Right.VIEW, Right.EXCEPTIONS}))
-    exceptions.file_exception(
+    filing.file_exception(
         session,
         analyst,
         justification="AcceptRisk",

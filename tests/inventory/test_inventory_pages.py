@@ -18,7 +18,7 @@ from factories import (
 )
 from remedium.auth.principal import Principal, Right
 from remedium.db.session import transaction
-from remedium.exceptions import service as exceptions
+from remedium.exceptions import filing
 from remedium.inventory.models import Device, DeviceGroup
 from remedium.recommendations.service import recompute
 from signin import PASSWORD, make_user, sign_in_page
@@ -106,7 +106,7 @@ def test_device_groups_admin_page(page: Any, live_server: str, engine: Engine) -
     with transaction(engine) as session:
         linux = session.scalars(select(DeviceGroup).where(DeviceGroup.name == "Linux")).one()
         analyst = Principal(user_id=None, name="ana", rights=frozenset({Right.EXCEPTIONS}))
-        exceptions.file_exception(
+        filing.file_exception(
             session,
             analyst,
             justification="AcceptRisk",

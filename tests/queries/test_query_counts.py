@@ -21,6 +21,7 @@ from factories import (
 from remedium.auth.principal import UNRESTRICTED, Scope
 from remedium.intel import queries as intel
 from remedium.inventory import queries as inventory
+from remedium.inventory import software_queries
 from remedium.recommendations import queries as recs
 from remedium.recommendations.models import (
     DeviceRecommendation,
@@ -94,7 +95,7 @@ def _grow(session: Session, rows: int, start: int) -> int:
 LISTS: dict[str, Callable[[Session, Scope], Any]] = {
     "recommendations": lambda s, scope: recs.list_recommendations(s, scope, limit=100),
     "devices": lambda s, scope: inventory.list_devices(s, scope, limit=100),
-    "software": lambda s, scope: inventory.list_software(s, scope, limit=100),
+    "software": lambda s, scope: software_queries.list_software(s, scope, limit=100),
     "vulnerabilities": lambda s, scope: intel.list_vulnerabilities(s, scope, limit=100),
 }
 

@@ -15,6 +15,7 @@ from queries.scenario import CHROME, JAVA, SCID, Org, build_org
 from remedium.auth.principal import UNRESTRICTED, Scope
 from remedium.intel import queries as intel
 from remedium.inventory import queries as inventory
+from remedium.inventory import software_queries
 from remedium.recommendations import queries as recs
 from remedium.scoring import queries as scores
 
@@ -204,25 +205,25 @@ def test_device_groups_with_counts(session: Session, org: Org) -> None:
 
 
 def test_software_inventory_is_scoped(session: Session, org: Org) -> None:
-    page = inventory.list_software(session, UNRESTRICTED)
+    page = software_queries.list_software(session, UNRESTRICTED)
     assert [(s.name, s.installed_devices, s.exposed_devices, s.weaknesses) for s in page.items] == [
         ("Chrome", 4, 3, 2),
         ("Java", 1, 1, 1),
     ]
     assert page.items[0].recommendation_id == CHROME
-    alpha = inventory.list_software(session, org.alpha_scope)
+    alpha = software_queries.list_software(session, org.alpha_scope)
     assert [(s.name, s.installed_devices, s.exposed_devices) for s in alpha.items] == [
         ("Chrome", 2, 2)
     ]
-    assert inventory.get_software(session, org.alpha_scope, org.java_id) is None
-    java = inventory.get_software(session, org.beta_scope, org.java_id)
+    assert software_queries.get_software(session, org.alpha_scope, org.java_id) is None
+    java = software_queries.get_software(session, org.beta_scope, org.java_id)
     assert java is not None
     assert java.public_exploit
-    assert [s.name for s in inventory.top_vulnerable_software(session, UNRESTRICTED)] == [
+    assert [s.name for s in software_queries.top_vulnerable_software(session, UNRESTRICTED)] == [
         "Chrome",
         "Java",
     ]
-    versions = inventory.software_versions(session, UNRESTRICTED, org.chrome_id)
+    versions = software_queries.software_versions(session, UNRESTRICTED, org.chrome_id)
     assert [
         (v.version, v.installed_devices, v.exposed_devices, v.weaknesses) for v in versions
     ] == [
@@ -230,7 +231,7 @@ def test_software_inventory_is_scoped(session: Session, org: Org) -> None:
         ("101.0", 1, 1, 1),
         ("100.0", 2, 2, 2),
     ]
-    beta_versions = inventory.software_versions(session, org.beta_scope, org.chrome_id)
+    beta_versions = software_queries.software_versions(session, org.beta_scope, org.chrome_id)
     assert [(v.version, v.installed_devices) for v in beta_versions] == [
         ("120.0", 1),
         ("100.0", 1),

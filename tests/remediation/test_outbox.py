@@ -17,7 +17,8 @@ from remedium.connectors.base import TicketConnector, idempotency_key_for
 from remedium.connectors.jira import JiraConfig, JiraConnector
 from remedium.db.session import transaction
 from remedium.remediation.models import OutboxMessage, RemediationActivity
-from remedium.remediation.outbox import deliver_pending, sync_ticket_states
+from remedium.remediation.outbox import deliver_pending
+from remedium.remediation.ticket_sync import sync_ticket_states
 from remedium.testing.fake_ticketing import FakeJira
 
 TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()

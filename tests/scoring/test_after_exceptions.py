@@ -22,10 +22,11 @@ from recommendations.worked_example import CHROME, build_example
 from remedium.auth.principal import Principal, Right, Scope
 from remedium.connectors.models import ConnectorConfig
 from remedium.connectors.registry import build_connector
-from remedium.exceptions import service
+from remedium.exceptions import filing, lifecycle, service
 from remedium.exceptions.models import ExceptionNotification
 from remedium.exceptions.notify import deliver_notifications
 from remedium.inventory.models import Device, Weakness
+from remedium.recommendations.coverage import effective_coverage
 from remedium.recommendations.models import DeviceRecommendation
 from remedium.recommendations.service import recompute
 from remedium.scoring import engine as formulas
@@ -55,7 +56,7 @@ def _random_exception(session: Session, rng: Any, groups: list[int]) -> None:
         if e.status in ("InEffect", "Suspended")
     ]
     if active and rng.random() < 0.3:
-        service.cancel_exception(session, BOTH, rng.choice(active).id, as_of=NOW)
+        lifecycle.cancel_exception(session, BOTH, rng.choice(active).id, as_of=NOW)
         return
     impact = rng.choice(["NoImpact", "MitigationLike", "Hybrid"])
     if rng.random() < 0.5:
@@ -67,7 +68,7 @@ def _random_exception(session: Session, rng: Any, groups: list[int]) -> None:
     is_global = rng.random() < 0.3
     # A target may already have an exception there: then nothing is filed.
     with contextlib.suppress(service.ExceptionConflict):
-        service.file_exception(
+        filing.file_exception(
             session,
             BOTH,
             justification="CompensatingControl",
@@ -97,13 +98,13 @@ def test_incremental_equals_full_with_exceptions(session: Session, seed: int) ->
             assert incremental[name] == full[name], name
         assert devices == _device_after(session)
     # The random exceptions did change something (not a vacuous property).
-    assert service.effective_coverage(session, NOW)
+    assert effective_coverage(session, NOW)
 
 
 def test_history_keeps_both_figures(session: Session) -> None:
     build_example(session)
     recompute(session, as_of=NOW)
-    service.file_exception(
+    filing.file_exception(
         session,
         ADMIN,
         recommendation_id=CHROME,
@@ -154,7 +155,7 @@ def _expiring_world(engine: Engine, fake: FakeWebhook | None) -> int:
                     config={"url": fake.hook_url, "secret": fake.secret},
                 )
             )
-        exc = service.file_exception(
+        exc = filing.file_exception(
             session,
             ADMIN,
             recommendation_id=CHROME,
@@ -173,9 +174,9 @@ def test_expiring_exceptions_are_announced_once_through_the_webhook(
     exc_id = _expiring_world(engine, fake_webhook)
     soon = NOW + timedelta(days=25)
     with Session(engine) as session:
-        assert service.run_exception_jobs(session, soon).expiring_soon == [exc_id]
+        assert lifecycle.run_exception_jobs(session, soon).expiring_soon == [exc_id]
         # A second run flags nothing new and queues nothing more.
-        assert service.run_exception_jobs(session, soon + timedelta(hours=1)).expiring_soon == []
+        assert lifecycle.run_exception_jobs(session, soon + timedelta(hours=1)).expiring_soon == []
         session.commit()
     with httpx.Client() as client:
 
@@ -203,6 +204,6 @@ def test_expiring_exceptions_are_announced_once_through_the_webhook(
 def test_nothing_is_queued_without_an_enabled_webhook(engine: Engine) -> None:
     _expiring_world(engine, None)
     with Session(engine) as session:
-        assert service.run_exception_jobs(session, NOW + timedelta(days=25)).expiring_soon
+        assert lifecycle.run_exception_jobs(session, NOW + timedelta(days=25)).expiring_soon
         session.flush()
         assert session.scalars(select(ExceptionNotification)).first() is None

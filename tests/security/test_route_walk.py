@@ -30,9 +30,8 @@ from remedium.auth.middleware import is_public
 from remedium.auth.models import ApiToken
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
-from remedium.exceptions import inaccuracy
-from remedium.exceptions import service as exception_service
-from remedium.remediation import service as remediation_service
+from remedium.exceptions import filing, inaccuracy
+from remedium.remediation import requesting as remediation_service
 from signin import make_token, make_user
 
 REQUIRED_QUERY = {
@@ -133,7 +132,7 @@ def world(engine: Engine) -> World:
         assert event is not None
         walker = service.principal_for(admin)
         exceptions = [
-            exception_service.file_exception(
+            filing.file_exception(
                 session,
                 walker,
                 recommendation_id=CHROME,

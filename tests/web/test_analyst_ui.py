@@ -34,13 +34,13 @@ from remedium.auth.principal import Principal, Right
 from remedium.connectors import service as connectors
 from remedium.db.session import transaction
 from remedium.demo.generator import build_demo
-from remedium.exceptions import service
+from remedium.exceptions import filing
 from remedium.exceptions.models import RemediationException
 from remedium.importers.service import import_report
 from remedium.inventory.models import Device, Software
 from remedium.recommendations.models import Recommendation
 from remedium.recommendations.service import recompute
-from remedium.remediation import service as remediation
+from remedium.remediation import requesting as remediation
 from remedium.remediation.models import OutboxMessage, RemediationActivity
 from signin import PASSWORD, make_user, sign_in_page
 
@@ -61,7 +61,7 @@ def _file(
     engine: Engine, recommendation: str, groups: list[int], *, impact: str = "MitigationLike"
 ) -> int:
     with transaction(engine) as session:
-        exc = service.file_exception(
+        exc = filing.file_exception(
             session,
             ADMIN,
             recommendation_id=recommendation,

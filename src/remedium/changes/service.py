@@ -10,7 +10,7 @@ that runs over the whole inventory, calls in here, and the follow-up always runs
    are found (``scoring.service``, ``inventory.service``);
 3. recommendations and scores are rebuilt for the affected devices only
    (``recommendations.service.recompute``);
-4. exceptions react to the new threat picture (``exceptions.service.run_exception_jobs``);
+4. exceptions react to the new threat picture (``exceptions.lifecycle.run_exception_jobs``);
 5. remediation activities are measured against it (``remediation.progress``).
 
 The caller owns the transaction; nothing here commits.
@@ -24,10 +24,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from remedium.exceptions import service as exceptions_service
-from remedium.exceptions.service import ExceptionJobResult
+from remedium.exceptions import lifecycle as exceptions_lifecycle
+from remedium.exceptions.lifecycle import ExceptionJobResult
 from remedium.importers.detections import move_detections
-from remedium.importers.writer import ImportSummary
+from remedium.importers.summary import ImportSummary
 from remedium.intel import matching
 from remedium.inventory import groups
 from remedium.inventory.service import devices_with_open_weaknesses
@@ -142,7 +142,7 @@ def rebuild_everything(session: Session, *, as_of: datetime | None = None) -> Re
 
 def review_exceptions(session: Session, *, as_of: datetime | None = None) -> ExceptionJobResult:
     """Expire and resurface exceptions, flag those expiring soon (docs/exceptions.md)."""
-    return exceptions_service.run_exception_jobs(session, as_of)
+    return exceptions_lifecycle.run_exception_jobs(session, as_of)
 
 
 def measure_activities(

@@ -114,17 +114,22 @@ def import_command(  # noqa: PLR0917 - one argument per option
     if dry_run:
         console.print("[bold]dry run:[/bold] nothing was changed; this is what the import would do")
     for summary in summaries:
-        table = Table(title=f"{summary.filename} ({summary.format}, source {summary.source})")
-        table.add_column("")
-        table.add_column("count", justify="right")
-        data = summary.as_dict()
-        for key, label in SHOWN:
-            # A re-import changes little: counts of what did not change are not repeated.
-            if data[key] or key in ALWAYS_SHOWN:
-                table.add_row(label, str(data[key]))
-        for skipped in summary.skipped:
-            table.add_row(f"skipped: {skipped['reason']}", str(skipped["count"]))
-        console.print(table)
+        _print_summary(summary)
+
+
+def _print_summary(summary: ImportSummary) -> None:
+    """One file's figures as a table."""
+    table = Table(title=f"{summary.filename} ({summary.format}, source {summary.source})")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    data = summary.as_dict()
+    for key, label in SHOWN:
+        # A re-import changes little: counts of what did not change are not repeated.
+        if data[key] or key in ALWAYS_SHOWN:
+            table.add_row(label, str(data[key]))
+    for skipped in summary.skipped:
+        table.add_row(f"skipped: {skipped['reason']}", str(skipped["count"]))
+    console.print(table)
 
 
 def _combined(summaries: list[ImportSummary]) -> dict[str, Any]:

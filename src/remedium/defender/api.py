@@ -21,6 +21,7 @@ from remedium.api.deps import ScopeDep, SessionDep, require
 from remedium.auth.principal import Right
 from remedium.db.base import utcnow
 from remedium.defender import ratelimit, schemas, service
+from remedium.defender import software as defender_software
 from remedium.defender.odata import ODataError, Paging, paging, project, select_fields
 from remedium.defender.schemas import odata_datetime
 from remedium.settings import get_settings
@@ -331,7 +332,7 @@ def recommendation_software(
 ) -> dict[str, Any]:
     """The product a software recommendation is about (empty for configuration ones)."""
     _require_recommendation(session, scope, recommendation_id)
-    items = service.recommendation_software(session, scope, recommendation_id)
+    items = defender_software.recommendation_software(session, scope, recommendation_id)
     return {"@odata.context": _context(request, "Software"), "value": items}
 
 
@@ -392,7 +393,7 @@ def list_software(
     """The software inventory of the caller's device groups (``GET /api/Software``)."""
     selected = select_fields(select_, schemas.SOFTWARE_FIELDS)
     options = _paging(request, top, skip, MAX_TOP)
-    page = service.list_software(session, scope, service.Query(filter_, orderby, options))
+    page = defender_software.list_software(session, scope, service.Query(filter_, orderby, options))
     return _collection(request, "Software", page, options, selected)
 
 
@@ -407,7 +408,7 @@ def get_software(
 ) -> dict[str, Any]:
     """One product by its id (``vendor-_-product``)."""
     selected = select_fields(select_, schemas.SOFTWARE_FIELDS)
-    item = service.get_software(session, scope, software_id)
+    item = defender_software.get_software(session, scope, software_id)
     if item is None:
         raise ResourceNotFoundError(f"Software {software_id} was not found")
     return _entity(request, "Software", project(item, selected))

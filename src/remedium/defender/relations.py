@@ -27,6 +27,7 @@ from remedium.common.int32 import as_int32
 from remedium.common.scoping import in_scope
 from remedium.db.base import utcnow
 from remedium.defender import schemas, service
+from remedium.defender import software as defender_software
 from remedium.defender.api import (
     MAX_TOP,
     MAX_TOP_VULNERABILITIES,
@@ -144,7 +145,7 @@ def machine_software(
     on_device = select(InstalledSoftware.software_id).where(
         InstalledSoftware.device_id == device.id
     )
-    page = service.list_software(
+    page = defender_software.list_software(
         session,
         scope,
         service.Query(filter_, orderby, options),
@@ -394,8 +395,8 @@ def _machine_references(
         .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
         .where(condition, in_scope(Device.device_group_id, scope))
     )
-    statement = service._apply(statement, service.machine_reference_fields(), query, Device.id)
-    rows, more = service._page(session, statement, query)
+    statement = service.apply_query(statement, service.machine_reference_fields(), query, Device.id)
+    rows, more = service.page_of(session, statement, query)
     page = service.Page([schemas.machine_reference(d, g) for d, g in rows], more)
     return _collection(request, "MachineReferences", page, options, selected)
 
@@ -441,8 +442,8 @@ def machines_vulnerabilities(
         .join(Vulnerability, Vulnerability.id == Weakness.vulnerability_id)
         .where(Weakness.fixed_at.is_(None), in_scope(Device.device_group_id, scope))
     )
-    statement = service._apply(statement, fields, query, Weakness.id)
-    rows, more = service._page(session, statement, query)
+    statement = service.apply_query(statement, fields, query, Weakness.id)
+    rows, more = service.page_of(session, statement, query)
     items = [
         {
             "id": "-_-".join(

@@ -31,7 +31,7 @@ from remedium.defender.api import (
 )
 from remedium.defender.odata import Field, FieldSet, FieldType, project, select_fields
 from remedium.defender.schemas import odata_datetime
-from remedium.defender.service import Page, Query, _apply, _page
+from remedium.defender.service import Page, Query, apply_query, page_of
 from remedium.inventory.models import Device, DeviceGroup
 from remedium.remediation import service
 from remedium.remediation.models import SYSTEM_CONFIRMATION, ActivityDevice, RemediationActivity
@@ -114,10 +114,10 @@ def task(activity: RemediationActivity, groups: list[str]) -> dict[str, Any]:
 
 
 def _tasks(session: Session, scope: Scope, query: Query) -> Page:
-    statement = _apply(
+    statement = apply_query(
         select(RemediationActivity).where(service.visible(scope)), TASK_FILTERS, query, _A.id
     )
-    rows, more = _page(session, statement, query)
+    rows, more = page_of(session, statement, query)
     activities = [row[0] for row in rows]
     names = service.group_names(session, [a.id for a in activities])
     return Page([task(a, names[a.id]) for a in activities], more)
@@ -193,7 +193,9 @@ def remediation_task_machines(
         .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
         .where(ActivityDevice.activity_id == task_id, in_scope(Device.device_group_id, scope))
     )
-    rows, more = _page(session, _apply(statement, REFERENCE_FILTERS, query, Device.id), query)
+    rows, more = page_of(
+        session, apply_query(statement, REFERENCE_FILTERS, query, Device.id), query
+    )
     items = [
         {"id": m, "computerDnsName": n, "osPlatform": o, "rbacGroupName": g} for m, n, o, g in rows
     ]

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Select,
     SQLColumnExpression,
     String,
-    and_,
     case,
     cast,
     distinct,
@@ -43,15 +42,15 @@ from remedium.defender.odata import (
     order_by,
 )
 from remedium.intel.models import Vulnerability
-from remedium.inventory.models import Device, DeviceGroup, InstalledSoftware, Software, Weakness
+from remedium.inventory.models import Device, DeviceGroup, Weakness
+from remedium.recommendations.coverage import FULL as FULL_EXCEPTION
+from remedium.recommendations.coverage import exception_statuses
 from remedium.recommendations.models import (
     DeviceRecommendation,
     Recommendation,
     RecommendationGroupStat,
     RecommendationVulnerability,
 )
-from remedium.recommendations.queries import FULL as FULL_EXCEPTION
-from remedium.recommendations.queries import exception_statuses
 from remedium.scoring import queries as scoring_queries
 from remedium.scoring.engine import ExposureSums
 
@@ -75,19 +74,20 @@ class Page:
     has_more: bool
 
 
-def _page(session: Session, statement: Select[Any], query: Query) -> tuple[list[Any], bool]:
+def page_of(session: Session, statement: Select[Any], query: Query) -> tuple[list[Any], bool]:
     """Rows of one page (fetching one extra to learn whether more remain)."""
     limit = query.paging.limit
     rows = list(session.execute(statement.offset(query.paging.skip).limit(limit + 1)).all())
     return rows[:limit], len(rows) > limit
 
 
-def _apply(
+def apply_query(
     statement: Select[Any],
     fields: FieldSet,
     query: Query,
     tie_breaker: SQLColumnExpression[Any],
 ) -> Select[Any]:
+    """``statement`` filtered and sorted as ``query`` says, through the whitelist ``fields``."""
     condition = filter_expression(query.filter, fields)
     if condition is not None:
         statement = statement.where(condition)
@@ -157,8 +157,8 @@ def list_machines(
 ) -> Page:
     """Machines in scope (and matching ``where``), filtered, sorted and paged."""
     base = _machines(scope, now) if where is None else _machines(scope, now).where(where)
-    statement = _apply(base, machine_fields(now), query, Device.id)
-    rows, more = _page(session, statement, query)
+    statement = apply_query(base, machine_fields(now), query, Device.id)
+    rows, more = page_of(session, statement, query)
     return Page([schemas.machine(d, g, health_status=h) for d, g, h in rows], more)
 
 
@@ -361,10 +361,10 @@ def list_recommendations(
     statement, stats = _recommendations(scope)
     if where is not None:
         statement = statement.where(where)
-    statement = _apply(
+    statement = apply_query(
         statement, recommendation_fields(scope, stats, totals), query, Recommendation.id
     )
-    rows, more = _page(session, statement, query)
+    rows, more = page_of(session, statement, query)
     return Page([_recommendation_item(row, totals) for row in rows], more)
 
 
@@ -406,8 +406,8 @@ def recommendation_machines(
             in_scope(Device.device_group_id, scope),
         )
     )
-    statement = _apply(statement, machine_reference_fields(), query, Device.id)
-    rows, more = _page(session, statement, query)
+    statement = apply_query(statement, machine_reference_fields(), query, Device.id)
+    rows, more = page_of(session, statement, query)
     return Page([schemas.machine_reference(d, g) for d, g in rows], more)
 
 
@@ -465,8 +465,8 @@ def list_vulnerabilities(
         affecting = affecting.where(where)
     exposed = _exposed_by_weakness(scope)
     statement = select(Vulnerability, exposed).where(Vulnerability.id.in_(affecting))
-    statement = _apply(statement, vulnerability_fields(exposed), query, Vulnerability.id)
-    rows, more = _page(session, statement, query)
+    statement = apply_query(statement, vulnerability_fields(exposed), query, Vulnerability.id)
+    rows, more = page_of(session, statement, query)
     return Page([schemas.vulnerability(v, int(n or 0)) for v, n in rows], more)
 
 
@@ -499,148 +499,11 @@ def recommendation_vulnerabilities(
     statement = select(Vulnerability, sums.c.exposed).join(
         sums, sums.c.vulnerability_id == Vulnerability.id
     )
-    statement = _apply(statement, vulnerability_fields(sums.c.exposed), query, Vulnerability.id)
-    rows, more = _page(session, statement, query)
+    statement = apply_query(
+        statement, vulnerability_fields(sums.c.exposed), query, Vulnerability.id
+    )
+    rows, more = page_of(session, statement, query)
     return Page([schemas.vulnerability(v, int(n or 0)) for v, n in rows], more)
-
-
-# --- software -----------------------------------------------------------------------------------
-
-
-def _software_columns(scope: Scope, totals: ScopeTotals) -> dict[str, Any]:
-    """Correlated per-software figures over the scope (computed only for the rows returned)."""
-    open_in_scope = and_(
-        Weakness.software_id == Software.id,
-        Weakness.fixed_at.is_(None),
-        in_scope(Device.device_group_id, scope),
-    )
-
-    def weakness_query(*columns: Any) -> Any:
-        return select(*columns).join(Device, Device.id == Weakness.device_id).where(open_in_scope)
-
-    weaknesses = (
-        weakness_query(func.count(distinct(Weakness.vulnerability_id)))
-        .correlate(Software)
-        .scalar_subquery()
-    )
-    exposed = (
-        weakness_query(func.count(distinct(Weakness.device_id)))
-        .correlate(Software)
-        .scalar_subquery()
-    )
-    public_exploit = (
-        weakness_query(Weakness.id)
-        .join(Vulnerability, Vulnerability.id == Weakness.vulnerability_id)
-        .where(Vulnerability.public_exploit.is_(True))
-        .correlate(Software)
-        .exists()
-    )
-    active_alert = (
-        weakness_query(Weakness.id)
-        .join(Vulnerability, Vulnerability.id == Weakness.vulnerability_id)
-        .where(Vulnerability.kev_listed.is_(True))
-        .correlate(Software)
-        .exists()
-    )
-    stat = RecommendationGroupStat
-    rec_key = literal(SOFTWARE_RECOMMENDATION_PREFIX) + Software.product_key
-    impact_numerator = (
-        select(
-            func.coalesce(
-                func.sum(stat.delta_weighted + stat.delta_high * totals.exposure.high_weight), 0.0
-            )
-        )
-        .where(stat.recommendation_id == rec_key, in_scope(stat.device_group_id, scope))
-        .correlate(Software)
-        .scalar_subquery()
-    )
-    total = totals.exposure.total_weight
-    impact = impact_numerator / total if total > 0 else impact_numerator * 0.0
-    return {
-        "weaknesses": weaknesses,
-        "exposedMachines": exposed,
-        "publicExploit": public_exploit,
-        "activeAlert": active_alert,
-        "impactScore": impact,
-    }
-
-
-def software_fields(columns: dict[str, Any]) -> FieldSet:
-    """The filterable/sortable fields of the software entity."""
-    return FieldSet(
-        "Software",
-        [
-            Field("id", Software.product_key),
-            Field("name", Software.product),
-            Field("vendor", Software.vendor),
-            Field("weaknesses", columns["weaknesses"], FieldType.NUMBER),
-            Field("exposedMachines", columns["exposedMachines"], FieldType.NUMBER),
-            Field("publicExploit", columns["publicExploit"], FieldType.BOOLEAN),
-            Field("activeAlert", columns["activeAlert"], FieldType.BOOLEAN),
-            Field("impactScore", columns["impactScore"], FieldType.NUMBER),
-        ],
-    )
-
-
-def _software(scope: Scope, totals: ScopeTotals) -> tuple[Select[Any], dict[str, Any]]:
-    columns = _software_columns(scope, totals)
-    installed_in_scope = (
-        select(InstalledSoftware.software_id)
-        .join(Device, Device.id == InstalledSoftware.device_id)
-        .where(in_scope(Device.device_group_id, scope))
-    )
-    statement = select(Software, *(column.label(name) for name, column in columns.items())).where(
-        Software.id.in_(installed_in_scope)
-    )
-    return statement, columns
-
-
-def _software_item(row: Any) -> dict[str, Any]:
-    software: Software = row[0]
-    return {
-        "id": software.product_key,
-        "name": software.product,
-        "vendor": software.vendor,
-        "weaknesses": int(row.weaknesses or 0),
-        "publicExploit": bool(row.publicExploit),
-        "activeAlert": bool(row.activeAlert),
-        "exposedMachines": int(row.exposedMachines or 0),
-        "impactScore": float(row.impactScore or 0.0),
-    }
-
-
-def list_software(session: Session, scope: Scope, query: Query, *, where: Any = None) -> Page:
-    """Software installed on devices in scope (and matching ``where``), with its weaknesses
-    and exposure in scope."""
-    statement, columns = _software(scope, scope_totals(session, scope))
-    if where is not None:
-        statement = statement.where(where)
-    statement = _apply(statement, software_fields(columns), query, Software.id)
-    rows, more = _page(session, statement, query)
-    return Page([_software_item(row) for row in rows], more)
-
-
-def get_software(session: Session, scope: Scope, software_id: str) -> dict[str, Any] | None:
-    """One product by its Defender id (``vendor-_-product``), or None when not in scope."""
-    statement, _ = _software(scope, scope_totals(session, scope))
-    row = session.execute(
-        statement.where(func.lower(Software.product_key) == software_id.strip().lower())
-    ).first()
-    return None if row is None else _software_item(row)
-
-
-def recommendation_software(
-    session: Session, scope: Scope, recommendation_id: str
-) -> list[dict[str, Any]]:
-    """The product a software recommendation is about (none for a configuration one)."""
-    software_id = session.scalar(
-        select(Recommendation.software_id).where(Recommendation.id == recommendation_id)
-    )
-    if software_id is None:
-        return []
-    statement, _ = _software(scope, scope_totals(session, scope))
-    row = session.execute(statement.where(Software.id == software_id)).first()
-    return [] if row is None else [_software_item(row)]
 
 
 # --- scores -------------------------------------------------------------------------------------

@@ -32,7 +32,24 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from remedium.auth.principal import Principal
+from remedium.auth.service import ensure_demo_users, get_user_by_name, principal_for
+from remedium.connectors import service as connectors_service
+from remedium.connectors.base import ConnectionCheck, NormalizedState, TicketRef, TicketState
 from remedium.db.session import session_factory
+from remedium.demo.catalog import load_data
+from remedium.exceptions import filing, inaccuracy, lifecycle
+from remedium.intel.models import Vulnerability
+from remedium.inventory.models import Device, DeviceGroup
+from remedium.recommendations.models import (
+    DeviceRecommendation,
+    Recommendation,
+    RecommendationVulnerability,
+)
+from remedium.remediation import requesting
+from remedium.remediation import service as remediation_service
+from remedium.remediation.models import RemediationActivity
+from remedium.remediation.outbox import deliver_pending
+from remedium.remediation.ticket_sync import sync_ticket_states
 
 if TYPE_CHECKING:
     from remedium.connectors.base import TicketConnector
@@ -59,7 +76,6 @@ def _run(target: Session | Engine, action: Callable[[Session], T]) -> T:
 
 
 def _principal(session: Session, name: str) -> Principal:
-    from remedium.auth.service import get_user_by_name, principal_for
 
     user = get_user_by_name(session, name)
     assert user is not None, name
@@ -79,7 +95,6 @@ class DemoJira:
         return {"base_url": JIRA_URL, "project_key": "IT"}
 
     def create_ticket(self, request: Any) -> Any:
-        from remedium.connectors.base import TicketRef
 
         self.created += 1
         key = f"IT-{1040 + self.created}"
@@ -92,13 +107,11 @@ class DemoJira:
         return None
 
     def get_state(self, ref: Any) -> Any:
-        from remedium.connectors.base import NormalizedState, TicketState
 
         system, state = self.states.get(ref.key, ("To Do", "accepted"))
         return TicketState(system, NormalizedState(state))
 
     def test_connection(self) -> Any:
-        from remedium.connectors.base import ConnectionCheck
 
         return ConnectionCheck(True, "demo")
 
@@ -153,7 +166,6 @@ class DemoHistory:
     # --- the days -------------------------------------------------------------------------
 
     def _start(self, session: Session) -> None:
-        from remedium.auth.service import ensure_demo_users
 
         ensure_demo_users(session)
         self._connection(session, enabled=True)
@@ -199,7 +211,6 @@ class DemoHistory:
         )
 
     def _first_reports(self, session: Session) -> None:
-        from remedium.exceptions import inaccuracy
 
         analyst = _principal(session, "analyst")
         admin = _principal(session, "admin")
@@ -242,13 +253,12 @@ class DemoHistory:
         )
 
     def _cancel_one_group(self, session: Session) -> None:
-        from remedium.exceptions import service
 
         exception_id = self.ids.get("partly_canceled")
         group = self.ids.get("canceled_group")
         if exception_id is None or group is None:
             return
-        service.cancel_exception(
+        lifecycle.cancel_exception(
             session,
             _principal(session, "admin"),
             exception_id,
@@ -258,8 +268,6 @@ class DemoHistory:
         )
 
     def _more_reports(self, session: Session) -> None:
-        from remedium.exceptions import inaccuracy
-        from remedium.intel.models import Vulnerability
 
         cve = session.scalars(select(Vulnerability.id).order_by(Vulnerability.id)).first()
         if cve is None:
@@ -275,13 +283,14 @@ class DemoHistory:
         )
 
     def _complete_by_hand(self, session: Session) -> None:
-        from remedium.remediation import service
 
         activity = self.ids.get("by_hand")
         if activity is None:
             return
-        with contextlib.suppress(service.ActivityConflictError):  # the scan completed it first
-            service.complete_activity(
+        with contextlib.suppress(
+            remediation_service.ActivityConflictError
+        ):  # the scan completed it first
+            remediation_service.complete_activity(
                 session, _principal(session, "itadmin"), activity, now=self.moment(-6, 16)
             )
 
@@ -298,8 +307,6 @@ class DemoHistory:
     def _exceptions(
         self, session: Session, recs: list[Any], pick: Callable[[list[Any]], Any]
     ) -> None:
-        from remedium.exceptions import service
-        from remedium.inventory.models import DeviceGroup
 
         analyst = _principal(session, "analyst")
         admin = _principal(session, "admin")
@@ -309,17 +316,10 @@ class DemoHistory:
         taken: list[str] = []
 
         # Resurfaced: a CVE joins the recommendation (or is listed in KEV) after filing.
-        # A KEV listing of a CVE the recommendation already has resurfaces it for sure; a CVE
-        # that appears later only when some installed version is affected.
-        listed = _products_of(sorted(c for c, d in self.kev_from.items() if d > START_DAY))
-        joined = _products_of(sorted(c for c, d in self.appears.items() if d > START_DAY))
-        resurfacing = pick(
-            [r for r in by_impact if r.id.removeprefix("va-_-") in listed]
-            + [r for r in by_impact if r.id.removeprefix("va-_-") in joined]
-        )
+        resurfacing = self._resurfacing(by_impact, pick)
         if resurfacing is not None:
             taken.append(resurfacing.id)
-            service.file_exception(
+            filing.file_exception(
                 session,
                 analyst,
                 recommendation_id=resurfacing.id,
@@ -333,7 +333,7 @@ class DemoHistory:
         mitigated = pick(by_impact[2:])
         if mitigated is not None:
             taken.append(mitigated.id)
-            service.file_exception(
+            filing.file_exception(
                 session,
                 analyst,
                 recommendation_id=mitigated.id,
@@ -348,7 +348,7 @@ class DemoHistory:
         expired = pick(by_impact[4:])
         if expired is not None:
             taken.append(expired.id)
-            service.file_exception(
+            filing.file_exception(
                 session,
                 analyst,
                 recommendation_id=expired.id,
@@ -362,7 +362,7 @@ class DemoHistory:
         partly = pick(by_impact[6:])
         if partly is not None and len(groups) >= 2:
             taken.append(partly.id)
-            exc = service.file_exception(
+            exc = filing.file_exception(
                 session,
                 admin,
                 recommendation_id=partly.id,
@@ -377,16 +377,27 @@ class DemoHistory:
             self.ids["canceled_group"] = groups[1]
         self.ids["taken"] = taken
 
+    def _resurfacing(self, by_impact: list[Any], pick: Callable[[list[Any]], Any]) -> Any:
+        """A recommendation whose exception will resurface, or None.
+
+        A KEV listing of a CVE the recommendation already has resurfaces it for sure; a CVE
+        that appears later only when some installed version is affected.
+        """
+        listed = _products_of(sorted(c for c, d in self.kev_from.items() if d > START_DAY))
+        joined = _products_of(sorted(c for c, d in self.appears.items() if d > START_DAY))
+        return pick(
+            [r for r in by_impact if r.id.removeprefix("va-_-") in listed]
+            + [r for r in by_impact if r.id.removeprefix("va-_-") in joined]
+        )
+
     def _pending(self, session: Session) -> None:
         """Today, after the last import: a CVE exception waits for a second person."""
-        from remedium.exceptions import service
-        from remedium.inventory.models import DeviceGroup
 
         cve = _top_cve(session)
         group = session.scalars(select(DeviceGroup.id).order_by(DeviceGroup.name)).first()
         if cve is None or group is None:
             return
-        service.file_exception(
+        filing.file_exception(
             session,
             _principal(session, "analyst"),
             vulnerability_id=cve,
@@ -412,13 +423,12 @@ class DemoHistory:
         priority: str,
         attention: bool = False,
     ) -> str | None:
-        from remedium.remediation import service
 
         if rec is None:
             return None
         attention = attention or rec.remediation_type == "AttentionRequired"
         when = self.moment(day, 9)
-        activity = service.request_remediation(
+        activity = requesting.request_remediation(
             session,
             _principal(session, who),
             recommendation_id=rec.id,
@@ -433,13 +443,10 @@ class DemoHistory:
         return activity.id
 
     def _activity_recs(self, session: Session) -> set[str]:
-        from remedium.remediation.models import RemediationActivity
 
         return set(session.scalars(select(RemediationActivity.recommendation_id)).all())
 
     def _plan_patches(self, session: Session, recommendation_id: str, day: int) -> None:
-        from remedium.inventory.models import Device
-        from remedium.recommendations.models import DeviceRecommendation
 
         names = session.scalars(
             select(Device.name)
@@ -452,11 +459,10 @@ class DemoHistory:
         )
 
     def _connection(self, session: Session, *, enabled: bool) -> None:
-        from remedium.connectors import service
 
         admin = _principal(session, "admin")
         if enabled:
-            service.configure(
+            connectors_service.configure(
                 session,
                 admin,
                 name="jira",
@@ -469,18 +475,15 @@ class DemoHistory:
                     "api_token": "demo-only",
                 },
             )
-        service.set_enabled(session, admin, "jira", enabled)
+        connectors_service.set_enabled(session, admin, "jira", enabled)
 
     def _deliver(self, engine: Engine, day: int) -> None:
-        from remedium.remediation.outbox import deliver_pending
 
         deliver_pending(engine, self._resolve, now=self.moment(day, 10))
         if day == -3:
             _run(engine, lambda session: self._connection(session, enabled=False))
 
     def _sync(self, session: Session, day: int) -> None:
-        from remedium.remediation.models import RemediationActivity
-        from remedium.remediation.outbox import sync_ticket_states
 
         keys = {
             name: session.scalar(
@@ -509,7 +512,6 @@ class DemoHistory:
 
 
 def _software_recommendations(session: Session) -> list[Any]:
-    from remedium.recommendations.models import Recommendation
 
     return list(
         session.scalars(
@@ -521,7 +523,6 @@ def _software_recommendations(session: Session) -> list[Any]:
 
 
 def _configuration_recommendation(session: Session) -> Any:
-    from remedium.recommendations.models import Recommendation
 
     return session.scalars(
         select(Recommendation)
@@ -531,7 +532,6 @@ def _configuration_recommendation(session: Session) -> Any:
 
 
 def _top_cve(session: Session) -> str | None:
-    from remedium.recommendations.models import RecommendationVulnerability
 
     return session.scalars(
         select(RecommendationVulnerability.vulnerability_id)
@@ -541,8 +541,6 @@ def _top_cve(session: Session) -> str | None:
 
 
 def _products_of(cves: list[str]) -> set[str]:
-    from remedium.demo.generator import load_data
-
     wanted = set(cves)
     return {
         entry["product_key"]

@@ -24,7 +24,8 @@ from remedium.auth.principal import Principal, Right, Scope
 from remedium.common.api import DEFAULT_PAGE, LimitParam, OffsetParam, not_found
 from remedium.common.paging import make_page
 from remedium.db.base import utcnow
-from remedium.exceptions import export, inaccuracy, service, vex
+from remedium.exceptions import export, filing, inaccuracy, lifecycle, service, vex
+from remedium.exceptions import preview as score_preview
 from remedium.exceptions.models import (
     IMPACT_LABELS,
     INACCURACY_CATEGORY_LABELS,
@@ -275,7 +276,7 @@ def file_exception(
 ) -> ExceptionView:
     """File an exception (global scope: administrators only)."""
     with _answering():
-        exc = service.file_exception(
+        exc = filing.file_exception(
             session,
             principal,
             recommendation_id=body.recommendation_id,
@@ -302,7 +303,7 @@ def preview_exception(
         service.DEFAULT_IMPACT[body.justification] if body.justification else "MitigationLike"
     )
     if body.scope == "all_groups":
-        groups = list(service.preview_groups(session, principal.scope))
+        groups = list(score_preview.preview_groups(session, principal.scope))
     else:
         groups = body.device_group_ids
     with _answering():
@@ -311,7 +312,7 @@ def preview_exception(
             raise service.ExceptionNotAllowed(
                 "device groups outside your scope", "device_group_ids"
             )
-        preview = service.preview_exception(
+        preview = score_preview.preview_exception(
             session,
             principal.scope,
             recommendation_id=body.recommendation_id,
@@ -333,7 +334,7 @@ def cancel_exception(
     """Cancel for all your device groups, or for one (``device_group_id``)."""
     body = body or CancelRequest()
     with _answering():
-        service.cancel_exception(
+        lifecycle.cancel_exception(
             session,
             principal,
             exception_id,
@@ -352,7 +353,7 @@ def approve_exception(
 ) -> ExceptionView:
     """Approve a pending exception (not your own)."""
     with _answering():
-        service.approve_exception(
+        filing.approve_exception(
             session, principal, exception_id, comment=(body or DecisionRequest()).comment
         )
     return _one(session, principal, exception_id)
@@ -367,7 +368,7 @@ def reject_exception(
 ) -> ExceptionView:
     """Reject a pending exception (not your own)."""
     with _answering():
-        service.reject_exception(
+        filing.reject_exception(
             session, principal, exception_id, comment=(body or DecisionRequest()).comment
         )
     return _one(session, principal, exception_id)

@@ -49,42 +49,7 @@ def vex_entries(
     )
     entries = []
     for exc in rows:
-        if exc.exception_type == "recommendation":
-            assert exc.recommendation_id is not None
-            ids = sorted(
-                set(
-                    session.scalars(
-                        select(RecommendationVulnerability.vulnerability_id).where(
-                            RecommendationVulnerability.recommendation_id == exc.recommendation_id
-                        )
-                    )
-                )
-            ) or list(exc.snapshot.get("vulnerability_ids", []))
-            software_ids = list(
-                session.scalars(
-                    select(Recommendation.software_id).where(
-                        Recommendation.id == exc.recommendation_id,
-                        Recommendation.software_id.is_not(None),
-                    )
-                )
-            )
-        else:
-            assert exc.vulnerability_id is not None
-            ids = [exc.vulnerability_id]
-            software_ids = list(
-                session.scalars(
-                    select(Recommendation.software_id)
-                    .join(
-                        RecommendationVulnerability,
-                        RecommendationVulnerability.recommendation_id == Recommendation.id,
-                    )
-                    .where(
-                        RecommendationVulnerability.vulnerability_id == exc.vulnerability_id,
-                        Recommendation.software_id.is_not(None),
-                    )
-                    .distinct()
-                )
-            )
+        ids, software_ids = _covered(session, exc)
         if not ids:
             continue
         products = tuple(
@@ -93,15 +58,7 @@ def vex_entries(
                 select(Software).where(Software.id.in_(software_ids)).order_by(Software.id)
             )
         )
-        if exc.is_global:
-            scope_note = "all device groups"
-        else:
-            shown = [
-                names.get(g.device_group_id, str(g.device_group_id))
-                for g in exc.groups
-                if g.status in ("InEffect", "Suspended") and scope.allows(g.device_group_id)
-            ]
-            scope_note = "device groups: " + ", ".join(shown)
+        scope_note = _scope_note(exc, names, scope)
         entries.append(
             vex.VexEntry(
                 exception_id=exc.id,
@@ -121,6 +78,59 @@ def vex_entries(
             )
         )
     return entries
+
+
+def _covered(session: Session, exc: RemediationException) -> tuple[list[str], list[int | None]]:
+    """The CVEs the exception speaks for, and the software of the products that carry them."""
+    if exc.exception_type == "recommendation":
+        assert exc.recommendation_id is not None
+        ids: list[str] = sorted(
+            set(
+                session.scalars(
+                    select(RecommendationVulnerability.vulnerability_id).where(
+                        RecommendationVulnerability.recommendation_id == exc.recommendation_id
+                    )
+                )
+            )
+        ) or list(exc.snapshot.get("vulnerability_ids", []))
+        software_ids = list(
+            session.scalars(
+                select(Recommendation.software_id).where(
+                    Recommendation.id == exc.recommendation_id,
+                    Recommendation.software_id.is_not(None),
+                )
+            )
+        )
+    else:
+        assert exc.vulnerability_id is not None
+        ids = [exc.vulnerability_id]
+        software_ids = list(
+            session.scalars(
+                select(Recommendation.software_id)
+                .join(
+                    RecommendationVulnerability,
+                    RecommendationVulnerability.recommendation_id == Recommendation.id,
+                )
+                .where(
+                    RecommendationVulnerability.vulnerability_id == exc.vulnerability_id,
+                    Recommendation.software_id.is_not(None),
+                )
+                .distinct()
+            )
+        )
+    return ids, software_ids
+
+
+def _scope_note(exc: RemediationException, names: dict[int, str], scope: Scope) -> str:
+    """Where the exception applies, as the VEX statement tells it (only groups in ``scope``)."""
+    if exc.is_global:
+        return "all device groups"
+    shown = [
+        names.get(g.device_group_id, str(g.device_group_id))
+        for g in exc.groups
+        if g.status in ("InEffect", "Suspended") and scope.allows(g.device_group_id)
+    ]
+    return "device groups: " + ", ".join(shown)
 
 
 def _vex_product(software: Software) -> vex.VexProduct:

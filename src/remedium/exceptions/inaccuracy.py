@@ -17,6 +17,7 @@ from remedium.audit.chain import decode_groups, encode_groups
 from remedium.audit.service import record, register_scope
 from remedium.auth.principal import Principal, Right
 from remedium.db.base import utcnow
+from remedium.exceptions.filing import file_exception
 from remedium.exceptions.models import (
     INACCURACY_CATEGORIES,
     INACCURACY_STATUSES,
@@ -28,7 +29,6 @@ from remedium.exceptions.service import (
     ExceptionInvalid,
     ExceptionNotAllowed,
     ExceptionNotFound,
-    file_exception,
 )
 from remedium.intel.models import Vulnerability
 from remedium.recommendations.models import (

@@ -22,7 +22,8 @@ from remedium.api.deps import SessionDep, require
 from remedium.auth.principal import Principal, Right
 from remedium.common.paging import make_page
 from remedium.common.scoping import in_scope
-from remedium.exceptions import service
+from remedium.exceptions import filing, lifecycle, service
+from remedium.exceptions import preview as score_preview
 from remedium.exceptions.api import exception_views
 from remedium.exceptions.models import (
     GROUP_STATUSES,
@@ -223,7 +224,7 @@ def _form_context(
         "preview_where": "every device group"
         if is_global
         else f"{count} device group{'' if count == 1 else 's'}",
-        "preview": service.preview_exception(
+        "preview": score_preview.preview_exception(
             session,
             principal.scope,
             recommendation_id=target_id if exception_type == "recommendation" else None,
@@ -323,7 +324,7 @@ def submit_exception(  # noqa: PLR0917 - one argument per form field
     if not errors:
         custom = form.duration == "custom"
         try:
-            exc = service.file_exception(
+            exc = filing.file_exception(
                 session,
                 principal,
                 recommendation_id=recommendation or None,
@@ -459,7 +460,7 @@ def cancel(
     if principal is None:
         raise _not_found()
     try:
-        service.cancel_exception(
+        lifecycle.cancel_exception(
             session,
             principal,
             exception_id,
@@ -482,7 +483,7 @@ def _decide(
     principal = page.principal
     if principal is None:
         raise _not_found()
-    act = service.approve_exception if approve else service.reject_exception
+    act = filing.approve_exception if approve else filing.reject_exception
     try:
         act(session, principal, exception_id, comment=comment.strip())
     except service.ExceptionNotFound:

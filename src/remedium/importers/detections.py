@@ -12,15 +12,61 @@ and records that product as installed at the version the scanner saw.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from remedium.db.base import utcnow
-from remedium.importers.batches import DETECTION, placed_software_row
-from remedium.intel import service as intel_service
+from remedium.importers.batches import DETECTION, Product, detection_row, placed_software_row
+from remedium.intel.matching import cpe_products
 from remedium.inventory import service as inventory_service
 from remedium.inventory.models import InstalledSoftware, Software, Weakness
+
+
+def choose_products(
+    session: Session,
+    unplaced: list[tuple[int, str, str, str | None, str | None, str]],
+    *,
+    known: Collection[Product],
+    source: str,
+) -> tuple[
+    dict[Product, dict[str, Any]],
+    list[tuple[int, Product, str, str, str | None, str | None]],
+    list[str],
+]:
+    """Choose the product of each finding that names none, at import time.
+
+    ``unplaced`` rows are (device id, vulnerability, installed version, fixed version, path,
+    detection title). The product is the one the vulnerability's NVD or CVE record names, or the
+    one of several the device has installed; otherwise the scanner's detection placeholder.
+    Returns the software rows to ensure (products not in ``known``), one (device id, product,
+    vulnerability, installed, fixed, path) choice per finding, and its kind (``placed`` or
+    ``detection``) in the same order.
+    """
+    named = cpe_products(session, sorted({row[1] for row in unplaced}))
+    devices = {row[0] for row in unplaced}
+    installed = inventory_service.installed_products(session, devices) if named else {}
+    products: dict[Product, dict[str, Any]] = {}
+    choices: list[tuple[int, Product, str, str, str | None, str | None]] = []
+    kinds: list[str] = []
+    for device_id, vulnerability, version, fixed, path, title in unplaced:
+        candidates = named.get(vulnerability, [])
+        if len(candidates) > 1:
+            on_device = installed.get(device_id, set())
+            candidates = [key for key in candidates if key in on_device][:1]
+        if candidates:
+            key = candidates[0]
+            if key not in known and key not in products:
+                products[key] = placed_software_row(key)
+        else:
+            key, row = detection_row(source, title, vulnerability)
+            if key not in products:
+                products[key] = row
+        choices.append((device_id, key, vulnerability, version, fixed, path))
+        kinds.append("placed" if candidates else "detection")
+    return products, choices, kinds
 
 
 def move_detections(session: Session) -> set[int]:
@@ -38,7 +84,7 @@ def move_detections(session: Session) -> set[int]:
     ).all()
     if not rows:
         return set()
-    named = intel_service.cpe_products(session, sorted({row.vulnerability_id for row in rows}))
+    named = cpe_products(session, sorted({row.vulnerability_id for row in rows}))
     if not named:
         return set()
     installed = inventory_service.installed_products(session, {row.device_id for row in rows})

@@ -9,15 +9,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from remedium.api.deps import SessionDep, require
 from remedium.audit import service as audit_service
-from remedium.auth.principal import Right
+from remedium.auth.principal import Principal, Right
 from remedium.importers.models import ImportRun
 from remedium.importers.records import ReportError
 from remedium.importers.registry import FORMATS
 from remedium.importers.service import import_report
+from remedium.importers.summary import ImportSummary
 from remedium.intel.feeds import FEEDS
 from remedium.intel.importing import import_feed
 from remedium.inventory.models import DeviceGroup
@@ -88,6 +90,37 @@ def imports_page(page: PageDep, session: SessionDep) -> HTMLResponse:
     return _render(page, session)
 
 
+def _import_upload(
+    session: Session,
+    path: Path,
+    principal: Principal | None,
+    *,
+    format: str,
+    device_group: str,
+    device_name: str,
+    complete: bool,
+    checking: bool,
+) -> ImportSummary:
+    """Import an uploaded report; when ``checking``, in a savepoint rolled back afterwards."""
+    savepoint = session.begin_nested() if checking else None
+    try:
+        return import_report(
+            session,
+            path,
+            format=format or None,
+            device_group=device_group.strip() or None,
+            device_name=device_name or None,
+            imported_by=principal.name if principal else "web",
+            filename=path.name,
+            actor=principal,
+            complete=complete,
+            derive=not checking,
+        )
+    finally:
+        if savepoint is not None:
+            savepoint.rollback()
+
+
 @router.post("/imports", response_model=None, dependencies=[require(Right.ADMIN)])  # type: ignore[list-item]
 def upload(  # noqa: PLR0917 - one argument per form field
     page: PageDep,
@@ -131,23 +164,16 @@ def upload(  # noqa: PLR0917 - one argument per form field
                     filename=name,
                 ).import_id
             else:
-                savepoint = session.begin_nested() if checking else None
-                try:
-                    summary = import_report(
-                        session,
-                        path,
-                        format=format or None,
-                        device_group=device_group.strip() or None,
-                        device_name=device_name or None,
-                        imported_by=principal.name if principal else "web",
-                        filename=name,
-                        actor=principal,
-                        complete=complete,
-                        derive=not checking,
-                    )
-                finally:
-                    if savepoint is not None:
-                        savepoint.rollback()
+                summary = _import_upload(
+                    session,
+                    path,
+                    principal,
+                    format=format,
+                    device_group=device_group,
+                    device_name=device_name,
+                    complete=complete,
+                    checking=checking,
+                )
                 if checking:
                     return _render(page, session, checked=summary.as_dict())
                 import_id = summary.import_id

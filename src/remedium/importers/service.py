@@ -28,8 +28,9 @@ from remedium.importers.batches import normalise_name, vendor_product
 from remedium.importers.models import ImportRun
 from remedium.importers.records import ReportError
 from remedium.importers.registry import detect_parser, get_parser
+from remedium.importers.summary import ImportSummary
 from remedium.importers.worker import Report, file_sha256, report_batches
-from remedium.importers.writer import ImportSummary, ReportWriter
+from remedium.importers.writer import ReportWriter
 from remedium.settings import get_settings
 
 __all__ = [

@@ -7,133 +7,31 @@ names them again. Rules (device identity, fixed-on-rescan, older scans) are in d
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from remedium.db.base import utcnow
 from remedium.db.indexes import defer_indexes, restore_indexes, stop_foreign_key_checks
-from remedium.importers.batches import (
-    Batch,
-    Finding,
-    Product,
-    detection_row,
-    placed_software_row,
-)
+from remedium.importers.assessments import write_assessments
+from remedium.importers.batches import Batch, Finding, Product
+from remedium.importers.chunks import chunk_pairs, chunks, table_of
+from remedium.importers.detections import choose_products
 from remedium.importers.records import (
     ConfigurationCheckRecord,
     DeviceRecord,
     ReportInfo,
     VulnerabilityRecord,
 )
+from remedium.importers.summary import ImportSummary
 from remedium.intel import service as intel_service
 from remedium.intel.models import SecurityConfiguration, Vulnerability
 from remedium.inventory import service as inventory_service
-from remedium.inventory.models import ConfigurationAssessment, InstalledSoftware, Weakness
+from remedium.inventory.models import InstalledSoftware, Weakness
 from remedium.recommendations.models import DeviceRecommendation
 
 ANALYZE_FROM = 20000  # findings an import adds before PostgreSQL's statistics are refreshed
-IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
-T = TypeVar("T")
-
-
-def table_of(model: type[Any]) -> Table:
-    """The Core table of a mapped class (typed, for set-based statements)."""
-    table: Table = model.__table__
-    return table
-
-
-def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
-    """``items`` in slices of at most ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def chunk_pairs(
-    first: Sequence[T], second: Sequence[T], size: int = IN_CHUNK
-) -> Iterator[tuple[Sequence[T], Sequence[T]]]:
-    """Every (slice of ``first``, slice of ``second``), for two ``IN`` lists of bounded length."""
-    for left in chunks(first, size):
-        for right in chunks(second, size):
-            yield left, right
-
-
-@dataclass(slots=True)
-class ImportSummary:
-    """What one import added, updated, fixed and skipped."""
-
-    format: str
-    source: str
-    filename: str
-    scanned_at: datetime | None = None
-    import_id: int | None = None
-    devices_added: int = 0
-    devices_updated: int = 0
-    devices_seen: int = 0
-    software_added: int = 0
-    installed_added: int = 0
-    installed_removed: int = 0
-    findings_added: int = 0
-    findings_updated: int = 0
-    findings_reopened: int = 0
-    findings_fixed: int = 0
-    configuration_results: int = 0
-    configurations_fixed: int = 0
-    configurations_added: int = 0
-    vulnerabilities_added: int = 0
-    vulnerabilities_updated: int = 0
-    devices_matched: int = 0  # devices whose weaknesses matching changed (intel/matching.py)
-    # Of findings_added: findings without a product placed through NVD/CVE records, and those
-    # kept on the scanner's own detection (docs/imports.md).
-    findings_placed: int = 0
-    findings_on_detection: int = 0
-    skipped_reasons: Counter[str] = field(default_factory=Counter)
-    changed_vulnerability_ids: set[str] = field(default_factory=set)  # created or updated
-    updated_vulnerability_ids: set[str] = field(default_factory=set)  # known before, changed
-    touched_device_ids: set[int] = field(default_factory=set)
-
-    def skip(self, reason: str, count: int = 1) -> None:
-        """Count ``count`` records not imported for ``reason``."""
-        self.skipped_reasons[reason] += count
-
-    @property
-    def skipped(self) -> list[dict[str, Any]]:
-        """Skipped records as ``[{"reason": ..., "count": ...}]``, most frequent first."""
-        return [{"reason": r, "count": c} for r, c in self.skipped_reasons.most_common()]
-
-    def as_dict(self) -> dict[str, Any]:
-        """The summary as JSON-ready data (what ``--json`` prints and ``ImportRun`` keeps)."""
-        return {
-            "import_id": self.import_id,
-            "format": self.format,
-            "source": self.source,
-            "filename": self.filename,
-            "scanned_at": self.scanned_at.isoformat() if self.scanned_at else None,
-            "devices_added": self.devices_added,
-            "devices_updated": self.devices_updated,
-            "devices_seen": self.devices_seen,
-            "software_added": self.software_added,
-            "installed_added": self.installed_added,
-            "installed_removed": self.installed_removed,
-            "findings_added": self.findings_added,
-            "findings_updated": self.findings_updated,
-            "findings_reopened": self.findings_reopened,
-            "findings_fixed": self.findings_fixed,
-            "configuration_results": self.configuration_results,
-            "configurations_fixed": self.configurations_fixed,
-            "configurations_added": self.configurations_added,
-            "vulnerabilities_added": self.vulnerabilities_added,
-            "vulnerabilities_updated": self.vulnerabilities_updated,
-            "devices_matched": self.devices_matched,
-            "findings_placed": self.findings_placed,
-            "findings_on_detection": self.findings_on_detection,
-            "skipped": self.skipped,
-        }
 
 
 # A new weakness: (device, software, vulnerability, installed version, fixed version, path), then
@@ -422,28 +320,12 @@ class ReportWriter:
         installed, fixed, path) rows."""
         if not unplaced:
             return []
-        named = intel_service.cpe_products(self.session, sorted({row[1] for row in unplaced}))
-        devices = {self.device_ids[row[0]] for row in unplaced}
-        installed = inventory_service.installed_products(self.session, devices) if named else {}
-        products: dict[Product, dict[str, Any]] = {}
-        choices: list[tuple[int, Product, str, str, str | None, str | None]] = []
-        kinds: list[str] = []
-        for number, vulnerability, version, fixed, path, title in unplaced:
-            device_id = self.device_ids[number]
-            candidates = named.get(vulnerability, [])
-            if len(candidates) > 1:
-                on_device = installed.get(device_id, set())
-                candidates = [key for key in candidates if key in on_device][:1]
-            if candidates:
-                key = candidates[0]
-                if key not in self.software.ids and key not in products:
-                    products[key] = placed_software_row(key)
-            else:
-                key, row = detection_row(self.source, title, vulnerability)
-                if key not in products:
-                    products[key] = row
-            choices.append((device_id, key, vulnerability, version, fixed, path))
-            kinds.append("placed" if candidates else "detection")
+        products, choices, kinds = choose_products(
+            self.session,
+            [(self.device_ids[n], v, i, f, p, title) for n, v, i, f, p, title in unplaced],
+            known=self.software.ids,
+            source=self.source,
+        )
         self.summary.software_added += self.software.ensure(self.session, products)
         ids = self.software.ids
         placed = [(d, ids[key], v, i, f, p) for d, key, v, i, f, p in choices]
@@ -649,63 +531,8 @@ class ReportWriter:
             wanted[(device_id, check_id)] = compliant
         if not wanted:
             return
-        table = table_of(ConfigurationAssessment)
-        existing: dict[tuple[int, str], Any] = {}
-        for ids in chunks(sorted({key[0] for key in wanted})):
-            for found in self.session.execute(
-                select(
-                    table.c.device_id,
-                    table.c.configuration_id,
-                    table.c.is_compliant,
-                    table.c.last_seen,
-                    table.c.fixed_at,
-                ).where(table.c.device_id.in_(ids))
-            ):
-                existing[(found.device_id, found.configuration_id)] = found
-        at = self.scanned_at
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        for (device_id, check_id), compliant in wanted.items():
-            row = existing.get((device_id, check_id))
-            if row is None:
-                inserts.append(
-                    {
-                        "device_id": device_id,
-                        "configuration_id": check_id,
-                        "is_compliant": compliant,
-                        "source": self.source,
-                        "first_seen": at,
-                        "last_seen": at,
-                        "fixed_at": None,
-                    }
-                )
-                continue
-            if at <= row.last_seen:
-                continue  # an older (or the same) scan changes nothing
-            fixed_at = row.fixed_at
-            if compliant and not row.is_compliant:
-                fixed_at = at
-                self.summary.configurations_fixed += 1
-            elif not compliant:
-                fixed_at = None
-            updates.append(
-                {
-                    "b_device": device_id,
-                    "b_check": check_id,
-                    "is_compliant": compliant,
-                    "source": self.source,
-                    "last_seen": at,
-                    "fixed_at": fixed_at,
-                }
-            )
-        self.summary.configuration_results += len(inserts) + len(updates)
-        if inserts:
-            self.session.execute(insert(table), inserts)
-        if updates:
-            self.session.execute(
-                update(table).where(
-                    table.c.device_id == bindparam("b_device"),
-                    table.c.configuration_id == bindparam("b_check"),
-                ),
-                updates,
-            )
+        inserted, updated, fixed = write_assessments(
+            self.session, wanted, source=self.source, at=self.scanned_at
+        )
+        self.summary.configurations_fixed += fixed
+        self.summary.configuration_results += inserted + updated

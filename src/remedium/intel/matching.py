@@ -499,3 +499,23 @@ def devices_holding(session: Session, keys: Collection[str]) -> set[int]:
             )
         )
     return devices
+
+
+def cpe_products(
+    session: Session, vulnerability_ids: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """The (vendor, product) pairs the NVD or CVE records of each vulnerability name as
+    affected (CPE ranges in ``affected_package``), sorted: where a finding that names no
+    product can be placed."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    table = table_of(AffectedPackage)
+    for start in range(0, len(vulnerability_ids), 500):
+        part = vulnerability_ids[start : start + 500]
+        for vulnerability_id, key in session.execute(
+            select(table.c.vulnerability_id, table.c.match_key)
+            .where(table.c.vulnerability_id.in_(part), table.c.match_key.like("cpe:%"))
+            .distinct()
+        ):
+            _cpe, vendor, product = str(key).split(":", 2)
+            found.setdefault(vulnerability_id, set()).add((vendor, product))
+    return {vulnerability_id: sorted(pairs) for vulnerability_id, pairs in found.items()}

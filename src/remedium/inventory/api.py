@@ -17,7 +17,7 @@ from remedium.common.api import (
     not_found,
     sort_param,
 )
-from remedium.inventory import queries
+from remedium.inventory import queries, software_queries
 from remedium.inventory.schemas import (
     DeviceGroupView,
     DevicePage,
@@ -121,14 +121,17 @@ def list_software(
     device_group: DeviceGroupParam = None,
     vulnerable: Annotated[bool, Query(description="Only products with weaknesses.")] = False,
     sort: Annotated[
-        str, Query(description=f"One of {', '.join(queries.SOFTWARE_SORTS)}; '-' for descending.")
+        str,
+        Query(
+            description=f"One of {', '.join(software_queries.SOFTWARE_SORTS)}; '-' for descending."
+        ),
     ] = "name",
     offset: OffsetParam = 0,
     limit: LimitParam = DEFAULT_PAGE,
 ) -> SoftwarePage:
     """Software installed on devices in scope, with installed and exposed devices."""
-    field, descending = sort_param(sort, queries.SOFTWARE_SORTS)
-    return queries.list_software(
+    field, descending = sort_param(sort, software_queries.SOFTWARE_SORTS)
+    return software_queries.list_software(
         session,
         narrowed_scope(session, scope, device_group),
         search=search,
@@ -143,7 +146,7 @@ def list_software(
 @router.get("/software/{software_id}", response_model=SoftwareView)
 def get_software(session: SessionDep, scope: ScopeDep, software_id: int) -> SoftwareView:
     """One product."""
-    software = queries.get_software(session, scope, software_id)
+    software = software_queries.get_software(session, scope, software_id)
     if software is None:
         not_found("software", software_id)
     return software
@@ -154,6 +157,6 @@ def software_versions(
     session: SessionDep, scope: ScopeDep, software_id: int
 ) -> list[SoftwareVersionView]:
     """The installed versions of a product, newest first."""
-    if queries.get_software(session, scope, software_id) is None:
+    if software_queries.get_software(session, scope, software_id) is None:
         not_found("software", software_id)
-    return queries.software_versions(session, scope, software_id)
+    return software_queries.software_versions(session, scope, software_id)

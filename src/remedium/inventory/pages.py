@@ -15,14 +15,16 @@ from remedium.inventory.models import DEVICE_VALUES, OS_PLATFORMS
 from remedium.inventory.queries import (
     DEVICE_SORTS,
     EXPOSURE_LEVELS,
-    SOFTWARE_SORTS,
     DeviceView,
     device_recommendations,
     device_software,
     device_weaknesses,
     get_device,
-    get_software,
     list_devices,
+)
+from remedium.inventory.software_queries import (
+    SOFTWARE_SORTS,
+    get_software,
     list_software,
     software_versions,
 )

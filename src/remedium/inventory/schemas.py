@@ -9,9 +9,8 @@ from remedium.inventory.queries import (
     DeviceSoftwareView,
     DeviceView,
     DeviceWeaknessView,
-    SoftwareVersionView,
-    SoftwareView,
 )
+from remedium.inventory.software_queries import SoftwareVersionView, SoftwareView
 
 DevicePage = Page[DeviceView]
 SoftwarePage = Page[SoftwareView]

@@ -301,6 +301,33 @@ def _attributes(
     return values
 
 
+def _new_device_row(record: DeviceRecord, key: str, scanned_at: datetime) -> dict[str, Any]:
+    """A new device's row before the record's own attributes: defaults, names, first seen."""
+    seen = record.last_seen or scanned_at
+    return {
+        "machine_id": machine_id(key),
+        "identity_key": key,
+        "name": (record.name or record.ip_address or key).strip()[:255],
+        "os_platform": "Other",
+        "os_version": "",
+        "os_architecture": "",
+        "ip_address": "",
+        "device_value": "Normal",
+        "is_intune_managed": False,
+        "is_aad_joined": False,
+        "aad_device_id": None,
+        "internet_facing": False,
+        "tags": [],
+        "first_seen": min(record.first_seen or seen, seen),
+        "last_seen": seen,
+        "exposure_points": 0.0,
+        "exposure_score": 0.0,
+        "exposure_level": "None",
+        "secure_passed_weight": 0.0,
+        "secure_total_weight": 0.0,
+    }
+
+
 def upsert_devices(
     session: Session,
     records: Sequence[DeviceRecord],
@@ -334,29 +361,7 @@ def upsert_devices(
                 matched[record.device_ref] = (found_id, record)
                 del pending_refs[record.device_ref]
             continue
-        seen = record.last_seen or scanned_at
-        row: dict[str, Any] = {
-            "machine_id": machine_id(key),
-            "identity_key": key,
-            "name": (record.name or record.ip_address or key).strip()[:255],
-            "os_platform": "Other",
-            "os_version": "",
-            "os_architecture": "",
-            "ip_address": "",
-            "device_value": "Normal",
-            "is_intune_managed": False,
-            "is_aad_joined": False,
-            "aad_device_id": None,
-            "internet_facing": False,
-            "tags": [],
-            "first_seen": min(record.first_seen or seen, seen),
-            "last_seen": seen,
-            "exposure_points": 0.0,
-            "exposure_score": 0.0,
-            "exposure_level": "None",
-            "secure_passed_weight": 0.0,
-            "secure_total_weight": 0.0,
-        }
+        row = _new_device_row(record, key, scanned_at)
         row.update(_attributes(session, record, groups, forced_group_id))
         if "device_group_id" not in row:
             row["device_group_id"] = groups.ensure(session, DEFAULT_GROUP)

@@ -40,7 +40,7 @@ from remedium.db.base import utcnow
 from remedium.db.session import is_postgres, take_writer_lock, transaction
 from remedium.exceptions.notify import deliver_notifications
 from remedium.jobs.models import JobLease, JobRun
-from remedium.remediation import outbox
+from remedium.remediation import outbox, ticket_sync
 from remedium.remediation.outbox import ConnectorResolver
 from remedium.remediation.service import purge_completed
 from remedium.scoring.service import snapshot_scores
@@ -145,7 +145,7 @@ class TicketSyncJob(Job):
         # Not job_transaction: it calls the ticketing systems, and must not hold SQLite's write
         # lock meanwhile. A run that meets a concurrent write fails and the next one reads again.
         with transaction(context.engine) as session:
-            figures = outbox.sync_ticket_states(session, context.resolve, now=context.as_of)
+            figures = ticket_sync.sync_ticket_states(session, context.resolve, now=context.as_of)
         return dict(figures)
 
 

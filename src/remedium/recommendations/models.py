@@ -15,6 +15,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from remedium.db.base import Base, utcnow
 from remedium.db.types import BigId, UtcDateTime
 
+# The tables this module's foreign keys point at (security_configuration, vulnerability): the ORM
+# resolves them when it writes recommendations, also in a process that imports no intelligence
+# module of its own (``remedium jobs run``'s recompute).
+from remedium.intel import models as _intel_models  # noqa: F401 - loaded for its tables
+
 # remedium derives ConfigurationChange, Update, Upgrade and AttentionRequired (no published fix);
 # Uninstall stays a valid type for recommendations other sources name (docs/scoring.md).
 REMEDIATION_TYPES = ("ConfigurationChange", "Update", "Upgrade", "AttentionRequired", "Uninstall")

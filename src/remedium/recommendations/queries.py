@@ -22,6 +22,13 @@ from remedium.common.scoping import in_scope, is_empty
 from remedium.intel.models import Vulnerability
 from remedium.intel.queries import VulnerabilityView, vulnerability_view
 from remedium.inventory.models import Device, DeviceGroup
+from remedium.recommendations.coverage import (
+    ACTIVE,
+    FULL,
+    PARTIAL,
+    ExceptionStatus,
+    exception_statuses,
+)
 from remedium.recommendations.models import (
     DeviceRecommendation,
     Recommendation,
@@ -43,21 +50,9 @@ RECOMMENDATION_SORTS = (
     "remediation_type",
 )
 THREAT_FILTERS = ("exploit", "kev")
-# Recommendation statuses for a scope (docs/scoring.md, "After exceptions").
-ACTIVE, PARTIAL, FULL = "Active", "Partial exception", "Full exception"
 # The list's status filter: the default hides full exceptions (they leave the list as if
 # fixed); "exceptions" shows the partial and full ones ("Show exceptions"), "all" everything.
 STATUS_FILTERS = ("default", "active", "partial", "full", "exceptions", "all")
-
-
-class ExceptionStatus(BaseModel):
-    """How exceptions in effect cover one recommendation in a scope."""
-
-    model_config = ConfigDict(frozen=True)
-
-    status: str
-    impacts: list[str]
-    exception_ids: list[int]
 
 
 class RecommendationView(BaseModel):
@@ -264,58 +259,6 @@ def _page_weaknesses(session: Session, scope: Scope, rows: Sequence[Any]) -> dic
     return counts
 
 
-def exception_statuses(
-    session: Session, scope: Scope, as_of: datetime | None = None
-) -> dict[str, ExceptionStatus]:
-    """Recommendations under an exception in effect in ``scope``, with their status.
-
-    **Full exception** when a global exception covers it, or every group of the scope where it
-    has exposed devices is covered; **Partial exception** when some are. Recommendations not in
-    the result are **Active**. Any impact counts (docs/exceptions.md). A few small queries: one
-    for the exceptions in effect, one for the exposed groups of the covered recommendations.
-    """
-    # Imported here: the exceptions feature reads recommendations, not the other way round.
-    from remedium.exceptions.service import effective_coverage
-
-    covered: dict[str, tuple[set[int] | None, list[str], list[int]]] = {}
-    for item in effective_coverage(session, as_of):
-        if item.recommendation_id is None:
-            continue
-        groups, impacts, ids = covered.setdefault(item.recommendation_id, (set(), [], []))
-        if item.device_group_ids is None:
-            groups = None
-        elif groups is not None:
-            groups |= set(item.device_group_ids)
-        covered[item.recommendation_id] = (
-            groups,
-            [*impacts, item.impact],
-            [*ids, item.exception_id],
-        )
-    if not covered:
-        return {}
-    stat = RecommendationGroupStat
-    exposed: dict[str, set[int]] = {}
-    for rec_id, group_id in session.execute(
-        select(stat.recommendation_id, stat.device_group_id).where(
-            stat.recommendation_id.in_(sorted(covered)),
-            stat.exposed_devices > 0,
-            in_scope(stat.device_group_id, scope),
-        )
-    ):
-        exposed.setdefault(rec_id, set()).add(int(group_id))
-    result = {}
-    for rec_id, (groups, impacts, ids) in covered.items():
-        in_scope_groups = exposed.get(rec_id, set())
-        hit = in_scope_groups if groups is None else in_scope_groups & groups
-        if groups is not None and not hit:
-            continue  # its groups are outside this scope
-        status = FULL if groups is None or hit == in_scope_groups else PARTIAL
-        result[rec_id] = ExceptionStatus(
-            status=status, impacts=sorted(set(impacts)), exception_ids=sorted(ids)
-        )
-    return result
-
-
 def _views(
     session: Session,
     scope: Scope,
@@ -381,6 +324,59 @@ def _view(
     )
 
 
+def _filters(
+    search: str | None,
+    category: str | None,
+    remediation_type: str | None,
+    kind: str | None,
+    threats: str | None,
+) -> list[Any]:
+    """The SQL conditions of the list's search box and filters."""
+    conditions: list[Any] = []
+    if search:
+        pattern = f"%{search.strip()}%"
+        conditions.append(
+            or_(
+                Recommendation.name.ilike(pattern),
+                Recommendation.related_component.ilike(pattern),
+                Recommendation.vendor.ilike(pattern),
+                Recommendation.product_name.ilike(pattern),
+                Recommendation.id.ilike(pattern),
+            )
+        )
+    if category:
+        conditions.append(Recommendation.category == category)
+    if remediation_type:
+        conditions.append(Recommendation.remediation_type == remediation_type)
+    if kind:
+        conditions.append(Recommendation.kind == kind)
+    if threats == "exploit":
+        conditions.append(Recommendation.public_exploit.is_(True))
+    elif threats == "kev":
+        conditions.append(Recommendation.active_alert.is_(True))
+    return conditions
+
+
+def _status_filter(statuses: dict[str, ExceptionStatus], status: str) -> list[Any]:
+    """The SQL condition of the status filter (:data:`STATUS_FILTERS`), if any."""
+    if status == "all":
+        return []
+    full = sorted(r for r, v in statuses.items() if v.status == FULL)
+    partial = sorted(r for r, v in statuses.items() if v.status == PARTIAL)
+    wanted = {
+        "full": full,
+        "partial": partial,
+        "exceptions": full + partial,
+    }.get(status)
+    if wanted is not None:
+        return [Recommendation.id.in_(wanted)]
+    if status == "active":
+        return [Recommendation.id.not_in(full + partial)]
+    if full:
+        return [Recommendation.id.not_in(full)]
+    return []
+
+
 def list_recommendations(
     session: Session,
     scope: Scope,
@@ -417,44 +413,13 @@ def list_recommendations(
         return make_page([], 0, offset, limit)
     in_sql = sort == "weaknesses"
     query = _scoped_select(session, scope, weaknesses_in_sql=in_sql)
-    conditions: list[Any] = [query.selected_columns.scoped_exposed_devices > 0]
-    if search:
-        pattern = f"%{search.strip()}%"
-        conditions.append(
-            or_(
-                Recommendation.name.ilike(pattern),
-                Recommendation.related_component.ilike(pattern),
-                Recommendation.vendor.ilike(pattern),
-                Recommendation.product_name.ilike(pattern),
-                Recommendation.id.ilike(pattern),
-            )
-        )
-    if category:
-        conditions.append(Recommendation.category == category)
-    if remediation_type:
-        conditions.append(Recommendation.remediation_type == remediation_type)
-    if kind:
-        conditions.append(Recommendation.kind == kind)
-    if threats == "exploit":
-        conditions.append(Recommendation.public_exploit.is_(True))
-    elif threats == "kev":
-        conditions.append(Recommendation.active_alert.is_(True))
+    conditions: list[Any] = [
+        query.selected_columns.scoped_exposed_devices > 0,
+        *_filters(search, category, remediation_type, kind, threats),
+    ]
     # One read of the exceptions in effect serves the filter and the rows' status.
     statuses = exception_statuses(session, scope)
-    if status != "all":
-        full = sorted(r for r, v in statuses.items() if v.status == FULL)
-        partial = sorted(r for r, v in statuses.items() if v.status == PARTIAL)
-        wanted = {
-            "full": full,
-            "partial": partial,
-            "exceptions": full + partial,
-        }.get(status)
-        if wanted is not None:
-            conditions.append(Recommendation.id.in_(wanted))
-        elif status == "active":
-            conditions.append(Recommendation.id.not_in(full + partial))
-        elif full:
-            conditions.append(Recommendation.id.not_in(full))
+    conditions += _status_filter(statuses, status)
     query = query.where(*conditions)
     total = session.execute(
         select(func.count()).select_from(query.with_only_columns(Recommendation.id).subquery())

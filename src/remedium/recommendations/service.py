@@ -39,6 +39,7 @@ from remedium.db.base import utcnow
 from remedium.db.indexes import defer_indexes, restore_indexes
 from remedium.recommendations import _sql as sql
 from remedium.recommendations import recompute_tables as work
+from remedium.recommendations.coverage import effective_coverage
 from remedium.recommendations.group_figures import (
     collect_touched_groups,
     rebuild_group_score_stat,
@@ -203,16 +204,13 @@ def _update_devices(run: Runner, full: bool, covered: bool) -> None:
 def _apply_coverage(run: Runner, full: bool) -> bool:
     """Mark in ``tmp_rm_dr`` what the exceptions in effect at ``as_of`` cover.
 
-    ``exceptions.service.effective_coverage`` gives the exceptions; a global one is spread over
+    ``coverage.effective_coverage`` gives the exceptions; a global one is spread over
     every group that exists now (a group created later gets it at its devices' next recompute,
     which reads the coverage afresh). A CVE exception covers that CVE's open weaknesses on every
     recommendation; a recommendation exception covers all of the recommendation's rows, and
     only Mitigation-like and Hybrid exceptions remove points. Returns whether anything is
     covered, so that the common case without exceptions costs one small query.
     """
-    # Imported here: the exceptions feature itself calls recompute after filing and cancelling.
-    from remedium.exceptions.service import effective_coverage
-
     coverage = effective_coverage(run.session, run.as_of)
     if not coverage:
         return False

@@ -16,7 +16,7 @@ from remedium.api.deps import PrincipalDep, ScopeDep, SessionDep, require
 from remedium.auth.principal import Right
 from remedium.common.api import DEFAULT_PAGE, VIEW_RIGHT, LimitParam, OffsetParam
 from remedium.db.base import utcnow
-from remedium.remediation import outbox, service
+from remedium.remediation import outbox, requesting, service
 from remedium.remediation.models import OutboxMessage, RemediationActivity
 from remedium.remediation.schemas import (
     ActivityDeviceOut,
@@ -84,7 +84,7 @@ def activity_out(
         progress_percent=progress,
         devices_over_cap=activity.devices_over_cap,
         cap_message=(
-            service.over_cap_message(activity.exposed_devices_in_scope, activity.target_devices)
+            requesting.over_cap_message(activity.exposed_devices_in_scope, activity.target_devices)
             if activity.devices_over_cap
             else ""
         ),
@@ -152,7 +152,7 @@ def create_activity(
     targeted; ``devices_over_cap`` and ``cap_message`` say how to cover the rest.
     """
     try:
-        activity = service.request_remediation(
+        activity = requesting.request_remediation(
             session,
             principal,
             recommendation_id=body.recommendation_id,
@@ -180,7 +180,7 @@ def preview_activity(
 ) -> PreviewOut:
     """How many devices a request would cover, how many Intune can act on, and the cap."""
     try:
-        preview = service.preview_request(
+        preview = requesting.preview_request(
             session,
             principal,
             recommendation_id=body.recommendation_id,

@@ -16,7 +16,7 @@ from remedium.api.deps import SessionDep, require
 from remedium.auth.principal import Principal, Right
 from remedium.inventory.queries import list_device_groups
 from remedium.recommendations.queries import get_recommendation
-from remedium.remediation import queries, service
+from remedium.remediation import queries, requesting, service
 from remedium.remediation.models import (
     ACTIVITY_TYPES,
     PRIORITIES,
@@ -255,9 +255,9 @@ def _render_form(
             404, "There is no such recommendation in the device groups you can see."
         )
     errors = dict(errors or {})
-    preview: service.RequestPreview | None = None
+    preview: requesting.RequestPreview | None = None
     try:
-        preview = service.preview_request(
+        preview = requesting.preview_request(
             session,
             principal,
             recommendation_id=recommendation_id,
@@ -357,7 +357,7 @@ def submit_request(  # noqa: PLR0917 - one argument per form field
         errors["notes"] = "Notes are at most 4,000 characters."
     if not errors:
         try:
-            activity = service.request_remediation(
+            activity = requesting.request_remediation(
                 session,
                 principal,
                 recommendation_id=recommendation,
@@ -425,7 +425,7 @@ def activity_view(
             "type_labels": TYPE_LABELS,
             "can_complete": _can_remediate(principal) and activity.status == "Active",
             "is_admin": admin,
-            "cap_message": service.over_cap_message(
+            "cap_message": requesting.over_cap_message(
                 activity.exposed_devices_in_scope, activity.target_devices
             )
             if activity.devices_over_cap

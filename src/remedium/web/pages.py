@@ -21,7 +21,8 @@ from remedium.exceptions.api import exception_views
 from remedium.exceptions.service import expiring_soon
 from remedium.intel.pages import router as vulnerability_pages
 from remedium.inventory.pages import router as inventory_pages
-from remedium.inventory.queries import top_exposed_devices, top_vulnerable_software
+from remedium.inventory.queries import top_exposed_devices
+from remedium.inventory.software_queries import top_vulnerable_software
 from remedium.recommendations.pages import router as recommendation_pages
 from remedium.recommendations.queries import top_recommendations
 from remedium.remediation import pages as remediation_pages
