@@ -21,12 +21,13 @@ from exceptions.org import ADMIN
 from factories import NOW
 from recommendations.random_org import RandomOrg, build_random_org
 from recommendations.test_incremental import _dump, _random_change
-from remedium.exceptions import service as exceptions
+from remedium.exceptions import filing
 from remedium.inventory.models import Weakness
 from remedium.recommendations import _sql as sql
 from remedium.recommendations import group_figures
 from remedium.recommendations import recompute_tables as work
 from remedium.recommendations import service as recommendations_service
+from remedium.recommendations.coverage import effective_coverage
 from remedium.recommendations.engine import SEVERITY_RANK
 from remedium.recommendations.models import DeviceRecommendation
 from remedium.recommendations.recompute_runner import RecomputeStats, Runner, Sql
@@ -186,7 +187,7 @@ def _file_exceptions(session: Session, org: RandomOrg) -> None:
     cve = session.scalars(select(Weakness.vulnerability_id).order_by(Weakness.id)).first()
     for target, is_global in (({"recommendation_id": recommendation}, True),
                               ({"vulnerability_id": cve}, False)):  # fmt: skip
-        exceptions.file_exception(
+        filing.file_exception(
             session,
             ADMIN,
             justification="CompensatingControl",
@@ -214,7 +215,7 @@ def test_a_recompute_uses_exactly_the_declared_tables_and_leaves_none(
     org = build_random_org(session, seed=8, devices=20)
     recompute(session, as_of=NOW)
     _file_exceptions(session, org)  # filing recomputes, with the exceptions' coverage
-    assert exceptions.effective_coverage(session, NOW)
+    assert effective_coverage(session, NOW)
     touched: set[int] = set()
     for _ in range(3):
         touched |= _random_change(session, org)
