@@ -19,7 +19,6 @@ from remedium.db.base import utcnow
 from remedium.exceptions import rules
 from remedium.exceptions.effect import rescore, resume_groups
 from remedium.exceptions.models import ACTIVE_STATUSES, RemediationException
-from remedium.exceptions.notify import enqueue_expiring
 from remedium.exceptions.service import (
     ExceptionConflict,
     ExceptionInvalid,
@@ -264,6 +263,10 @@ def run_exception_jobs(session: Session, as_of: datetime | None = None) -> Excep
             result.expiring_soon.append(exc.id)
             flagged.append(exc)
     if flagged:
+        # Lazy: the notifier loads the connectors and their HTTP client (~65 ms), which every
+        # import would otherwise pay at start-up for the rare run that flags an exception.
+        from remedium.exceptions.notify import enqueue_expiring  # noqa: PLC0415
+
         enqueue_expiring(session, flagged, as_of=as_of)
     session.flush()
     return result
