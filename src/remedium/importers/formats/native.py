@@ -15,15 +15,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import fastjsonschema
 import ijson
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from jsonschema.exceptions import (  # type: ignore[import-untyped]
-    ValidationError,
-    best_match,
-)
 
 from remedium.importers.records import (
     ConfigurationCheckRecord,
@@ -36,6 +31,13 @@ from remedium.importers.records import (
     SoftwareRecord,
     VulnerabilityRecord,
 )
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+    from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
+
+# jsonschema (~50 ms to import) is loaded only when a native report is read: format detection
+# imports this module for every report it sniffs.
 
 SCHEMA_ID = "remedium-inventory/1"
 SCHEMA_FILE = "remedium-inventory.schema.json"
@@ -70,6 +72,8 @@ def _validator(definition: str) -> Draft202012Validator:
     References are inlined first: resolving ``$ref`` for every nested item costs more than the
     checks themselves, and each device is validated as it streams.
     """
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 — see the module's imports
+
     schema = inventory_schema()
     return Draft202012Validator(_inline(schema["$defs"][definition], schema["$defs"]))
 
@@ -80,6 +84,8 @@ def _header_validator() -> Draft202012Validator:
     schema = dict(inventory_schema())
     schema["properties"] = {**schema["properties"], **{key: {} for key in SECTIONS}}
     schema["required"] = [key for key in schema["required"] if key not in SECTIONS]
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 — see the module's imports
+
     return Draft202012Validator(schema)
 
 
@@ -114,6 +120,8 @@ def _check(validator: Draft202012Validator, value: Any, prefix: str, filename: s
         pass
     else:
         return
+    from jsonschema.exceptions import best_match  # noqa: PLC0415 — see the module's imports
+
     error = best_match(validator.iter_errors(value))
     if error is not None:
         raise ReportError(error.message, where=_where(prefix, error), filename=filename)
