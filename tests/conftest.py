@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from remedium.db.migrate import upgrade_database
 from remedium.db.session import make_engine, session_factory
-from remedium.testing.pgcluster import PostgresCluster, create_database, start_cluster
+from tests.support.pgcluster import PostgresCluster, create_database, start_cluster
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPUS = SHARED / "corpus"
@@ -217,7 +217,7 @@ def corpus() -> Path:
 @pytest.fixture
 def admin_token(engine: Engine) -> str:
     """The API token of a fresh administrator ``test-admin`` (all rights, all device groups)."""
-    from signin import user_with_token
+    from tests.support.signin import user_with_token
 
     return user_with_token(engine, "test-admin")
 
@@ -240,7 +240,7 @@ def admin_client(engine: Engine, admin_token: str) -> Iterator[object]:
 def signed_in_page(page: object, live_server: str, engine: Engine) -> object:
     """A browser page on ``live_server``, signed in through the form as ``page-admin``."""
     from remedium.db.session import transaction
-    from signin import PASSWORD, make_user, sign_in_page
+    from tests.support.signin import PASSWORD, make_user, sign_in_page
 
     with transaction(engine) as session:
         make_user(session, "page-admin")

@@ -14,7 +14,7 @@ from remedium.api.app import create_app
 from remedium.auth.models import ApiToken, User
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
-from signin import PASSWORD, client_for, make_user, sign_in
+from tests.support.signin import PASSWORD, client_for, make_user, sign_in
 
 
 def test_token_lifecycle_through_the_api(engine: Engine) -> None:

@@ -9,11 +9,16 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 import uvicorn
-from defender_org import Organisation
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from factories import (
+from remedium.api.app import create_app
+from remedium.auth.principal import Right
+from remedium.auth.service import create_token, create_user
+from remedium.db.base import utcnow
+from remedium.inventory.models import DeviceGroup
+from remedium.recommendations.service import recompute
+from tests.support.orgs.builder import (
     add_weakness,
     assess,
     install,
@@ -23,12 +28,7 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.api.app import create_app
-from remedium.auth.principal import Right
-from remedium.auth.service import create_token, create_user
-from remedium.db.base import utcnow
-from remedium.inventory.models import DeviceGroup
-from remedium.recommendations.service import recompute
+from tests.support.orgs.defender import Organisation
 
 
 @pytest.fixture

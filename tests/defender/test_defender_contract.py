@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from defender_org import Organisation
 
 from remedium.auth.principal import Right
+from tests.support.orgs.defender import Organisation
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.json"))

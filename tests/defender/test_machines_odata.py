@@ -7,7 +7,8 @@ from datetime import datetime
 
 import httpx
 import pytest
-from defender_org import Organisation
+
+from tests.support.orgs.defender import Organisation
 
 MICROSOFT_MACHINE_FIELDS = {
     "id",

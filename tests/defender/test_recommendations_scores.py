@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from defender_org import Organisation
+
+from tests.support.orgs.defender import Organisation
 
 CHROME = "va-_-google-_-chrome"
 RECOMMENDATION_FIELDS = {

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from defender_org import Organisation
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
@@ -22,6 +21,7 @@ from remedium.db.base import utcnow
 from remedium.db.session import transaction
 from remedium.defender.exports import _signature
 from remedium.inventory.models import Device, Weakness
+from tests.support.orgs.defender import Organisation
 
 
 def _client(base: str, token: str) -> httpx.Client:

@@ -9,9 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from defender_org import Organisation
-
 from remedium.auth.principal import Right
+from tests.support.orgs.defender import Organisation
 
 SCRIPT = Path(__file__).parent / "scripts" / "tvm_report.py"
 

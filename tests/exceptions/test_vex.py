@@ -18,10 +18,10 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from sqlalchemy.orm import Session
 
-from exceptions.org import ADMIN, ANALYST, CHROME, CVE, Org, build
-from factories import NOW
 from remedium.exceptions import export, service, vex
 from remedium.settings import get_settings
+from tests.support.orgs.builder import NOW
+from tests.support.orgs.exceptions import ADMIN, ANALYST, CHROME, CVE, Org, build
 
 OPENVEX_DOCUMENT_FIELDS = {
     "@context", "@id", "author", "role", "timestamp", "last_updated", "version", "tooling",

@@ -8,8 +8,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from factories import NOW, add_weakness, make_device, make_software, make_vulnerability
-from recommendations.worked_example import CHROME, SCID1, build_example
 from remedium.inventory.models import ConfigurationAssessment, Device, Software, Weakness
 from remedium.recommendations.models import (
     DeviceRecommendation,
@@ -20,6 +18,14 @@ from remedium.recommendations.models import (
 from remedium.recommendations.service import recompute
 from remedium.scoring import engine
 from remedium.scoring.models import GroupScoreStat, GroupSecureStat
+from tests.support.orgs.builder import (
+    NOW,
+    add_weakness,
+    make_device,
+    make_software,
+    make_vulnerability,
+)
+from tests.support.orgs.worked_example import CHROME, SCID1, build_example
 
 
 def _org_sums(session: Session, groups: list[int] | None = None) -> engine.ExposureSums:
@@ -156,7 +162,7 @@ def _scoped_impacts(
 
 
 def test_impacts_are_exact_for_the_org_and_for_a_subset_of_groups(session: Session) -> None:
-    from recommendations.random_org import build_random_org
+    from tests.support.orgs.random_org import build_random_org
 
     org = build_random_org(session, seed=7, devices=40)
     recompute(session, as_of=NOW)
@@ -273,7 +279,7 @@ def test_device_going_inactive_leaves_the_sums(session: Session) -> None:
 def test_new_device_in_a_new_group_is_added_incrementally(session: Session) -> None:
     example = build_example(session)
     recompute(session, as_of=NOW)
-    from factories import make_group
+    from tests.support.orgs.builder import make_group
 
     west = make_group(session, "West")
     w1 = make_device(session, west, "w1", value="High")
@@ -299,8 +305,8 @@ def test_new_device_in_a_new_group_is_added_incrementally(session: Session) -> N
 
 
 def test_sql_agrees_with_the_pure_formulas(session: Session) -> None:
-    from recommendations.random_org import build_random_org
     from remedium.intel.models import SecurityConfiguration, Vulnerability
+    from tests.support.orgs.random_org import build_random_org
 
     org = build_random_org(session, seed=11, devices=40)
     recompute(session, as_of=NOW)

@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from remediation.org import RECOMMENDATION, build_org
 from remedium.audit.models import AuditEvent
 from remedium.connectors.base import TicketConnector, idempotency_key_for
 from remedium.connectors.jira import JiraConfig, JiraConnector
 from remedium.db.session import transaction
 from remedium.remediation.models import OutboxMessage, RemediationActivity
 from remedium.remediation.outbox import deliver_pending, sync_ticket_states
-from remedium.testing.fake_ticketing import FakeJira
+from tests.support.fake_ticketing import FakeJira
+from tests.support.orgs.remediation import RECOMMENDATION, build_org
 
 TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
 

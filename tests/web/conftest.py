@@ -9,7 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, update
 
-from factories import (
+from remedium.db.session import transaction
+from remedium.inventory.models import Weakness
+from remedium.recommendations.service import recompute
+from remedium.scoring.service import snapshot_scores
+from tests.support.orgs.builder import (
     add_weakness,
     assess,
     install,
@@ -19,10 +23,6 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.db.session import transaction
-from remedium.inventory.models import Weakness
-from remedium.recommendations.service import recompute
-from remedium.scoring.service import snapshot_scores
 
 
 @dataclass(frozen=True)

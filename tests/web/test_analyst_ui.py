@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
-from ui_checks import axe_violations, clipped_text, overflow, with_axe
 
-from factories import (
+from remedium.auth.principal import Principal, Right
+from remedium.db.session import transaction
+from tests.support.orgs.builder import (
     add_weakness,
     install,
     make_device,
@@ -29,9 +30,8 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.auth.principal import Principal, Right
-from remedium.db.session import transaction
-from signin import PASSWORD, make_user, sign_in_page
+from tests.support.signin import PASSWORD, make_user, sign_in_page
+from tests.web.ui_checks import axe_violations, clipped_text, overflow, with_axe
 
 pytestmark = pytest.mark.browser
 

@@ -176,7 +176,7 @@ def test_device_software_and_vulnerability_pages(
 def test_out_of_scope_and_unknown_objects_are_not_found(
     page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
-    from signin import PASSWORD, make_user, sign_in_page
+    from tests.support.signin import PASSWORD, make_user, sign_in_page
 
     with transaction(engine) as session:
         make_user(session, "finance-analyst", group_ids=[org.finance])

@@ -13,7 +13,8 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from factories import (
+from remedium.inventory.models import Device, DeviceGroup
+from tests.support.orgs.builder import (
     NOW,
     add_weakness,
     assess,
@@ -24,7 +25,6 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.inventory.models import Device, DeviceGroup
 
 CHROME = "va-_-google-_-chrome"
 SCID1 = "sca-_-scid-1"

@@ -11,7 +11,10 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from factories import (
+from remedium.auth.principal import Principal, Right, Scope
+from remedium.inventory.models import Device, DeviceGroup, Software
+from remedium.recommendations.service import recompute
+from tests.support.orgs.builder import (
     NOW,
     add_weakness,
     install,
@@ -20,9 +23,6 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.auth.principal import Principal, Right, Scope
-from remedium.inventory.models import Device, DeviceGroup, Software
-from remedium.recommendations.service import recompute
 
 CHROME = "va-_-google-_-chrome"
 CVE = "CVE-2026-1001"

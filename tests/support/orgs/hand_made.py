@@ -14,15 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from factories import (
-    add_weakness,
-    install,
-    make_configuration,
-    make_device,
-    make_group,
-    make_software,
-    make_vulnerability,
-)
 from remedium.auth.principal import Scope
 from remedium.inventory.models import Device, DeviceGroup
 from remedium.recommendations.models import (
@@ -32,6 +23,15 @@ from remedium.recommendations.models import (
     RecommendationVulnerability,
 )
 from remedium.scoring.models import GroupScoreStat, GroupSecureStat, ScoreSnapshot, SecureSnapshot
+from tests.support.orgs.builder import (
+    add_weakness,
+    install,
+    make_configuration,
+    make_device,
+    make_group,
+    make_software,
+    make_vulnerability,
+)
 
 CHROME = "va-_-google-_-chrome"
 JAVA = "va-_-oracle-_-java"
