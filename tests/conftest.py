@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from remedium.db.migrate import upgrade_database
 from remedium.db.session import make_engine, session_factory
+from tests.support.orgs import TEMPLATES
 from tests.support.pgcluster import PostgresCluster, create_database, start_cluster
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -57,6 +58,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Passwords are hashed with argon2id's cheapest parameters in tests (in this process).
+
+    The product's parameters cost about a tenth of a second of CPU per hash by design, and the
+    suite creates accounts and signs in some thousand times; the hashing code, the ``$argon2id$``
+    format and the verification are the same. Servers the tests start as separate processes keep
+    the product's parameters."""
+    from argon2 import PasswordHasher, profiles
+
+    from remedium.auth import service
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+        yield
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PostgresCluster]:
     """The suite's own PostgreSQL cluster, with a template database at the newest schema."""
@@ -83,16 +101,71 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Scenarios built in this worker, by (database kind, scenario name): where the built database is
+# (a SQLite file, or a PostgreSQL database name) and what the scenario returned.
+_scenarios: dict[tuple[str, str], tuple[str, object]] = {}
+
+
+def _template(
+    request: pytest.FixtureRequest, kind: str, scenario: str | None
+) -> tuple[str, object]:
+    """The database a test's own database is copied from: the empty one at the newest schema, or
+    the test's ``@pytest.mark.scenario`` built once per database kind (in this worker)."""
+    if scenario is None:
+        if kind == "sqlite":
+            return str(request.getfixturevalue("sqlite_template")), None
+        return "remedium_template", None
+    key = (kind, scenario)
+    if key not in _scenarios:
+        build = TEMPLATES[scenario]
+        if kind == "sqlite":
+            empty: Path = request.getfixturevalue("sqlite_template")
+            path = empty.parent / f"scenario-{scenario}.db"
+            path.write_bytes(empty.read_bytes())
+            location, url = str(path), f"sqlite:///{path}"
+        else:
+            cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+            location = f"scenario_{scenario.replace('-', '_')}"
+            url = create_database(cluster, location, "remedium_template")
+        engine = make_engine(url)
+        try:
+            result = build(engine)
+            if kind == "sqlite":
+                with engine.connect() as connection:
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            engine.dispose()  # PostgreSQL copies a template only when no one is connected to it
+        _scenarios[key] = (location, result)
+    return _scenarios[key]
+
+
+def _scenario_name(request: pytest.FixtureRequest) -> str | None:
+    marker = request.node.get_closest_marker("scenario")
+    return str(marker.args[0]) if marker else None
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of a fresh, migrated database of each kind."""
+    """The URL of a fresh, migrated database of each kind; with ``@pytest.mark.scenario(name)``,
+    a fresh copy of that scenario (built once, see ``tests.support.orgs.TEMPLATES``)."""
+    template, _ = _template(request, request.param, _scenario_name(request))
     if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
         target = tmp_path / "remedium.db"
-        target.write_bytes(template.read_bytes())
+        target.write_bytes(Path(template).read_bytes())
         return f"sqlite:///{target}"
     cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-    return create_database(cluster, f"t{os.getpid()}_{next(_counter)}", "remedium_template")
+    return create_database(cluster, f"t{os.getpid()}_{next(_counter)}", template)
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest, database_url: str) -> object:
+    """What the test's ``@pytest.mark.scenario`` returned when it was built (plain ids, the same
+    for every copy)."""
+    name = _scenario_name(request)
+    if name is None:
+        raise pytest.UsageError(f"{request.node.nodeid} takes `scenario` without the mark")
+    kind = request.node.callspec.params["database_url"]
+    return _template(request, kind, name)[1]
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The read-side queries give exact, scoped figures and hide what is outside the scope.
 
-Expected numbers are worked out by hand from the scenario in ``tests/support/orgs/hand_made.py`` with the formulas
-of docs/scoring.md (High-value weight = active devices / 10).
+Expected numbers are worked out by hand from the scenario in ``tests/support/orgs/hand_made.py``
+with the formulas of docs/scoring.md (High-value weight = active devices / 10).
 """
 
 from __future__ import annotations

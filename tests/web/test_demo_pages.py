@@ -17,12 +17,12 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def demo(engine: Engine) -> None:
-    from remedium.demo.generator import build_demo
+def demo(scenario: object) -> None:
+    """The demo organisation (150 devices), built once and copied: the test is marked
+    ``@pytest.mark.scenario("demo")``."""
 
-    build_demo(engine, devices=150)
 
-
+@pytest.mark.scenario("demo")
 def test_demo_walkthrough(
     demo: None, signed_in_page: Any, live_server: str, engine: Engine, artifacts: Path
 ) -> None:

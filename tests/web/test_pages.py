@@ -21,6 +21,7 @@ def shot(page: Any, artifacts: Path, name: str, engine: Engine) -> None:
     page.screenshot(path=str(artifacts / f"web-{name}-{engine.dialect.name}.png"), full_page=True)
 
 
+@pytest.mark.scenario("pages")
 def test_dashboard_shows_scores_trend_and_top_lists(
     signed_in_page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
@@ -51,6 +52,7 @@ def test_dashboard_shows_scores_trend_and_top_lists(
     assert page.get_by_role("link", name="User name").count() == 0  # no sign-in form left over
 
 
+@pytest.mark.scenario("pages")
 def test_device_group_filter_narrows_every_page(
     signed_in_page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
@@ -82,6 +84,7 @@ def test_device_group_filter_narrows_every_page(
     assert page.locator("[data-testid=exposure-score]").inner_text() == f"{everything.score:.1f}"
 
 
+@pytest.mark.scenario("pages")
 def test_recommendations_filter_sort_and_detail(
     signed_in_page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
@@ -136,6 +139,7 @@ def test_recommendations_filter_sort_and_detail(
     assert page.get_by_test_id("exposed-devices").inner_text() == "7"
 
 
+@pytest.mark.scenario("pages")
 def test_device_software_and_vulnerability_pages(
     signed_in_page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
@@ -173,6 +177,7 @@ def test_device_software_and_vulnerability_pages(
     shot(page, artifacts, "software-detail", engine)
 
 
+@pytest.mark.scenario("pages")
 def test_out_of_scope_and_unknown_objects_are_not_found(
     page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:

@@ -1,4 +1,5 @@
-"""A small organisation for the exception tests, built from inventory and a real recompute.
+"""Scenario "exceptions": a small organisation for the exception tests, built from inventory
+and a real recompute.
 
 Groups Alpha and Beta, one device each with Chrome 1.0 carrying CVE-2026-1001 (High, no
 exploit, not in KEV); a third group Gamma with three clean devices. Principals for each role.

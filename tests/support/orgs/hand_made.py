@@ -1,4 +1,5 @@
-"""A small organisation with hand-made derived tables, shared by the query and API tests.
+"""Scenario "hand-made": a small organisation with hand-made derived tables, shared by the query
+and API tests.
 
 Two groups: Alpha (a1 Normal score 60, a2 High score 80) and Beta (b1 Normal score 20,
 b2 Low score 0). Chrome is vulnerable on a1, a2, b1; Java on b1; a configuration check fails

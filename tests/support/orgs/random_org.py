@@ -1,4 +1,5 @@
-"""A seeded random organisation with every kind of device, for property-style checks."""
+"""Scenario "random": a seeded random organisation with every kind of device, for property-style
+checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A small organisation with one software recommendation across two device groups."""
+"""Scenario "remediation": a small organisation with one software recommendation across two
+device groups."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The worked example of docs/scoring.md, built through the factories.
+"""Scenario "worked-example": the worked example of docs/scoring.md, built with the builder.
 
 Group North: n1 (Normal, internet facing) and n2 (Low). Group South: s1 (High) and s2 (Normal,
 last seen 60 days ago: inactive). Chrome has CVE-2026-0001 (CVSS 8.0, in KEV: 16 points) and
