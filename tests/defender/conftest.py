@@ -16,13 +16,14 @@ from remedium.api.app import create_app
 from remedium.auth.principal import Right
 from remedium.auth.service import create_token, create_user
 from remedium.inventory.models import DeviceGroup
-from tests.support.orgs.defender import Organisation, build_defender
+from tests.support.orgs.defender import Organisation, load_defender
 
 
 @pytest.fixture
-def org(session: Session) -> Organisation:
-    """The "defender" scenario of ``tests.support.orgs``, committed."""
-    return build_defender(session)
+def org(session: Session, scenario: object) -> Organisation:
+    """The "defender" scenario of ``tests.support.orgs`` (the test is marked
+    ``@pytest.mark.scenario("defender")``): built once, committed, copied for the test."""
+    return load_defender(session)
 
 
 class _Server:

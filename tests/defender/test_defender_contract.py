@@ -49,6 +49,7 @@ def conforms(ours: Any, theirs: Any, where: str) -> None:
             conforms(ours[key], value, f"{where}.{key}")
 
 
+@pytest.mark.scenario("defender")
 @pytest.mark.parametrize("case", CASES)
 def test_endpoint_answers_microsofts_shape(
     case: str,

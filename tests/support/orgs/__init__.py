@@ -67,4 +67,5 @@ SCENARIOS: dict[str, Callable[..., object]] = {
 TEMPLATES: dict[str, Callable[[Engine], object]] = {
     "pages": pages.build_pages,
     "demo": demo.build_demo_org,
+    "defender": defender.build_defender_org,
 }

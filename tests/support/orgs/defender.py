@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from remedium.db.base import utcnow
+from remedium.db.session import session_factory
 from remedium.inventory.models import Device, DeviceGroup
 from remedium.recommendations.service import recompute
 from tests.support.orgs.builder import (
@@ -20,6 +22,9 @@ from tests.support.orgs.builder import (
     make_software,
     make_vulnerability,
 )
+
+GROUPS = ("GroupOne", "GroupTwo")
+DEVICES = ("ws-01", "ws-02", "srv-01", "srv-02")
 
 
 @dataclass
@@ -69,3 +74,16 @@ def build_defender(session: Session) -> Organisation:
         groups={"GroupOne": one, "GroupTwo": two},
         devices={d.name: d for d in (ws1, ws2, srv1, srv2)},
     )
+
+
+def build_defender_org(engine: Engine) -> None:
+    """Build and commit the organisation on ``engine`` (the scenario's template)."""
+    with session_factory(engine)() as session:
+        build_defender(session)
+
+
+def load_defender(session: Session) -> Organisation:
+    """The organisation as :func:`build_defender` returned it, read back from a copy."""
+    groups = session.scalars(select(DeviceGroup).where(DeviceGroup.name.in_(GROUPS)))
+    devices = session.scalars(select(Device).where(Device.name.in_(DEVICES)))
+    return Organisation(groups={g.name: g for g in groups}, devices={d.name: d for d in devices})
