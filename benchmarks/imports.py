@@ -43,6 +43,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# The throwaway PostgreSQL cluster is test support (tests/support/pgcluster.py), not part of the
+# installed package; benchmarks are run from the repo root as scripts, so put the root on the path
+# for the lazy imports of it below.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
 PER_DEVICE = 100  # findings per device
 PACKAGES = 50  # distinct packages per device
 CVES = 5000  # distinct vulnerabilities in the pool
@@ -378,7 +385,7 @@ def _databases(names: list[str], folder: Path) -> Iterator[tuple[str, Any]]:
         if name == "sqlite":
             yield name, None
         else:
-            from remedium.testing.pgcluster import start_cluster
+            from tests.support.pgcluster import start_cluster
 
             cluster = start_cluster()
             try:
@@ -485,7 +492,7 @@ def main() -> None:
                         if cluster is None:
                             url = f"sqlite:///{folder}/bench-{fmt}-{size}.db"
                         else:
-                            from remedium.testing.pgcluster import create_database
+                            from tests.support.pgcluster import create_database
 
                             url = create_database(cluster, f"bench_{stage}_{fmt}_{index}")
                         measured = _spawn(files[(fmt, size)], url, fmt, stage, args.reimport)

@@ -37,6 +37,13 @@ from pathlib import Path
 
 import httpx
 
+# The throwaway PostgreSQL cluster is test support (tests/support/pgcluster.py), not part of the
+# installed package; benchmarks are run from the repo root as scripts, so put the root on the path
+# for the lazy imports of it below.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
 REMEDIUM = [sys.executable, "-m", "remedium.cli.main"]
 DEMO_USERS = ("admin", "analyst", "scoped")
 
@@ -223,7 +230,7 @@ def main() -> None:
                 path = args.database_file or Path(folder) / "demo.db"
                 measure(f"sqlite:///{path.resolve()}", "SQLite", args)
             elif kind == "postgresql":
-                from remedium.testing.pgcluster import create_database, start_cluster
+                from tests.support.pgcluster import create_database, start_cluster
 
                 cluster = start_cluster()
                 try:

@@ -17,6 +17,7 @@ import os
 import random
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,13 @@ from remedium.db.registry import metadata
 from remedium.db.session import make_engine, session_factory
 from remedium.recommendations.service import recompute
 from remedium.scoring.engine import vulnerability_points
+
+# The throwaway PostgreSQL cluster is test support (tests/support/pgcluster.py), not part of the
+# installed package; benchmarks are run from the repo root as scripts, so put the root on the path
+# for the lazy imports of it below.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PRODUCTS = 2000
@@ -360,7 +368,7 @@ def _databases(kinds: list[str], size: int, folder: Path) -> Iterator[tuple[str,
         if kind == "sqlite":
             engine = make_engine(f"sqlite:///{folder / f'bench-{size}.db'}")
         else:
-            from remedium.testing.pgcluster import create_database
+            from tests.support.pgcluster import create_database
 
             engine = make_engine(create_database(_cluster(), f"bench_{size}"))
         try:
@@ -375,7 +383,7 @@ _CLUSTER: Any = None
 def _cluster() -> Any:
     global _CLUSTER  # noqa: PLW0603 - one throwaway cluster per benchmark run
     if _CLUSTER is None:
-        from remedium.testing.pgcluster import start_cluster
+        from tests.support.pgcluster import start_cluster
 
         _CLUSTER = start_cluster()
     return _CLUSTER

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from remedium.db.migrate import upgrade_database
 from remedium.db.session import make_engine, session_factory
-from remedium.testing.pgcluster import PostgresCluster, create_database, start_cluster
+from tests.support.orgs import TEMPLATES
+from tests.support.pgcluster import PostgresCluster, create_database, start_cluster
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPUS = SHARED / "corpus"
@@ -44,9 +45,34 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+# The longest tests of the suite (tens of seconds each, measured with ``--durations``), started
+# first so the two workers of ``make test`` finish together rather than one waiting on a long test
+# it picked up last. Matched as node-id prefixes; everything else keeps its collection order.
+RUN_FIRST = (
+    "tests/demo/test_demo.py::test_same_seed_same_organisation",
+    "tests/security/test_api_fuzz.py",
+    "tests/web/test_analyst_ui.py::test_every_page_fits_1280_and_1920_and_passes_axe",
+    "tests/jobs/",
+    "tests/db/test_backup_restore.py",
+    "tests/api/test_scale_out.py",
+    "tests/importers/test_fidelity.py",
+    "tests/importers/test_parallel_imports.py",
+    "tests/importers/test_formats_c.py::test_cli_imports_the_new_formats",
+    "tests/security/test_proxy_and_headers.py",
+    "tests/security/test_route_walk.py",
+)
+
+
+def _run_first_rank(item: pytest.Item) -> int:
+    for rank, prefix in enumerate(RUN_FIRST):
+        if item.nodeid.startswith(prefix):
+            return rank
+    return len(RUN_FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Cases marked ``sqlite_only`` are not collected on PostgreSQL (rather than skipped at run
-    time), so the report counts only what really runs."""
+    time), so the report counts only what really runs. The longest tests are put first."""
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -54,7 +80,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (dropped if on_pg and item.get_closest_marker("sqlite_only") else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+    items[:] = sorted(kept, key=_run_first_rank)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Passwords are hashed with argon2id's cheapest parameters in tests (in this process).
+
+    The product's parameters (64 MiB, three passes) make each hash cost real CPU by design (up to
+    0.7 s on this 2-core machine under load), and the suite creates accounts and signs in hundreds
+    of times; the hashing code, the ``$argon2id$`` format and the verification are the same.
+    Servers the tests start as separate processes keep the product's parameters."""
+    from argon2 import PasswordHasher, profiles
+
+    from remedium.auth import service
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -83,16 +126,71 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Scenarios built in this worker, by (database kind, scenario name): where the built database is
+# (a SQLite file, or a PostgreSQL database name) and what the scenario returned.
+_scenarios: dict[tuple[str, str], tuple[str, object]] = {}
+
+
+def _template(
+    request: pytest.FixtureRequest, kind: str, scenario: str | None
+) -> tuple[str, object]:
+    """The database a test's own database is copied from: the empty one at the newest schema, or
+    the test's ``@pytest.mark.scenario`` built once per database kind (in this worker)."""
+    if scenario is None:
+        if kind == "sqlite":
+            return str(request.getfixturevalue("sqlite_template")), None
+        return "remedium_template", None
+    key = (kind, scenario)
+    if key not in _scenarios:
+        build = TEMPLATES[scenario]
+        if kind == "sqlite":
+            empty: Path = request.getfixturevalue("sqlite_template")
+            path = empty.parent / f"scenario-{scenario}.db"
+            path.write_bytes(empty.read_bytes())
+            location, url = str(path), f"sqlite:///{path}"
+        else:
+            cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+            location = f"scenario_{scenario.replace('-', '_')}"
+            url = create_database(cluster, location, "remedium_template")
+        engine = make_engine(url)
+        try:
+            result = build(engine)
+            if kind == "sqlite":
+                with engine.connect() as connection:
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            engine.dispose()  # PostgreSQL copies a template only when no one is connected to it
+        _scenarios[key] = (location, result)
+    return _scenarios[key]
+
+
+def _scenario_name(request: pytest.FixtureRequest) -> str | None:
+    marker = request.node.get_closest_marker("scenario")
+    return str(marker.args[0]) if marker else None
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of a fresh, migrated database of each kind."""
+    """The URL of a fresh, migrated database of each kind; with ``@pytest.mark.scenario(name)``,
+    a fresh copy of that scenario (built once, see ``tests.support.orgs.TEMPLATES``)."""
+    template, _ = _template(request, request.param, _scenario_name(request))
     if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
         target = tmp_path / "remedium.db"
-        target.write_bytes(template.read_bytes())
+        target.write_bytes(Path(template).read_bytes())
         return f"sqlite:///{target}"
     cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-    return create_database(cluster, f"t{os.getpid()}_{next(_counter)}", "remedium_template")
+    return create_database(cluster, f"t{os.getpid()}_{next(_counter)}", template)
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest, database_url: str) -> object:
+    """What the test's ``@pytest.mark.scenario`` returned when it was built (plain ids, the same
+    for every copy)."""
+    name = _scenario_name(request)
+    if name is None:
+        raise pytest.UsageError(f"{request.node.nodeid} takes `scenario` without the mark")
+    kind = request.node.callspec.params["database_url"]
+    return _template(request, kind, name)[1]
 
 
 @pytest.fixture
@@ -217,7 +315,7 @@ def corpus() -> Path:
 @pytest.fixture
 def admin_token(engine: Engine) -> str:
     """The API token of a fresh administrator ``test-admin`` (all rights, all device groups)."""
-    from signin import user_with_token
+    from tests.support.signin import user_with_token
 
     return user_with_token(engine, "test-admin")
 
@@ -240,7 +338,7 @@ def admin_client(engine: Engine, admin_token: str) -> Iterator[object]:
 def signed_in_page(page: object, live_server: str, engine: Engine) -> object:
     """A browser page on ``live_server``, signed in through the form as ``page-admin``."""
     from remedium.db.session import transaction
-    from signin import PASSWORD, make_user, sign_in_page
+    from tests.support.signin import PASSWORD, make_user, sign_in_page
 
     with transaction(engine) as session:
         make_user(session, "page-admin")

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from queries.scenario import CHROME, JAVA, SCID, Org, build_org
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
-from signin import user_with_token
+from tests.support.orgs.hand_made import CHROME, JAVA, SCID, Org, build_org
+from tests.support.signin import user_with_token
 
 
 @dataclass

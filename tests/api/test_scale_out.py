@@ -18,17 +18,17 @@ import psycopg
 import pytest
 from sqlalchemy import Engine
 
-from jobs.test_background import _serve, _stop
 from remedium.db.migrate import upgrade_database
 from remedium.db.session import make_engine, transaction
-from remedium.testing.pgcluster import (
+from tests.jobs.test_background import _serve, _stop
+from tests.support.pgcluster import (
     PostgresCluster,
     PostgresUnavailableError,
     create_database,
     start_cluster,
     start_standby,
 )
-from signin import PASSWORD, make_user, user_with_token
+from tests.support.signin import PASSWORD, make_user, user_with_token
 
 
 def _server_processes(pid: int) -> int:

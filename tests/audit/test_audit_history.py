@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 
-from factories import make_group
 from remedium.audit.models import AuditEvent
 from remedium.audit.service import record
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
-from signin import client_for, make_user
+from tests.support.orgs.builder import make_group
+from tests.support.signin import client_for, make_user
 
 
 def test_triggers_refuse_update_and_delete(engine: Engine) -> None:

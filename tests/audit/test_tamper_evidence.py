@@ -18,13 +18,13 @@ from alembic import command
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from factories import make_group
 from remedium.audit.chain import verify
 from remedium.audit.models import AuditEvent
 from remedium.audit.service import record
 from remedium.db.migrate import alembic_config
 from remedium.db.session import session_factory, transaction
 from remedium.inventory.models import DeviceGroup
+from tests.support.orgs.builder import make_group
 
 REMEDIUM = Path(sys.executable).with_name("remedium")
 

@@ -15,7 +15,7 @@ from remedium.auth.middleware import SESSION_COOKIE
 from remedium.auth.models import SignInFailure
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
-from signin import PASSWORD, make_user, sign_in
+from tests.support.signin import PASSWORD, make_user, sign_in
 
 
 @pytest.fixture

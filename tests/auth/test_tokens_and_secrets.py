@@ -16,7 +16,7 @@ from remedium.auth.principal import Right
 from remedium.cli.main import app
 from remedium.db.session import get_engine, transaction
 from remedium.settings import get_settings
-from signin import PASSWORD, client_for, make_user, sign_in
+from tests.support.signin import PASSWORD, client_for, make_user, sign_in
 
 
 def test_token_lifecycle_through_the_api(engine: Engine) -> None:

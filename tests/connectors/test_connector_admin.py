@@ -12,8 +12,8 @@ from remedium.audit.models import AuditEvent
 from remedium.auth.principal import Right
 from remedium.connectors.models import ConnectorConfig
 from remedium.db.session import transaction
-from remedium.testing.fake_ticketing import FakeJira
-from signin import client_for
+from tests.support.fake_ticketing import FakeJira
+from tests.support.signin import client_for
 
 SECRET = "fake-jira-api-token+value"
 

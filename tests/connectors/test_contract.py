@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from connector_harness import CLIENT_TIMEOUT, Harness, deliver, make_request
 
 from remedium.connectors.base import MASK, NormalizedState, TicketConnector
 from remedium.connectors.errors import (
@@ -25,6 +24,7 @@ from remedium.connectors.errors import (
     TransientError,
 )
 from remedium.connectors.registry import CONNECTORS, build_connector, config_model
+from tests.support.connector_harness import CLIENT_TIMEOUT, Harness, deliver, make_request
 
 
 def test_every_registered_connector_implements_the_protocol(harness: Harness) -> None:

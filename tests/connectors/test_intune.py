@@ -6,7 +6,6 @@ import time
 
 import httpx
 import pytest
-from connector_harness import Harness, make_devices, make_request
 
 from remedium.connectors.base import (
     MAX_DEVICES_PER_TICKET,
@@ -20,7 +19,8 @@ from remedium.connectors.errors import (
     UnexpectedReplyError,
 )
 from remedium.connectors.registry import build_connector
-from remedium.testing.fake_ticketing import FakeGraph
+from tests.support.connector_harness import Harness, make_devices, make_request
+from tests.support.fake_ticketing import FakeGraph
 
 
 def _posted_task(graph: Harness) -> dict[str, object]:

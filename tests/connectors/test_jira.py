@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from connector_harness import Harness, make_request
 from pydantic import ValidationError
 
 from remedium.connectors.base import NormalizedState, Priority, RemediationType
 from remedium.connectors.errors import RequestRejectedError
 from remedium.connectors.registry import build_connector
-from remedium.testing.fake_ticketing import FakeJira
+from tests.support.connector_harness import Harness, make_request
+from tests.support.fake_ticketing import FakeJira
 
 
 def _issue(jira: Harness, key: str) -> dict[str, object]:

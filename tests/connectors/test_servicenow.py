@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from connector_harness import Harness, make_request
 
 from remedium.connectors.base import NormalizedState, Priority
 from remedium.connectors.errors import RequestRejectedError
-from remedium.testing.fake_ticketing import FakeServiceNow
+from tests.support.connector_harness import Harness, make_request
+from tests.support.fake_ticketing import FakeServiceNow
 
 
 def _fake(servicenow: Harness) -> FakeServiceNow:

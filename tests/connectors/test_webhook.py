@@ -7,7 +7,6 @@ import hmac
 import json
 
 import httpx
-from connector_harness import Harness, make_request
 
 from remedium.connectors.base import NormalizedState, RemediationType
 from remedium.connectors.registry import build_connector
@@ -17,7 +16,8 @@ from remedium.connectors.webhook import (
     WebhookConnector,
     verify,
 )
-from remedium.testing.fake_ticketing import FakeWebhook
+from tests.support.connector_harness import Harness, make_request
+from tests.support.fake_ticketing import FakeWebhook
 
 
 def _fake(webhook: Harness) -> FakeWebhook:

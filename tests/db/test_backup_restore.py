@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from db.bigscan import write_scan
 from remedium.db.migrate import current_revision, head_revision
 from remedium.db.session import make_engine, transaction
 from remedium.importers.models import ImportRun
 from remedium.inventory.models import Device, Weakness
-from remedium.testing.pgcluster import PostgresCluster, create_database
+from tests.support.orgs.big_scan import write_scan
+from tests.support.pgcluster import PostgresCluster, create_database
 
 
 def _cli(database_url: str, *args: str) -> list[str]:

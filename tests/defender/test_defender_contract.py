@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from defender_org import Organisation
 
 from remedium.auth.principal import Right
+from tests.support.orgs.defender import Organisation
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.json"))
@@ -49,6 +49,7 @@ def conforms(ours: Any, theirs: Any, where: str) -> None:
             conforms(ours[key], value, f"{where}.{key}")
 
 
+@pytest.mark.scenario("defender")
 @pytest.mark.parametrize("case", CASES)
 def test_endpoint_answers_microsofts_shape(
     case: str,

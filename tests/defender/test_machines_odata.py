@@ -7,7 +7,8 @@ from datetime import datetime
 
 import httpx
 import pytest
-from defender_org import Organisation
+
+from tests.support.orgs.defender import Organisation
 
 MICROSOFT_MACHINE_FIELDS = {
     "id",
@@ -40,6 +41,7 @@ def names(reply: httpx.Response) -> list[str]:
     return sorted(item["computerDnsName"] for item in reply.json()["value"])
 
 
+@pytest.mark.scenario("defender")
 def test_machine_list_has_microsofts_fields_and_spellings(
     org: Organisation, api: httpx.Client
 ) -> None:
@@ -70,6 +72,7 @@ def test_machine_list_has_microsofts_fields_and_spellings(
     assert datetime.fromisoformat(ws1["firstSeen"].replace("Z", "+00:00")).tzinfo is not None
 
 
+@pytest.mark.scenario("defender")
 def test_single_machine_and_its_context(org: Organisation, api: httpx.Client) -> None:
     machine_id = org.devices["srv-01"].machine_id
     reply = api.get(f"/api/machines/{machine_id}")
@@ -83,6 +86,7 @@ def test_single_machine_and_its_context(org: Organisation, api: httpx.Client) ->
     assert "0" * 40 in missing.json()["error"]["message"]
 
 
+@pytest.mark.scenario("defender")
 @pytest.mark.parametrize(
     ("odata_filter", "expected"),
     [
@@ -118,12 +122,14 @@ def test_machine_filters(
     assert names(api.get("/api/machines", params={"$filter": odata_filter})) == expected
 
 
+@pytest.mark.scenario("defender")
 def test_filter_by_group_id(org: Organisation, api: httpx.Client) -> None:
     group_id = org.groups["GroupTwo"].id
     reply = api.get("/api/machines", params={"$filter": f"rbacGroupId eq {group_id}"})
     assert names(reply) == ["srv-01", "srv-02"]
 
 
+@pytest.mark.scenario("defender")
 @pytest.mark.parametrize(
     ("params", "named"),
     [
@@ -153,6 +159,7 @@ def test_bad_odata_is_a_400_naming_the_problem(
     assert error["target"]
 
 
+@pytest.mark.scenario("defender")
 def test_top_skip_orderby_and_select(org: Organisation, api: httpx.Client) -> None:
     params = {"$orderby": "computerDnsName desc", "$top": "2", "$skip": "1"}
     reply = api.get("/api/machines", params=params)
@@ -164,6 +171,7 @@ def test_top_skip_orderby_and_select(org: Organisation, api: httpx.Client) -> No
     assert api.get("/api/machines", params={"$top": "0"}).json()["value"] == []
 
 
+@pytest.mark.scenario("defender")
 def test_server_paging_follows_next_links(
     org: Organisation, start_server: Callable[..., str], token_for: Callable[..., str]
 ) -> None:
@@ -179,5 +187,6 @@ def test_server_paging_follows_next_links(
     assert sorted(name for page in pages for name in page) == ["srv-01", "srv-02", "ws-01", "ws-02"]
 
 
+@pytest.mark.scenario("defender")
 def test_api_needs_a_token(org: Organisation, live_server: str) -> None:
     assert httpx.get(f"{live_server}/api/machines").status_code == 401

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from defender_org import Organisation
+
+from tests.support.orgs.defender import Organisation
 
 CHROME = "va-_-google-_-chrome"
 RECOMMENDATION_FIELDS = {
@@ -44,6 +45,7 @@ def values(reply: httpx.Response) -> list[dict[str, Any]]:
     return items
 
 
+@pytest.mark.scenario("defender")
 def test_recommendation_list_matches_microsofts_example_shape(
     org: Organisation, api: httpx.Client
 ) -> None:
@@ -71,6 +73,7 @@ def test_recommendation_list_matches_microsofts_example_shape(
     assert configuration["configScoreImpact"] > 0
 
 
+@pytest.mark.scenario("defender")
 @pytest.mark.parametrize(
     ("odata_filter", "expected"),
     [
@@ -91,11 +94,13 @@ def test_recommendation_filters(
     assert sorted(r["id"] for r in values(reply)) == expected
 
 
+@pytest.mark.scenario("defender")
 def test_recommendations_sort_by_impact(org: Organisation, api: httpx.Client) -> None:
     reply = api.get("/api/recommendations", params={"$orderby": "exposureImpact desc", "$top": 1})
     assert [r["id"] for r in values(reply)] == [CHROME]
 
 
+@pytest.mark.scenario("defender")
 def test_recommendation_and_its_sub_resources(org: Organisation, api: httpx.Client) -> None:
     single = api.get(f"/api/recommendations/{CHROME}").json()
     assert single["@odata.context"].endswith("#Recommendations/$entity")
@@ -122,6 +127,7 @@ def test_recommendation_and_its_sub_resources(org: Organisation, api: httpx.Clie
     assert missing.json()["error"]["code"] == "ResourceNotFound"
 
 
+@pytest.mark.scenario("defender")
 def test_vulnerabilities_and_software(org: Organisation, api: httpx.Client) -> None:
     vulns = api.get("/api/vulnerabilities").json()
     assert vulns["@odata.context"].endswith("#Vulnerabilities")
@@ -155,6 +161,7 @@ def test_vulnerabilities_and_software(org: Organisation, api: httpx.Client) -> N
     assert api.get("/api/Software/google-_-chrome").json()["exposedMachines"] == 3
 
 
+@pytest.mark.scenario("defender")
 def test_scores(org: Organisation, api: httpx.Client) -> None:
     exposure = api.get("/api/exposureScore").json()
     assert exposure["@odata.context"].endswith("#ExposureScore/$entity")
@@ -169,6 +176,7 @@ def test_scores(org: Organisation, api: httpx.Client) -> None:
     assert configuration["score"] == pytest.approx(50.0)
 
 
+@pytest.mark.scenario("defender")
 def test_a_user_of_one_group_sees_only_that_group(
     org: Organisation, live_server: str, token_for: Callable[..., str]
 ) -> None:
@@ -197,6 +205,7 @@ def test_a_user_of_one_group_sees_only_that_group(
         assert score == pytest.approx(groups[0]["score"], abs=0.01)
 
 
+@pytest.mark.scenario("defender")
 def test_a_script_written_for_microsofts_api_runs_unchanged(
     org: Organisation, start_server: Callable[..., str], token_for: Callable[..., str]
 ) -> None:

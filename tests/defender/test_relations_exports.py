@@ -10,7 +10,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from defender_org import Organisation
+import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
@@ -22,12 +22,14 @@ from remedium.db.base import utcnow
 from remedium.db.session import transaction
 from remedium.defender.exports import _signature
 from remedium.inventory.models import Device, Weakness
+from tests.support.orgs.defender import Organisation
 
 
 def _client(base: str, token: str) -> httpx.Client:
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
+@pytest.mark.scenario("defender")
 def test_machine_relations_are_the_machines_own(org: Organisation, api: httpx.Client) -> None:
     ws1 = org.devices["ws-01"].machine_id
     vulns = api.get(f"/api/machines/{ws1}/vulnerabilities").json()["value"]
@@ -49,6 +51,7 @@ def test_machine_relations_are_the_machines_own(org: Organisation, api: httpx.Cl
     assert [v["id"] for v in filtered] == ["CVE-2024-0001"]
 
 
+@pytest.mark.scenario("defender")
 def test_relations_stay_in_the_callers_groups(
     org: Organisation, live_server: str, token_for: Callable[..., str]
 ) -> None:
@@ -66,6 +69,7 @@ def test_relations_stay_in_the_callers_groups(
         assert dist == [{"version": "1.0", "installations": 2, "vulnerabilities": 1}]
 
 
+@pytest.mark.scenario("defender")
 def test_find_by_tag_and_ip(org: Organisation, api: httpx.Client) -> None:
     def names(path: str, **params: str) -> list[str]:
         reply = api.get(path, params=params)
@@ -88,6 +92,7 @@ def test_find_by_tag_and_ip(org: Organisation, api: httpx.Client) -> None:
     assert set(missing.json()["error"]) == {"code", "message", "target"}
 
 
+@pytest.mark.scenario("defender")
 def test_software_and_vulnerability_relations(org: Organisation, api: httpx.Client) -> None:
     refs = api.get("/api/Software/google-_-chrome/machineReferences").json()["value"]
     assert sorted(r["computerDnsName"] for r in refs) == ["srv-01", "srv-02", "ws-01", "ws-02"]
@@ -122,6 +127,7 @@ def _all_pages(api: httpx.Client, url: str) -> tuple[list[dict[str, object]], in
     return rows, pages
 
 
+@pytest.mark.scenario("defender")
 def test_export_pages_follow_next_links(org: Organisation, api: httpx.Client) -> None:
     rows, pages = _all_pages(api, "/api/machines/SoftwareVulnerabilitiesByMachine?pageSize=2")
     assert (len(rows), pages) == (5, 3)
@@ -148,6 +154,7 @@ def test_export_pages_follow_next_links(org: Organisation, api: httpx.Client) ->
         assert reply.json()["error"]["code"] == "BadRequest"
 
 
+@pytest.mark.scenario("defender")
 def test_vulnerability_changes_since(org: Organisation, api: httpx.Client, engine: Engine) -> None:
     assert api.get("/api/machines/SoftwareVulnerabilityChangesByMachine").status_code == 400
     before = utcnow()
@@ -180,6 +187,7 @@ def _download(url: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in gzip.decompress(reply.content).splitlines() if line]
 
 
+@pytest.mark.scenario("defender")
 def test_export_files_are_signed_scoped_gzip_json_lines(
     org: Organisation, live_server: str, token_for: Callable[..., str], engine: Engine
 ) -> None:
@@ -224,6 +232,7 @@ def test_export_files_are_signed_scoped_gzip_json_lines(
     assert httpx.get(url, timeout=30).status_code == 403
 
 
+@pytest.mark.scenario("defender")
 def test_errors_use_microsofts_body(
     org: Organisation, live_server: str, token_for: Callable[..., str]
 ) -> None:
@@ -243,6 +252,7 @@ def test_errors_use_microsofts_body(
         assert missing.json()["error"]["code"] == "ResourceNotFound"
 
 
+@pytest.mark.scenario("defender")
 def test_rate_limit_answers_429_across_servers(
     org: Organisation, start_server: Callable[..., str], token_for: Callable[..., str]
 ) -> None:
@@ -264,6 +274,7 @@ def test_rate_limit_answers_429_across_servers(
         assert fresh.get("/api/exposureScore").status_code == 200
 
 
+@pytest.mark.scenario("defender")
 def test_set_device_value_and_tags(
     org: Organisation, live_server: str, token_for: Callable[..., str], engine: Engine
 ) -> None:

@@ -9,13 +9,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from defender_org import Organisation
+import pytest
 
 from remedium.auth.principal import Right
+from tests.support.orgs.defender import Organisation
 
 SCRIPT = Path(__file__).parent / "scripts" / "tvm_report.py"
 
 
+@pytest.mark.scenario("defender")
 def test_microsoft_style_script_runs_unchanged(
     org: Organisation, live_server: str, token_for: Callable[..., str], tmp_path: Path
 ) -> None:

@@ -11,13 +11,13 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from sqlalchemy import Engine, select
 
-from exceptions.org import CHROME, CVE, build
-from exceptions.test_vex import check_openvex
 from remedium.audit.models import AuditEvent
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
 from remedium.settings import get_settings
-from signin import client_for
+from tests.exceptions.test_vex import check_openvex
+from tests.support.orgs.exceptions import CHROME, CVE, build
+from tests.support.signin import client_for
 
 ANALYST_RIGHTS = [Right.VIEW, Right.EXCEPTIONS]
 

@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exceptions.org import ADMIN, ANALYST, CHROME, REVIEWER, VIEWER, Org, build
-from factories import NOW
 from remedium.audit.models import AuditEvent
 from remedium.exceptions import filing, lifecycle, service
 from remedium.exceptions.models import RemediationException
 from remedium.recommendations.coverage import effective_coverage
 from remedium.settings import get_settings
+from tests.support.orgs.builder import NOW
+from tests.support.orgs.exceptions import ADMIN, ANALYST, CHROME, REVIEWER, VIEWER, Org, build
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from recommendations.worked_example import CHROME, build_example
 from remedium.db.session import transaction
 from remedium.recommendations.service import recompute
 from remedium.settings import get_settings
+from tests.support.orgs.worked_example import CHROME, build_example
 
 
 @pytest.fixture(autouse=True)

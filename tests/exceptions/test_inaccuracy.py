@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, select
 
-from exceptions.org import CHROME, CVE, build
 from remedium.audit.models import AuditEvent
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
 from remedium.settings import get_settings
-from signin import client_for
+from tests.support.orgs.exceptions import CHROME, CVE, build
+from tests.support.signin import client_for
 
 
 @pytest.fixture(autouse=True)

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from exceptions.org import CHROME, build
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
 from remedium.settings import get_settings
-from signin import client_for
+from tests.support.orgs.exceptions import CHROME, build
+from tests.support.signin import client_for
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from exceptions.org import CHROME, CVE, build
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
-from signin import client_for
+from tests.support.orgs.exceptions import CHROME, CVE, build
+from tests.support.signin import client_for
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from exceptions.org import ADMIN, ANALYST, CHROME, CVE, Org, build
-from factories import NOW, add_weakness, install, make_vulnerability
 from remedium.exceptions import filing, lifecycle, service
 from remedium.exceptions.models import RemediationException
 from remedium.importers.records import VulnerabilityRecord
@@ -22,6 +20,8 @@ from remedium.inventory.models import Device
 from remedium.recommendations.coverage import effective_coverage
 from remedium.recommendations.service import recompute
 from remedium.settings import get_settings
+from tests.support.orgs.builder import NOW, add_weakness, install, make_vulnerability
+from tests.support.orgs.exceptions import ADMIN, ANALYST, CHROME, CVE, Org, build
 
 FILED = NOW + timedelta(hours=1)
 

@@ -13,9 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from exceptions.org import ADMIN, ANALYST
-from factories import NOW
-from recommendations.worked_example import CHROME, SCID1, Example, build_example
 from remedium.auth.principal import Scope
 from remedium.db.session import transaction
 from remedium.defender import service as defender
@@ -25,6 +22,9 @@ from remedium.recommendations.queries import get_recommendation, list_recommenda
 from remedium.recommendations.service import recompute
 from remedium.scoring import engine
 from remedium.scoring.queries import exposure_score, secure_score
+from tests.support.orgs.builder import NOW
+from tests.support.orgs.exceptions import ADMIN, ANALYST
+from tests.support.orgs.worked_example import CHROME, SCID1, Example, build_example
 
 ALL = Scope()
 f = engine.exposure_score

@@ -19,12 +19,12 @@ from cyclonedx.validation.json import JsonStrictValidator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exceptions.org import ADMIN, ANALYST, CHROME, CVE, Org, build
-from factories import NOW
 from remedium.auth.principal import Scope
 from remedium.exceptions import export, filing, lifecycle, vex
 from remedium.inventory.models import DeviceGroup
 from remedium.settings import get_settings
+from tests.support.orgs.builder import NOW
+from tests.support.orgs.exceptions import ADMIN, ANALYST, CHROME, CVE, Org, build
 
 OPENVEX_DOCUMENT_FIELDS = {
     "@context", "@id", "author", "role", "timestamp", "last_updated", "version", "tooling",

@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from test_placement import HEADER, nvd_record, write_nvd
 
-from factories import NOW, make_device, make_group, make_software, make_vulnerability
 from remedium.importers import worker
 from remedium.importers.models import ImportRun
 from remedium.importers.service import import_report
@@ -27,6 +25,14 @@ from remedium.intel.importing import import_feed
 from remedium.inventory.models import Device, Software, Weakness
 from remedium.inventory.service import bound, bulk_insert, table_of
 from remedium.settings import get_settings
+from tests.importers.test_placement import HEADER, nvd_record, write_nvd
+from tests.support.orgs.builder import (
+    NOW,
+    make_device,
+    make_group,
+    make_software,
+    make_vulnerability,
+)
 
 
 def stored(session: Session) -> list[tuple[Any, ...]]:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from golden import comparable, dump, first_difference, observe, update_requested
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -43,6 +42,7 @@ from remedium.importers.registry import detect_parser, get_parser
 from remedium.importers.service import import_report
 from remedium.intel.models import Vulnerability
 from remedium.inventory.models import Device, Software, Weakness
+from tests.importers.golden import comparable, dump, first_difference, observe, update_requested
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-from golden import (
+
+from tests.importers.golden import (
     GOLDEN,
     comparable,
     dump,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from db.bigscan import write_scan
 from remedium.db.session import transaction
 from remedium.importers.models import ImportRun
 from remedium.inventory.models import Device, Weakness
+from tests.support.orgs.big_scan import write_scan
 
 
 def test_two_processes_import_the_same_devices_at_once(

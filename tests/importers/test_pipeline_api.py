@@ -7,11 +7,11 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine, func, select
-from test_native_format import native_document
 
 from remedium.db.session import session_factory
 from remedium.inventory.models import Device
-from signin import user_with_token
+from tests.importers.test_native_format import native_document
+from tests.support.signin import user_with_token
 
 
 def test_upload_imports_and_lists(live_server: str, engine: Engine, tmp_path: Path) -> None:

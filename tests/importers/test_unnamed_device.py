@@ -39,7 +39,7 @@ from remedium.importers.records import (
 from remedium.importers.service import import_report
 from remedium.inventory.models import Device, InstalledSoftware, Software, Weakness
 from remedium.settings import get_settings
-from signin import user_with_token
+from tests.support.signin import user_with_token
 
 HERE = Path(__file__).parent
 WAZUH = HERE / "fixtures" / "wazuh"

@@ -10,14 +10,6 @@ import pytest
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from factories import (
-    add_weakness,
-    install,
-    make_device,
-    make_group,
-    make_software,
-    make_vulnerability,
-)
 from remedium.audit.models import AuditEvent
 from remedium.auth.principal import Principal, Right
 from remedium.exceptions import filing, lifecycle
@@ -27,6 +19,14 @@ from remedium.inventory import group_admin, groups
 from remedium.inventory.models import Device, DeviceGroup
 from remedium.recommendations.service import recompute
 from remedium.scoring.models import GroupScoreStat
+from tests.support.orgs.builder import (
+    add_weakness,
+    install,
+    make_device,
+    make_group,
+    make_software,
+    make_vulnerability,
+)
 
 ADMIN = Principal(user_id=None, name="ada", rights=frozenset({Right.ADMIN}))
 

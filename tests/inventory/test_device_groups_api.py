@@ -6,7 +6,10 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import Engine
 
-from factories import (
+from remedium.auth.principal import Right
+from remedium.db.session import transaction
+from remedium.recommendations.service import recompute
+from tests.support.orgs.builder import (
     add_weakness,
     install,
     make_device,
@@ -14,10 +17,7 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.auth.principal import Right
-from remedium.db.session import transaction
-from remedium.recommendations.service import recompute
-from signin import user_with_token
+from tests.support.signin import user_with_token
 
 
 def _org(engine: Engine) -> dict[str, int]:

@@ -8,7 +8,12 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from factories import (
+from remedium.auth.principal import Principal, Right
+from remedium.db.session import transaction
+from remedium.exceptions import filing
+from remedium.inventory.models import Device, DeviceGroup
+from remedium.recommendations.service import recompute
+from tests.support.orgs.builder import (
     add_weakness,
     install,
     make_device,
@@ -16,12 +21,7 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.auth.principal import Principal, Right
-from remedium.db.session import transaction
-from remedium.exceptions import filing
-from remedium.inventory.models import Device, DeviceGroup
-from remedium.recommendations.service import recompute
-from signin import PASSWORD, make_user, sign_in_page
+from tests.support.signin import PASSWORD, make_user, sign_in_page
 
 
 def _org(engine: Engine) -> dict[str, int]:

@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, select
 
-from jobs.test_concurrency import _configure_jira, _request
-from remediation.org import build_org
 from remedium.connectors.base import idempotency_key_for
 from remedium.db.session import transaction
 from remedium.remediation.models import RemediationActivity
-from remedium.testing.fake_ticketing import FakeJira
-from signin import PASSWORD, make_user, sign_in_page
+from tests.jobs.test_concurrency import _configure_jira, _request
+from tests.support.fake_ticketing import FakeJira
+from tests.support.orgs.remediation import build_org
+from tests.support.signin import PASSWORD, make_user, sign_in_page
 
 
 def _free_port() -> int:

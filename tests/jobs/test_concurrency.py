@@ -20,14 +20,14 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
-from remediation.org import RECOMMENDATION, build_org
 from remedium.audit.models import AuditEvent
 from remedium.connectors.base import idempotency_key_for
 from remedium.connectors.models import ConnectorConfig
 from remedium.db.session import transaction
 from remedium.jobs.models import JobLease, JobRun
 from remedium.remediation.models import OutboxMessage, RemediationActivity
-from remedium.testing.fake_ticketing import FakeJira
+from tests.support.fake_ticketing import FakeJira
+from tests.support.orgs.remediation import RECOMMENDATION, build_org
 
 ACTIVITIES = 24
 WORKERS = 3

@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
-from remediation.org import RECOMMENDATION, build_org
 from remedium.db.session import transaction
 from remedium.inventory.models import Weakness
 from remedium.jobs.models import JobRun
 from remedium.remediation.models import RemediationActivity
 from remedium.scoring.models import ScoreSnapshot
+from tests.support.orgs.remediation import RECOMMENDATION, build_org
 
 
 def _jobs_run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,8 +11,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from factories import NOW
-from recommendations.random_org import build_random_org
 from remedium.auth.principal import UNRESTRICTED, Scope
 from remedium.common.scoping import active_since
 from remedium.inventory import queries as inventory
@@ -22,6 +20,8 @@ from remedium.recommendations.models import Recommendation
 from remedium.recommendations.service import recompute
 from remedium.scoring import engine
 from remedium.scoring import queries as scores
+from tests.support.orgs.builder import NOW
+from tests.support.orgs.random_org import build_random_org
 
 
 @pytest.fixture

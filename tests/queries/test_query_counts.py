@@ -10,14 +10,6 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from factories import (
-    add_weakness,
-    install,
-    make_device,
-    make_group,
-    make_software,
-    make_vulnerability,
-)
 from remedium.auth.principal import UNRESTRICTED, Scope
 from remedium.intel import queries as intel
 from remedium.inventory import queries as inventory
@@ -30,6 +22,14 @@ from remedium.recommendations.models import (
     RecommendationVulnerability,
 )
 from remedium.scoring.models import GroupScoreStat
+from tests.support.orgs.builder import (
+    add_weakness,
+    install,
+    make_device,
+    make_group,
+    make_software,
+    make_vulnerability,
+)
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """The read-side queries give exact, scoped figures and hide what is outside the scope.
 
-Expected numbers are worked out by hand from the scenario in ``scenario.py`` with the formulas
-of docs/scoring.md (High-value weight = active devices / 10).
+Expected numbers are worked out by hand from the scenario in ``tests/support/orgs/hand_made.py``
+with the formulas of docs/scoring.md (High-value weight = active devices / 10).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from queries.scenario import CHROME, JAVA, SCID, Org, build_org
 from remedium.auth.principal import UNRESTRICTED, Scope
 from remedium.intel import queries as intel
 from remedium.inventory import queries as inventory
 from remedium.inventory import software_queries
 from remedium.recommendations import queries as recs
 from remedium.scoring import queries as scores
+from tests.support.orgs.hand_made import CHROME, JAVA, SCID, Org, build_org
 
 NOTHING = Scope(frozenset())
 

@@ -9,8 +9,6 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from factories import NOW, add_weakness, assess
-from recommendations.random_org import RandomOrg, build_random_org
 from remedium.inventory.models import ConfigurationAssessment, Device, Weakness
 from remedium.recommendations.models import (
     DeviceRecommendation,
@@ -20,6 +18,8 @@ from remedium.recommendations.models import (
 )
 from remedium.recommendations.service import recompute
 from remedium.scoring.models import GroupScoreStat, GroupSecureStat
+from tests.support.orgs.builder import NOW, add_weakness, assess
+from tests.support.orgs.random_org import RandomOrg, build_random_org
 
 _DERIVED: list[Any] = [
     DeviceRecommendation,

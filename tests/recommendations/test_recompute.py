@@ -8,9 +8,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from factories import NOW, add_weakness, make_device, make_group, make_software, make_vulnerability
-from recommendations.random_org import build_random_org
-from recommendations.worked_example import CHROME, SCID1, build_example
 from remedium.intel.models import SecurityConfiguration, Vulnerability
 from remedium.inventory.models import ConfigurationAssessment, Device, Software, Weakness
 from remedium.recommendations.models import (
@@ -22,6 +19,16 @@ from remedium.recommendations.models import (
 from remedium.recommendations.service import recompute
 from remedium.scoring import engine
 from remedium.scoring.models import GroupScoreStat, GroupSecureStat
+from tests.support.orgs.builder import (
+    NOW,
+    add_weakness,
+    make_device,
+    make_group,
+    make_software,
+    make_vulnerability,
+)
+from tests.support.orgs.random_org import build_random_org
+from tests.support.orgs.worked_example import CHROME, SCID1, build_example
 
 
 def _org_sums(session: Session, groups: list[int] | None = None) -> engine.ExposureSums:
@@ -158,6 +165,7 @@ def _scoped_impacts(
 
 
 def test_impacts_are_exact_for_the_org_and_for_a_subset_of_groups(session: Session) -> None:
+
     org = build_random_org(session, seed=7, devices=40)
     recompute(session, as_of=NOW)
     subset = org.group_ids[:2]
@@ -297,6 +305,7 @@ def test_new_device_in_a_new_group_is_added_incrementally(session: Session) -> N
 
 
 def test_sql_agrees_with_the_pure_formulas(session: Session) -> None:
+
     org = build_random_org(session, seed=11, devices=40)
     recompute(session, as_of=NOW)
     session.expire_all()

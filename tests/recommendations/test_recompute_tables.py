@@ -14,13 +14,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from recommendations.test_incremental import _dump, _random_change
 from sqlalchemy import Integer, inspect, select
 from sqlalchemy.orm import Session
 
-from exceptions.org import ADMIN
-from factories import NOW
-from recommendations.random_org import RandomOrg, build_random_org
-from recommendations.test_incremental import _dump, _random_change
 from remedium.exceptions import filing
 from remedium.inventory.models import Weakness
 from remedium.recommendations import _sql as sql
@@ -32,6 +29,9 @@ from remedium.recommendations.engine import SEVERITY_RANK
 from remedium.recommendations.models import DeviceRecommendation
 from remedium.recommendations.recompute_runner import RecomputeStats, Runner, Sql
 from remedium.recommendations.service import recompute
+from tests.support.orgs.builder import NOW
+from tests.support.orgs.exceptions import ADMIN
+from tests.support.orgs.random_org import RandomOrg, build_random_org
 
 
 def _temp_tables(session: Session) -> set[str]:

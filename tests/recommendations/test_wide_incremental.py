@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from factories import NOW
-from recommendations.random_org import build_random_org
-from recommendations.test_incremental import _dump, _random_change
 from remedium.recommendations import service
 from remedium.recommendations.service import recompute
+from tests.recommendations.test_incremental import _dump, _random_change
+from tests.support.orgs.builder import NOW
+from tests.support.orgs.random_org import build_random_org
 
 
 @pytest.mark.parametrize("seed", [4, 5])

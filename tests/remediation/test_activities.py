@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from remediation.org import RECOMMENDATION, build_org, fix_devices
 from remedium.audit.models import AuditEvent
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
@@ -16,7 +15,8 @@ from remedium.inventory.models import Weakness
 from remedium.remediation.models import ActivityWeakness, OutboxMessage, RemediationActivity
 from remedium.remediation.progress import refresh_activity_progress
 from remedium.settings import get_settings
-from signin import client_for
+from tests.support.orgs.remediation import RECOMMENDATION, build_org, fix_devices
+from tests.support.signin import client_for
 
 TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from remediation.org import RECOMMENDATION, build_org
 from remedium.auth.principal import Right
-from signin import client_for
+from tests.support.orgs.remediation import RECOMMENDATION, build_org
+from tests.support.signin import client_for
 
 
 def test_remediation_tasks_in_microsofts_shape(engine: Engine, admin_client: Any) -> None:

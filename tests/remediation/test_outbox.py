@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from remediation.org import RECOMMENDATION, build_org
 from remedium.audit.models import AuditEvent
 from remedium.connectors.base import TicketConnector, idempotency_key_for
 from remedium.connectors.jira import JiraConfig, JiraConnector
@@ -19,7 +18,8 @@ from remedium.db.session import transaction
 from remedium.remediation.models import OutboxMessage, RemediationActivity
 from remedium.remediation.outbox import deliver_pending
 from remedium.remediation.ticket_sync import sync_ticket_states
-from remedium.testing.fake_ticketing import FakeJira
+from tests.support.fake_ticketing import FakeJira
+from tests.support.orgs.remediation import RECOMMENDATION, build_org
 
 TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
 

@@ -13,7 +13,7 @@ from remedium.auth.principal import Right
 from remedium.db.session import transaction
 from remedium.importers.service import import_report
 from remedium.remediation.models import RemediationActivity
-from signin import client_for
+from tests.support.signin import client_for
 
 LOG4J = "CVE-2021-44228"
 SCAN = datetime.now(UTC) - timedelta(days=2)

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import expect
 from sqlalchemy import Engine, delete, select
 
-from remediation.org import RECOMMENDATION, build_org, fix_devices
 from remedium.auth.principal import Right
 from remedium.connectors.models import ConnectorConfig
 from remedium.connectors.service import EnabledConnectors
@@ -23,8 +22,9 @@ from remedium.jobs.runner import ActivityProgressJob, OutboxDeliveryJob, TicketS
 from remedium.remediation.models import RemediationActivity
 from remedium.remediation.progress import refresh_activity_progress
 from remedium.settings import get_settings
-from remedium.testing.fake_ticketing import FakeJira
-from signin import client_for
+from tests.support.fake_ticketing import FakeJira
+from tests.support.orgs.remediation import RECOMMENDATION, build_org, fix_devices
+from tests.support.signin import client_for
 
 TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
 IN_A_WEEK = (datetime.now(UTC).date() + timedelta(days=7)).isoformat()

@@ -14,11 +14,6 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from exceptions.org import ADMIN
-from factories import NOW
-from recommendations.random_org import build_random_org
-from recommendations.test_incremental import _dump, _random_change
-from recommendations.worked_example import CHROME, build_example
 from remedium.auth.principal import Principal, Right, Scope
 from remedium.connectors.models import ConnectorConfig
 from remedium.connectors.registry import build_connector
@@ -32,7 +27,12 @@ from remedium.recommendations.service import recompute
 from remedium.scoring import engine as formulas
 from remedium.scoring.queries import score_history
 from remedium.scoring.service import PreviewDevice, preview_after_exceptions, snapshot_scores
-from remedium.testing.fake_ticketing import FakeWebhook
+from tests.recommendations.test_incremental import _dump, _random_change
+from tests.support.fake_ticketing import FakeWebhook
+from tests.support.orgs.builder import NOW
+from tests.support.orgs.exceptions import ADMIN
+from tests.support.orgs.random_org import build_random_org
+from tests.support.orgs.worked_example import CHROME, build_example
 
 ALL = Scope()
 # Global exceptions need an administrator; this one may also file group exceptions anywhere.

@@ -8,8 +8,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from factories import NOW
-from recommendations.worked_example import CHROME, build_example
 from remedium.intel.models import Vulnerability
 from remedium.inventory.models import Device, Weakness
 from remedium.recommendations.models import Recommendation
@@ -21,6 +19,8 @@ from remedium.scoring.service import (
     secure_score_of,
     snapshot_scores,
 )
+from tests.support.orgs.builder import NOW
+from tests.support.orgs.worked_example import CHROME, build_example
 
 
 def test_new_threat_facts_raise_points_and_name_the_devices_to_recompute(

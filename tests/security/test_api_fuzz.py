@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from sqlalchemy import Engine
 
-from exceptions.org import build
 from remedium.api.app import create_app
 from remedium.db.session import transaction
-from signin import user_with_token
+from tests.support.orgs.exceptions import build
+from tests.support.signin import user_with_token
 
 EXAMPLES = 6
 # Operations that lock the fuzzer out (revoke its token, deactivate its user) run last.

@@ -8,8 +8,8 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import Engine
 
-from exceptions.org import CHROME, build
 from remedium.db.session import transaction
+from tests.support.orgs.exceptions import CHROME, build
 
 PAGES = (
     "/",

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select
 import remedium
 from remedium.audit.models import AuditEvent
 from remedium.db.session import session_factory, transaction
-from signin import PASSWORD, make_user
+from tests.support.signin import PASSWORD, make_user
 
 REMEDIUM = Path(sys.executable).with_name("remedium")
 

@@ -22,7 +22,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from queries.scenario import CHROME, build_org
 from remedium.api.app import create_app
 from remedium.audit.models import AuditEvent
 from remedium.auth import service
@@ -32,7 +31,8 @@ from remedium.auth.principal import Right
 from remedium.db.session import transaction
 from remedium.exceptions import filing, inaccuracy
 from remedium.remediation import requesting as remediation_service
-from signin import make_token, make_user
+from tests.support.orgs.hand_made import CHROME, build_org
+from tests.support.signin import make_token, make_user
 
 REQUIRED_QUERY = {
     "/softwarevulnerabilitychangesbymachine": "sinceTime=2000-01-01T00:00:00Z",

@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import Engine, update
 
-from remediation.org import build_org
 from remedium.db.session import transaction
 from remedium.inventory.models import Weakness
 from remedium.web.pages import DASHBOARD_CACHE
+from tests.support.orgs.remediation import build_org
 
 
 def _score(client: Any) -> str:

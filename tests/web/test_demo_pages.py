@@ -11,17 +11,18 @@ from sqlalchemy import Engine
 
 from remedium.auth.principal import Scope
 from remedium.db.session import transaction
-from remedium.demo.generator import build_demo
 from remedium.scoring.queries import exposure_score
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def demo(engine: Engine) -> None:
-    build_demo(engine, devices=150)
+def demo(scenario: object) -> None:
+    """The demo organisation (150 devices), built once and copied: the test is marked
+    ``@pytest.mark.scenario("demo")``."""
 
 
+@pytest.mark.scenario("demo")
 def test_demo_walkthrough(
     demo: None, signed_in_page: Any, live_server: str, engine: Engine, artifacts: Path
 ) -> None:

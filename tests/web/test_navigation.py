@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from remedium.api.app import create_app
 from remedium.auth.principal import Right
 from remedium.db.session import transaction
-from signin import make_user, sign_in
+from tests.support.signin import make_user, sign_in
 
 
 def nav_labels(engine: Engine, name: str, rights: list[Right]) -> list[str]:

@@ -13,7 +13,7 @@ from remedium.auth.principal import Scope
 from remedium.db.session import transaction
 from remedium.recommendations.queries import list_recommendations
 from remedium.scoring.queries import exposure_score, secure_score
-from signin import PASSWORD, make_user, sign_in_page
+from tests.support.signin import PASSWORD, make_user, sign_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -22,6 +22,7 @@ def shot(page: Any, artifacts: Path, name: str, engine: Engine) -> None:
     page.screenshot(path=str(artifacts / f"web-{name}-{engine.dialect.name}.png"), full_page=True)
 
 
+@pytest.mark.scenario("pages")
 def test_dashboard_shows_scores_trend_and_top_lists(
     signed_in_page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
@@ -52,6 +53,7 @@ def test_dashboard_shows_scores_trend_and_top_lists(
     assert page.get_by_role("link", name="User name").count() == 0  # no sign-in form left over
 
 
+@pytest.mark.scenario("pages")
 def test_device_group_filter_narrows_every_page(
     signed_in_page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
@@ -83,6 +85,7 @@ def test_device_group_filter_narrows_every_page(
     assert page.locator("[data-testid=exposure-score]").inner_text() == f"{everything.score:.1f}"
 
 
+@pytest.mark.scenario("pages")
 def test_recommendations_filter_sort_and_detail(
     signed_in_page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
@@ -137,6 +140,7 @@ def test_recommendations_filter_sort_and_detail(
     assert page.get_by_test_id("exposed-devices").inner_text() == "7"
 
 
+@pytest.mark.scenario("pages")
 def test_device_software_and_vulnerability_pages(
     signed_in_page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
@@ -174,9 +178,11 @@ def test_device_software_and_vulnerability_pages(
     shot(page, artifacts, "software-detail", engine)
 
 
+@pytest.mark.scenario("pages")
 def test_out_of_scope_and_unknown_objects_are_not_found(
     page: Any, live_server: str, engine: Engine, org: Any, artifacts: Path
 ) -> None:
+
     with transaction(engine) as session:
         make_user(session, "finance-analyst", group_ids=[org.finance])
     sign_in_page(page, live_server, "finance-analyst", PASSWORD)

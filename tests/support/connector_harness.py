@@ -1,7 +1,7 @@
 """The connector test harness: the fake systems on loopback, one connector for each, a retry loop.
 
 These tests are pure (no database): every connector runs its real HTTP code against a fake from
-``remedium.testing.fake_ticketing``.
+``tests.support.fake_ticketing``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from remedium.connectors.base import (
 )
 from remedium.connectors.errors import ConnectorError, RateLimitedError, TransientError
 from remedium.connectors.registry import build_connector
-from remedium.testing.fake_ticketing import (
+from tests.support.fake_ticketing import (
     FakeGraph,
     FakeJira,
     FakeServer,

@@ -55,7 +55,7 @@ class PostgresCluster:
         command = list(args)
         if self.as_user:
             command = ["runuser", "-u", self.as_user, "--", *command]
-        subprocess.run(command, check=True, capture_output=True)  # noqa: S603 - fixed binaries
+        subprocess.run(command, check=True, capture_output=True)
 
     def stop(self) -> None:
         """Stop the server and delete its files."""

@@ -1,4 +1,5 @@
-"""A small organisation for the exception tests, built from inventory and a real recompute.
+"""Scenario "exceptions": a small organisation for the exception tests, built from inventory
+and a real recompute.
 
 Groups Alpha and Beta, one device each with Chrome 1.0 carrying CVE-2026-1001 (High, no
 exploit, not in KEV); a third group Gamma with three clean devices. Principals for each role.
@@ -11,7 +12,10 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from factories import (
+from remedium.auth.principal import Principal, Right, Scope
+from remedium.inventory.models import Device, DeviceGroup, Software
+from remedium.recommendations.service import recompute
+from tests.support.orgs.builder import (
     NOW,
     add_weakness,
     install,
@@ -20,9 +24,6 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.auth.principal import Principal, Right, Scope
-from remedium.inventory.models import Device, DeviceGroup, Software
-from remedium.recommendations.service import recompute
 
 CHROME = "va-_-google-_-chrome"
 CVE = "CVE-2026-1001"

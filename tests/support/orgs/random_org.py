@@ -1,4 +1,5 @@
-"""A seeded random organisation with every kind of device, for property-style checks."""
+"""Scenario "random": a seeded random organisation with every kind of device, for property-style
+checks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from factories import (
+from remedium.intel.models import SecurityConfiguration, Vulnerability
+from remedium.inventory.models import Device, Software
+from tests.support.orgs.builder import (
     NOW,
     add_weakness,
     assess,
@@ -19,8 +22,6 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.intel.models import SecurityConfiguration, Vulnerability
-from remedium.inventory.models import Device, Software
 
 CATEGORIES = ("Accounts", "Application", "Network", "OS", "SecurityControls")
 

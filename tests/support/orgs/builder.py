@@ -1,4 +1,4 @@
-"""Factories that build inventory for tests with the fewest words. They flush, never commit."""
+"""The test-organisation builder: inventory for tests in the fewest words (flush, never commit)."""
 
 from __future__ import annotations
 

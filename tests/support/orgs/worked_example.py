@@ -1,4 +1,4 @@
-"""The worked example of docs/scoring.md, built through the factories.
+"""Scenario "worked-example": the worked example of docs/scoring.md, built with the builder.
 
 Group North: n1 (Normal, internet facing) and n2 (Low). Group South: s1 (High) and s2 (Normal,
 last seen 60 days ago: inactive). Chrome has CVE-2026-0001 (CVSS 8.0, in KEV: 16 points) and
@@ -13,7 +13,8 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from factories import (
+from remedium.inventory.models import Device, DeviceGroup
+from tests.support.orgs.builder import (
     NOW,
     add_weakness,
     assess,
@@ -24,7 +25,6 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.inventory.models import Device, DeviceGroup
 
 CHROME = "va-_-google-_-chrome"
 SCID1 = "sca-_-scid-1"

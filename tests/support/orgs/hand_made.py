@@ -1,4 +1,5 @@
-"""A small organisation with hand-made derived tables, shared by the query and API tests.
+"""Scenario "hand-made": a small organisation with hand-made derived tables, shared by the query
+and API tests.
 
 Two groups: Alpha (a1 Normal score 60, a2 High score 80) and Beta (b1 Normal score 20,
 b2 Low score 0). Chrome is vulnerable on a1, a2, b1; Java on b1; a configuration check fails
@@ -14,15 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from factories import (
-    add_weakness,
-    install,
-    make_configuration,
-    make_device,
-    make_group,
-    make_software,
-    make_vulnerability,
-)
 from remedium.auth.principal import Scope
 from remedium.inventory.models import Device, DeviceGroup
 from remedium.recommendations.models import (
@@ -32,6 +24,15 @@ from remedium.recommendations.models import (
     RecommendationVulnerability,
 )
 from remedium.scoring.models import GroupScoreStat, GroupSecureStat, ScoreSnapshot, SecureSnapshot
+from tests.support.orgs.builder import (
+    add_weakness,
+    install,
+    make_configuration,
+    make_device,
+    make_group,
+    make_software,
+    make_vulnerability,
+)
 
 CHROME = "va-_-google-_-chrome"
 JAVA = "va-_-oracle-_-java"

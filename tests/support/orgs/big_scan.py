@@ -1,4 +1,5 @@
-"""A generated native-format report large enough that importing it takes a few seconds."""
+"""Scenario "big-scan": a generated native-format report large enough that importing it takes a
+few seconds."""
 
 from __future__ import annotations
 

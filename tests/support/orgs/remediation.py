@@ -1,4 +1,5 @@
-"""A small organisation with one software recommendation across two device groups."""
+"""Scenario "remediation": a small organisation with one software recommendation across two
+device groups."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from factories import (
+from remedium.connectors.models import ConnectorConfig
+from remedium.db.session import transaction
+from remedium.inventory.models import Weakness
+from remedium.recommendations.service import recompute
+from tests.support.orgs.builder import (
     add_weakness,
     install,
     make_device,
@@ -16,10 +21,6 @@ from factories import (
     make_software,
     make_vulnerability,
 )
-from remedium.connectors.models import ConnectorConfig
-from remedium.db.session import transaction
-from remedium.inventory.models import Weakness
-from remedium.recommendations.service import recompute
 
 RECOMMENDATION = "va-_-google-_-chrome"
 

@@ -22,7 +22,6 @@ per idempotency key (``count_for(key)``), so tests can assert exactly one ticket
 
 # The credentials below are the fakes' own made-up defaults, never real ones (S107), and each
 # fake's request router returns once per route, which reads better than one exit (PLR0911).
-# ruff: noqa: S107, PLR0911
 
 from __future__ import annotations
 

@@ -1,1 +1,0 @@
-"""Support for remedium's own tests and benchmarks (not used by the product at run time)."""

@@ -1,0 +1,1 @@
+"""remedium's tests: a package, so test support is imported by one path (``tests.support``)."""
