@@ -14,7 +14,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from recommendations.test_incremental import _dump, _random_change
 from sqlalchemy import Integer, inspect, select
 from sqlalchemy.orm import Session
 
@@ -29,6 +28,7 @@ from remedium.recommendations.engine import SEVERITY_RANK
 from remedium.recommendations.models import DeviceRecommendation
 from remedium.recommendations.recompute_runner import RecomputeStats, Runner, Sql
 from remedium.recommendations.service import recompute
+from tests.recommendations.test_incremental import _dump, _random_change
 from tests.support.orgs.builder import NOW
 from tests.support.orgs.exceptions import ADMIN
 from tests.support.orgs.random_org import RandomOrg, build_random_org
