@@ -240,7 +240,10 @@ class LiveServer:
         return f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
+        # Forced: a browser page still open (a fixture torn down after this one) holds its
+        # connections, and a graceful stop would wait on them until the join below gives up.
         self.server.should_exit = True
+        self.server.force_exit = True
         self.thread.join(timeout=10)
 
 
