@@ -23,12 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -37,14 +32,10 @@ from pathlib import Path
 
 import httpx
 
-# The throwaway PostgreSQL cluster is test support (tests/support/pgcluster.py), not part of the
-# installed package; benchmarks are run from the repo root as scripts, so put the root on the path
-# for the lazy imports of it below.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+# The server start and the CLI are shared with pages.py (harness.py, which also puts the
+# repository root on the path for the lazy imports of tests/support/pgcluster.py below).
+from harness import run_cli, start_server, stop_server
 
-REMEDIUM = [sys.executable, "-m", "remedium.cli.main"]
 DEMO_USERS = ("admin", "analyst", "scoped")
 
 # (weight, path): pages and API reads a security team opens again and again.
@@ -82,21 +73,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def run_cli(database_url: str, *args: str) -> str:
-    env = {**os.environ, "REMEDIUM_DATABASE_URL": database_url}
-    done = subprocess.run([*REMEDIUM, *args], env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"remedium {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
 def build_demo(database_url: str) -> dict[str, str]:
     """The demo organisation in ``database_url`` (unless there), and a token per demo user."""
     started = time.monotonic()
@@ -107,28 +83,6 @@ def build_demo(database_url: str) -> dict[str, str]:
         out = run_cli(database_url, "tokens", "create", "--user", user, "--name", "load", "--json")
         tokens[user] = str(json.loads(out)["token"])
     return tokens
-
-
-def start_server(database_url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "REMEDIUM_DATABASE_URL": database_url}
-    server = subprocess.Popen(
-        [*REMEDIUM, "serve", "--port", str(port), "--workers", str(workers), "--no-worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its server processes go with it (os.killpg)
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                return server, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    os.killpg(server.pid, signal.SIGKILL)
-    raise SystemExit("the server did not start")
 
 
 async def user_loop(base: str, token: str, offset: int, stop_at: float, results: Results) -> None:
@@ -206,11 +160,7 @@ def measure(database_url: str, label: str, args: argparse.Namespace) -> None:
             results = asyncio.run(run_load(base, tokens, args.users, args.seconds))
             report(f"{label}, {workers} worker(s), {args.users} users", results, args.seconds)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+            stop_server(server)
 
 
 def main() -> None:

@@ -122,13 +122,21 @@ def _grype_copy(match: dict[str, Any], k: int) -> dict[str, Any]:
     return copied
 
 
-def write_grype(out: TextIO, findings: int) -> None:
+def _kept(records: list[Any], fixed: float) -> list[Any]:
+    """``records`` less a share ``fixed`` of them, spread evenly (a rescan after some fixes)."""
+    if not fixed:
+        return records
+    every = max(1, round(1 / fixed))
+    return [record for index, record in enumerate(records) if index % every != every - 1]
+
+
+def write_grype(out: TextIO, findings: int, fixed: float = 0.0) -> None:
     doc = json.loads(source("grype").read_text())
     matches = doc.pop("matches")
     out.write('{"matches": [')
     first = True
     for k, count in _copies(len(matches), findings):
-        for match in matches[:count]:
+        for match in _kept(matches[:count], fixed):
             out.write(("" if first else ",") + json.dumps(_grype_copy(match, k)))
             first = False
     out.write("]")
@@ -140,7 +148,7 @@ def write_grype(out: TextIO, findings: int) -> None:
 # --- Trivy (Kubernetes cluster report) -----------------------------------------------------
 
 
-def write_trivy(out: TextIO, findings: int) -> None:
+def write_trivy(out: TextIO, findings: int, fixed: float = 0.0) -> None:
     results = json.loads(source("trivy").read_text())
     image = results[0]
     vulnerabilities = image["Vulnerabilities"]
@@ -155,7 +163,7 @@ def write_trivy(out: TextIO, findings: int) -> None:
                     "Target": f"registry.example/service-{k}:1.{k % 7} (debian 10.8)",
                     "Class": "os-pkgs",
                     "Type": image.get("Type", "debian"),
-                    "Vulnerabilities": vulnerabilities[:count],
+                    "Vulnerabilities": _kept(vulnerabilities[:count], fixed),
                 }
             ],
         }
@@ -236,11 +244,24 @@ WRITERS: dict[str, Callable[[TextIO, int], None]] = {
     "cyclonedx": write_cyclonedx,
 }
 
+# The builders that can leave a share of the findings out (``build(..., fixed=)``).
+FIXABLE: dict[str, Callable[[TextIO, int, float], None]] = {
+    "grype": write_grype,
+    "trivy": write_trivy,
+}
 
-def build(fmt: str, findings: int, path: Path) -> Path:
-    """Write a ``fmt`` report of about ``findings`` findings (whole records) to ``path``."""
+
+def build(fmt: str, findings: int, path: Path, fixed: float = 0.0) -> Path:
+    """Write a ``fmt`` report of about ``findings`` findings (whole records) to ``path``.
+
+    ``fixed`` (Grype and Trivy): leave out that share of the findings, spread evenly over the
+    copies; the same report scanned again after those were fixed (``reimport.py``).
+    """
     with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
-        WRITERS[fmt](out, findings)
+        if fixed:
+            FIXABLE[fmt](out, findings, fixed)
+        else:
+            WRITERS[fmt](out, findings)
     return path
 
 

@@ -260,6 +260,17 @@ def build_organisation(engine: Engine, devices: int, seed: int = 42) -> None:
         connection.execute(text("ANALYZE"))
 
 
+def populate(engine: Engine, devices: int) -> dict[str, float]:
+    """The schema, a ``devices``-device organisation and its full recompute, as a running
+    system holds it (``pages.py`` and ``reimport.py`` start from this); seconds per step."""
+    upgrade_database(engine)
+    seconds = {"load s": _timed(lambda: build_organisation(engine, devices))}
+    with session_factory(engine)() as session:
+        seconds["full recompute s"] = recompute(session, as_of=NOW).seconds
+        session.commit()
+    return seconds
+
+
 def _timed(action: Callable[[], Any]) -> float:
     started = time.perf_counter()
     action()
