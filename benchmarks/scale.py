@@ -141,8 +141,11 @@ class Loader:
             )
 
 
-def build_organisation(engine: Engine, devices: int, seed: int = 42) -> None:
-    """A synthetic organisation of ``devices`` devices (deterministic for a seed)."""
+def build_organisation(
+    engine: Engine, devices: int, seed: int = 42, *, progress: bool = False
+) -> None:
+    """A synthetic organisation of ``devices`` devices (deterministic for a seed); with
+    ``progress``, a line every 10,000 devices (a large build takes minutes)."""
     rng = random.Random(seed)
     loader = Loader(engine)
     groups = max(2, devices // GROUP_SIZE)
@@ -256,6 +259,9 @@ def build_organisation(engine: Engine, devices: int, seed: int = 42) -> None:
         loader.load("installed_software", installed)
         loader.load("weakness", weaknesses)
         loader.load("configuration_assessment", assessments)
+        done = min(devices, start + CHUNK_DEVICES)
+        if progress and done % 10_000 == 0:
+            print(f"  {done:,} devices loaded", flush=True)
     with engine.begin() as connection:
         connection.execute(text("ANALYZE"))
 
@@ -264,7 +270,7 @@ def populate(engine: Engine, devices: int) -> dict[str, float]:
     """The schema, a ``devices``-device organisation and its full recompute, as a running
     system holds it (``pages.py`` and ``reimport.py`` start from this); seconds per step."""
     upgrade_database(engine)
-    seconds = {"load s": _timed(lambda: build_organisation(engine, devices))}
+    seconds = {"load s": _timed(lambda: build_organisation(engine, devices, progress=True))}
     with session_factory(engine)() as session:
         seconds["full recompute s"] = recompute(session, as_of=NOW).seconds
         session.commit()
