@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         description="After a write, that client reads from the primary this long (longer than "
         "the standby's replication lag).",
     )
+    max_concurrent_reads: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="Page and API reads (GET) run at once per server process; the others wait "
+        "their turn (0: no limit). Writes are not counted (api/read_limit.py).",
+    )
     outbox_every_seconds: float = Field(default=5.0, gt=0, le=3600)
     outbox_lease_seconds: float = Field(
         default=120.0,

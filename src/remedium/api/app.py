@@ -10,6 +10,7 @@ from remedium.api import health
 from remedium.api.docs import install_docs
 from remedium.api.integers import IntegerBoundsMiddleware
 from remedium.api.openapi import install_openapi
+from remedium.api.read_limit import ReadLimitMiddleware
 from remedium.api.routing import install_read_routing
 from remedium.api.security_headers import SecurityHeadersMiddleware
 from remedium.api.upload_limit import UploadLimitMiddleware
@@ -63,6 +64,8 @@ def create_app(engine: Engine | None = None, read_engine: Engine | None = None) 
     install_authentication(app)
     # Outside authentication, which reads form bodies for their CSRF token.
     app.add_middleware(UploadLimitMiddleware)
+    # Outside authentication too: a waiting read holds no thread and no database connection.
+    app.add_middleware(ReadLimitMiddleware, limit=get_settings().max_concurrent_reads)
     # Added last, so it wraps everything: even the authentication middleware's 401/403/redirects.
     app.add_middleware(SecurityHeadersMiddleware)
     install_docs(app)

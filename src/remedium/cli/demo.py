@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from remedium.cli.common import console, ready_engine
 from remedium.db.migrate import upgrade_database
-from remedium.db.session import session_factory, transaction
+from remedium.db.session import FOREIGN_KEYS_OFF, session_factory, transaction
 from remedium.settings import get_settings
 
 
@@ -36,6 +36,7 @@ def reset_database(engine: Engine) -> None:
     metadata.reflect(bind=engine)
     with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
+            connection.connection.info[FOREIGN_KEYS_OFF] = True  # on again at the next checkout
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         metadata.drop_all(bind=connection)
     upgrade_database(engine)

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Index, Table
 from sqlalchemy.orm import Session
 
+from remedium.db.session import FOREIGN_KEYS_OFF
+
 
 def stop_foreign_key_checks(session: Session) -> bool:
     """SQLite, before the bulk load's transaction opens: stop checking foreign keys on this
@@ -22,9 +24,11 @@ def stop_foreign_key_checks(session: Session) -> bool:
     """
     if session.get_bind().dialect.name != "sqlite":
         return False
-    raw: Any = session.connection().connection.dbapi_connection
+    pooled = session.connection().connection
+    raw: Any = pooled.dbapi_connection
     if raw.in_transaction:
         return False
+    pooled.info[FOREIGN_KEYS_OFF] = True  # the next checkout turns them on again
     raw.execute("PRAGMA foreign_keys=OFF")
     return True
 

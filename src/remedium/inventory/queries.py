@@ -146,6 +146,21 @@ class DeviceRecommendationView(BaseModel):
 # ---------------------------------------------------------------- device groups
 
 
+def visible_groups(session: Session, scope: Scope) -> list[tuple[int, str]]:
+    """The ids and names of the device groups in scope, by name (the pages' group filter).
+
+    Every page asks for it, so it reads the group table alone: :func:`list_device_groups` also
+    counts each group's devices, a scan of the device table."""
+    if is_empty(scope):
+        return []
+    rows = session.execute(
+        select(DeviceGroup.id, DeviceGroup.name)
+        .where(in_scope(DeviceGroup.id, scope))
+        .order_by(DeviceGroup.name)
+    )
+    return [(int(group_id), str(name)) for group_id, name in rows]
+
+
 def list_device_groups(session: Session, scope: Scope) -> list[DeviceGroupView]:
     """The device groups in scope, by name, with device counts and exposure score."""
     if is_empty(scope):

@@ -18,7 +18,7 @@ from remedium.api.deps import PrincipalDep, SessionDep
 from remedium.auth.csrf import csrf_input
 from remedium.auth.principal import Principal, Right, Scope
 from remedium.intel.models import CATEGORY_LABELS
-from remedium.inventory.queries import list_device_groups
+from remedium.inventory.queries import visible_groups
 from remedium.web.groups import COOKIE_NAME, QUERY_PARAM, GroupFilter, resolve_selection
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -190,6 +190,8 @@ def get_templates() -> Jinja2Templates:
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates ship with the package: no stat() of every template file on every render.
+        auto_reload=False,
     )
     environment.filters.update(
         number=_number,
@@ -258,9 +260,8 @@ class PageContext:
 
 def get_page_context(request: Request, session: SessionDep, principal: PrincipalDep) -> PageContext:
     """The page context of a request: the principal's scope narrowed by the group filter."""
-    visible = [(group.id, group.name) for group in list_device_groups(session, principal.scope)]
     selection = resolve_selection(
-        visible,
+        visible_groups(session, principal.scope),
         request.query_params.getlist(QUERY_PARAM),
         request.cookies.get(COOKIE_NAME),
     )

@@ -1,0 +1,66 @@
+"""At most ``REMEDIUM_MAX_CONCURRENT_READS`` reads run at once in a process; writes are not held.
+
+The middleware wraps a tiny ASGI app that counts the requests inside it at the same moment; a
+burst of concurrent requests then shows how many the middleware let in together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from remedium.api.read_limit import ReadLimitMiddleware
+
+
+class _Counting:
+    """An app that holds each request a moment and records the most inside it at once."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most = 0
+        self.order: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.inside += 1
+        self.most = max(self.most, self.inside)
+        self.order.append(scope["path"])
+        await asyncio.sleep(0.02)
+        self.inside -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _burst(limit: int, method: str, count: int = 12) -> _Counting:
+    inner = _Counting()
+    app = ReadLimitMiddleware(inner, limit=limit)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            replies = await asyncio.gather(
+                *(client.request(method, f"/r{n}") for n in range(count))
+            )
+        assert all(reply.status_code == 200 for reply in replies)
+
+    asyncio.run(run())
+    return inner
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_reads_wait_their_turn_in_order(method: str) -> None:
+    inner = _burst(3, method)
+    assert inner.most == 3
+    # First come, first served: the requests reached the app in the order they were made.
+    assert inner.order == [f"/r{n}" for n in range(12)]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_writes_are_not_held(method: str) -> None:
+    assert _burst(1, method).most == 12
+
+
+def test_zero_means_no_limit() -> None:
+    assert _burst(0, "GET").most == 12
