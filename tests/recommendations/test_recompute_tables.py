@@ -10,6 +10,7 @@ import inspect as pyinspect
 import itertools
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 from sqlalchemy import Integer, inspect, select
 from sqlalchemy.orm import Session
 
+from remedium.db.migrate import upgrade_database
+from remedium.db.session import make_engine
 from remedium.exceptions import filing
 from remedium.inventory.models import Weakness
 from remedium.recommendations import _sql as sql
@@ -227,3 +230,32 @@ def test_a_recompute_uses_exactly_the_declared_tables_and_leaves_none(
     recompute(session, as_of=NOW)
     assert _dump(session) == incremental
     assert _temp_tables(session) == before
+
+
+def test_incremental_vulnerability_rows_look_each_device_up_by_its_product(
+    tmp_path: Path,
+) -> None:
+    """On SQLite the incremental ``recommendation_vulnerability`` rows are read device by device
+    through the (device, software, vulnerability) index, never through all the weaknesses of a
+    product once per device (84 s instead of 0.3 s for an unchanged re-import of 1,420
+    workloads into the demo organisation). PostgreSQL plans it from its statistics."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    upgrade_database(engine)
+    with Session(engine) as session:
+        indexes = {
+            row[1] for row in session.connection().exec_driver_sql("PRAGMA index_list(weakness)")
+        }
+        assert sql.WEAKNESS_UNIQUE_INDEX in indexes
+        run = _runner(session)
+        run.create(work.touched_pairs)
+        statement = sql.insert_recommendation_vulnerabilities(False, True)
+        select_part = statement.text[statement.text.index("SELECT") :]
+        plan = " | ".join(
+            str(row[3])
+            for row in session.connection().exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + select_part.replace(":cutoff", "'2026-01-01'")
+            )
+        )
+    engine.dispose()
+    assert f"{sql.WEAKNESS_UNIQUE_INDEX} (device_id=? AND software_id=?)" in plan, plan
+    assert "ix_weakness_software_open" not in plan, plan
