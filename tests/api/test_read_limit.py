@@ -7,6 +7,7 @@ burst of concurrent requests then shows how many the middleware let in together.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -45,7 +46,9 @@ def _burst(limit: int, method: str, count: int = 12) -> _Counting:
             )
         assert all(reply.status_code == 200 for reply in replies)
 
-    asyncio.run(run())
+    # In a thread of its own: a browser test in the same worker may hold a running event loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
     return inner
 
 

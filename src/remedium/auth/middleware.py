@@ -12,7 +12,6 @@ Routes then read ``request.state.principal`` through ``api.deps.PrincipalDep``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -20,7 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from remedium.auth import service
 from remedium.auth.csrf import CSRF_FIELD, CSRF_HEADER, tokens_match
@@ -98,14 +97,15 @@ def _resolve(engine: Engine, authorization: str, cookie: str) -> RequestAuth:
     return ANONYMOUS
 
 
-async def _submitted_csrf_token(request: Request) -> str | None:
+async def _submitted_csrf_token(request: Request) -> tuple[str | None, bytes | None]:
+    """The CSRF token the request carries (header or form field), and the body it read to find
+    it (``None`` when it read none), which the route must then be given again."""
     header = request.headers.get(CSRF_HEADER)
     if header:
-        return header
+        return header, None
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        return None
-    # request.body() is cached by Starlette and replayed to the route, so the form survives.
+        return None, None
     body = await request.body()
 
     async def replay() -> Message:
@@ -114,7 +114,7 @@ async def _submitted_csrf_token(request: Request) -> str | None:
     form = await Request(request.scope, replay).form()
     value = form.get(CSRF_FIELD)
     await form.close()
-    return value if isinstance(value, str) else None
+    return (value if isinstance(value, str) else None), body
 
 
 def _deny(request: Request, status_code: int, detail: str) -> Response:
@@ -131,17 +131,24 @@ def _deny(request: Request, status_code: int, detail: str) -> Response:
     return PlainTextResponse(detail, status_code=status_code)
 
 
-def install_authentication(app: FastAPI) -> None:
-    """Attach the principal to ``request.state`` and refuse what it may not reach."""
+class AuthenticationMiddleware:
+    """Attach the principal to the request's state and refuse what it may not reach.
 
-    @app.middleware("http")
-    async def _authenticate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``, which runs the rest of the
+    application in a task of its own with streams between them on every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
         path = request.url.path
         auth = await run_in_threadpool(
             _resolve,
-            request.app.state.engine,
+            scope["app"].state.engine,
             request.headers.get("authorization", ""),
             request.cookies.get(SESSION_COOKIE, ""),
         )
@@ -150,21 +157,50 @@ def install_authentication(app: FastAPI) -> None:
         # Templates read it as ``csrf_token`` (web/templating.py) for every form they render.
         request.state.csrf_token = auth.csrf_token
         if is_public(path):
-            return await call_next(request)
-        principal = auth.principal
-        if principal is None:
-            if auth.bad_token or wants_json(request):
-                return _deny(
-                    request, 401, "sign-in required: the token is missing, revoked or expired"
-                )
-            target = path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/signin?next={quote(target, safe='')}", status_code=303)
-        if not principal.has(Right.VIEW) and path not in NO_VIEW_PATHS:
-            return _deny(request, 403, "the 'view' right is required")
+            await self.app(scope, receive, send)
+            return
+        refusal = _refusal(request, auth)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
         if request.method in UNSAFE_METHODS and auth.method == "session":
-            submitted = await _submitted_csrf_token(request)
+            submitted, body = await _submitted_csrf_token(request)
             if not tokens_match(auth.csrf_token, submitted):
-                return _deny(
+                await _deny(
                     request, 403, "the form's CSRF token is missing or wrong; reload the page"
-                )
-        return await call_next(request)
+                )(scope, receive, send)
+                return
+            if body is not None:
+                receive = _replaying(body, receive)
+        await self.app(scope, receive, send)
+
+
+def _refusal(request: Request, auth: RequestAuth) -> Response | None:
+    """The answer to a request without a principal or without the view right, else ``None``."""
+    path = request.url.path
+    principal = auth.principal
+    if principal is None:
+        if auth.bad_token or wants_json(request):
+            return _deny(request, 401, "sign-in required: the token is missing, revoked or expired")
+        target = path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/signin?next={quote(target, safe='')}", status_code=303)
+    if not principal.has(Right.VIEW) and path not in NO_VIEW_PATHS:
+        return _deny(request, 403, "the 'view' right is required")
+    return None
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that gives the body already read once more, then the client's messages."""
+    pending = [body]
+
+    async def replay() -> Message:
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def install_authentication(app: FastAPI) -> None:
+    """Resolve the principal of every request (see :class:`AuthenticationMiddleware`)."""
+    app.add_middleware(AuthenticationMiddleware)
