@@ -2,11 +2,14 @@
 
     .venv/bin/python benchmarks/reimport.py [--populated 100000] [--findings 150000]
                                             [--format trivy] [--fixed 0.05] [--db FILE] [--json]
+                                            [--organisation synthetic|demo]
 
 The daily case is a scan of devices already known, in a database that already holds a large
 organisation. This builds the synthetic organisation of ``benchmarks/scale.py`` (``--populated``
 devices, fully recomputed) in a SQLite file (``--db FILE`` keeps it, or reuses it when FILE
-already holds one: ``pages.py --db FILE`` builds the same), builds a real-shaped report from the
+already holds one: ``pages.py --db FILE`` builds the same), or with ``--organisation demo`` the
+demo organisation (``remedium demo --no-serve``: about 2,000 devices in 6 groups, the shape of
+issue 16's 183 s re-import), builds a real-shaped report from the
 corpus (``realshaped.py``: Trivy k8s or Grype, ``--findings`` findings) and the same report with
 a share ``--fixed`` of its findings left out (spread evenly: those were fixed), then, on a copy
 of the organisation, times ``remedium import FILE --json`` as a user runs it (start-up included):
@@ -40,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import realshaped
-from harness import machine_line
+from harness import machine_line, run_cli
 from scale import populate
 from sqlalchemy import text
 
@@ -49,8 +52,9 @@ from remedium.db.session import make_engine
 COUNTS = ("findings_added", "findings_updated", "findings_fixed", "devices_added")
 
 
-def organisation(path: Path, devices: int) -> dict[str, Any]:
-    """The populated SQLite file at ``path`` (built unless it holds devices already)."""
+def organisation(path: Path, devices: int, kind: str = "synthetic") -> dict[str, Any]:
+    """The populated SQLite file at ``path`` (built unless it holds devices already): the
+    synthetic organisation of ``devices`` devices, or the demo organisation."""
     engine = make_engine(f"sqlite:///{path.resolve()}")
     try:
         with engine.connect() as connection:
@@ -62,6 +66,16 @@ def organisation(path: Path, devices: int) -> dict[str, Any]:
             print(f"reusing the organisation of {held:,} devices in {path}", flush=True)
             return {"devices": held, "reused": True}
         started = time.perf_counter()
+        if kind == "demo":
+            run_cli(f"sqlite:///{path.resolve()}", "demo", "--no-serve")
+            with engine.connect() as connection:
+                held = connection.execute(text("SELECT count(*) FROM device")).scalar_one()
+            print(
+                f"built the demo organisation ({held:,} devices) in "
+                f"{time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
+            return {"devices": held, "reused": False, "kind": "demo"}
         built = populate(engine, devices)
         print(
             f"built {devices:,} devices in {time.perf_counter() - started:.0f} s "
@@ -123,6 +137,12 @@ def main() -> None:
     parser.add_argument("--fixed", type=float, default=0.05, help="share fixed before rescan")
     parser.add_argument("--db", type=Path, default=None, help="keep or reuse the organisation")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    parser.add_argument(
+        "--organisation",
+        choices=("synthetic", "demo"),
+        default="synthetic",
+        help="what the database holds first: scale.py's organisation or the demo's",
+    )
     args = parser.parse_args()
     if not 0 < args.fixed < 1 or args.populated < 1 or args.findings < 1:
         raise SystemExit("--fixed between 0 and 1, --populated and --findings ≥ 1")
@@ -130,7 +150,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="remedium-reimport-") as temp:
         folder = Path(temp)
         source = args.db or folder / "populated.db"
-        results["organisation"] = organisation(source, args.populated)
+        results["organisation"] = organisation(source, args.populated, args.organisation)
         suffix = realshaped.SUFFIX[args.format]
         report = realshaped.build(args.format, args.findings, folder / f"report{suffix}")
         rescan = realshaped.build(
