@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PORT
 
-.PHONY: demo test lint typecheck format serve bench clean
+.PHONY: demo test lint typecheck format serve bench bench-large clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,8 +47,20 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The benchmarks a user runs to see how fast remedium is on this machine (each builds its own
+# inputs; docs/imports.md "Benchmarks"). bench-large: the 100,000-device and 1.5M-finding sizes.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/imports.py --inputs real --sizes 150000 --formats grype,trivy --databases sqlite --stages command --reimport
+	$(BIN)/python benchmarks/reimport.py --organisation demo --findings 132060 --format trivy
+	$(BIN)/python benchmarks/scale.py --sizes 10000
+	$(BIN)/python benchmarks/pages.py --devices 10000
+	$(BIN)/python benchmarks/load.py --seconds 20
+
+bench-large: $(STAMP)
+	$(BIN)/python benchmarks/scale.py --sizes 100000
+	$(BIN)/python benchmarks/pages.py --devices 100000 --databases sqlite,postgresql
+	$(BIN)/python benchmarks/reimport.py --populated 100000 --findings 150000 --format trivy
+	$(BIN)/python benchmarks/imports.py --inputs real --sizes 150000,1500000 --formats grype,trivy,nessus,cyclonedx --stages command --reimport
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache test-artifacts node_modules
