@@ -107,10 +107,10 @@ def main() -> None:
         print(json.dumps({"results": results, "before": before, "after": after}, indent=2))
         return
     print(f"before: {before}")
-    print(f"{'command':64} {'wall':>7} {'CPU':>7} {'max':>7}")
+    print(f"{'command':72} {'wall':>7} {'CPU':>7} {'max':>7}")
     for row in results:
         print(
-            f"{row['command']:64} {row['wall_median_s']:6.3f}s {row['cpu_median_s']:6.3f}s "
+            f"{row['command']:72} {row['wall_median_s']:6.3f}s {row['cpu_median_s']:6.3f}s "
             f"{row['wall_max_s']:6.3f}s"
         )
     print(f"after:  {after}")

@@ -3,8 +3,8 @@
 Read as pydantic-settings' ``BaseSettings`` read it (names matched ignoring case, a field with a
 ``validation_alias`` read from that variable alone, values validated as pydantic validates
 text, defaults validated too), by :meth:`Settings.from_environment`: importing pydantic-settings
-(its every source: dotenv, cloud secret stores, command-line parsing) cost each command 0.03 s
-of start-up for a dozen scalars (docs/imports.md, "Start-up").
+(its every source: dotenv, cloud secret stores, command-line parsing) cost each command about
+0.04 s of CPU at start-up, for a dozen scalars (docs/imports.md, "Start-up").
 """
 
 from __future__ import annotations
