@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import gc
 import json
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 console = Console(stderr=True)
-_closed_at_exit: set[int] = set()
+_closed_at_exit: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def ready_engine() -> Engine:
@@ -30,14 +31,16 @@ def ready_engine() -> Engine:
 
     engine = get_engine()
     upgrade_database(engine)
-    if id(engine) not in _closed_at_exit:
-        _closed_at_exit.add(id(engine))
-        atexit.register(_close_at_exit, engine)
+    if engine not in _closed_at_exit:
+        _closed_at_exit.add(engine)
+        atexit.register(_close_at_exit, weakref.ref(engine))  # keeps no engine alive
     return engine
 
 
-def _close_at_exit(engine: Engine) -> None:
-    engine.dispose()
+def _close_at_exit(engine_ref: weakref.ref[Engine]) -> None:
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose()
     # What is left is torn down with the process: the collector need not scan it first (the
     # interpreter's final collection of every loaded module's objects took 0.1 s of CPU).
     gc.freeze()
