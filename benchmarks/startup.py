@@ -10,6 +10,12 @@ the median of ``--runs`` runs of:
   CycloneDX JSON, Nessus XML: the test fixtures, a few findings each), each run into its own
   copy of a freshly migrated SQLite database (the copy is made before the clock starts).
 
+Each command runs once untimed first, with Python's bytecode cache on (``PYTHONDONTWRITEBYTECODE``
+removed from the commands' environment), as on a user's machine: pip compiles an installed
+package's modules, and a source checkout's are cached at their first run. (Where
+``PYTHONDONTWRITEBYTECODE=1`` is set, a source checkout's modules are compiled at every start:
+docs/imports.md has figures of both.)
+
 Prints per command: the median wall and CPU seconds (the command's own, from the children's
 resource usage) and the slowest wall of the runs; then the machine's speed and load average,
 taken before and after (docs/imports.md, "Start-up"). The goal of issue 16: each ≤ 0.5 s wall
@@ -73,23 +79,31 @@ def summary(name: str, runs: list[tuple[float, float]]) -> dict[str, Any]:
     }
 
 
+def environment(database: Path) -> dict[str, str]:
+    """This process's environment, the bytecode cache on, pointed at ``database``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "REMEDIUM_DATABASE_URL": f"sqlite:///{database}"}
+
+
 def measure(runs: int, folder: Path) -> list[dict[str, Any]]:
     """Every command's figures: the helps, then one small import per format."""
     remedium = remedium_command()
     migrated = folder / "migrated.db"
-    env = {**os.environ, "REMEDIUM_DATABASE_URL": f"sqlite:///{migrated}"}
+    env = environment(migrated)
     timed([*remedium, "db", "upgrade"], env)  # the schema, once; each import gets a copy
-    results = [
-        summary(f"remedium {' '.join(args)}", [timed([*remedium, *args], env) for _ in range(runs)])
-        for args in HELPS
-    ]
+    results = []
+    for args in HELPS:
+        timed([*remedium, *args], env)  # untimed: bytecode cached, files read once
+        figures = [timed([*remedium, *args], env) for _ in range(runs)]
+        results.append(summary(f"remedium {' '.join(args)}", figures))
     for name, report in SMALL_REPORTS.items():
         figures = []
-        for run in range(runs):
+        for run in range(-1, runs):  # run -1 is untimed, as above
             database = folder / f"{name}-{run}.db"
             shutil.copyfile(migrated, database)
-            run_env = {**os.environ, "REMEDIUM_DATABASE_URL": f"sqlite:///{database}"}
-            figures.append(timed([*remedium, "import", str(report)], run_env))
+            figure = timed([*remedium, "import", str(report)], environment(database))
+            if run >= 0:
+                figures.append(figure)
         results.append(summary(f"remedium import {report.relative_to(REPO_ROOT)}", figures))
     return results
 
