@@ -1,18 +1,32 @@
-"""The one settings class. Every knob is an environment variable ``REMEDIUM_*``."""
+"""The one settings class. Every knob is an environment variable ``REMEDIUM_*``.
+
+Read as pydantic-settings' ``BaseSettings`` read it (names matched ignoring case, a field with a
+``validation_alias`` read from that variable alone, values validated as pydantic validates
+text, defaults validated too), by :meth:`Settings.from_environment`: importing pydantic-settings
+(its every source: dotenv, cloud secret stores, command-line parsing) cost each command about
+0.04 s of CPU at start-up, for a dozen scalars (docs/imports.md, "Start-up").
+"""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "REMEDIUM_"
 
 
-class Settings(BaseSettings):
+class _SettingsConfig(ConfigDict, total=False):
+    env_prefix: str  # where the variables' names start (read by tests/docs as well)
+
+
+class Settings(BaseModel):
     """remedium's configuration, read from the environment (prefix ``REMEDIUM_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="REMEDIUM_", extra="ignore")
+    model_config = _SettingsConfig(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
 
     database_url: str = Field(
         default_factory=lambda: f"sqlite:///{Path.cwd() / 'remedium.db'}",
@@ -147,8 +161,20 @@ class Settings(BaseSettings):
         """``sqlite`` or ``postgresql``."""
         return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
 
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """The settings the environment gives (``REMEDIUM_*``, ``PORT``), defaults elsewhere."""
+        environ = {key.lower(): value for key, value in os.environ.items()}
+        given: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            key = field.validation_alias if isinstance(field.validation_alias, str) else name
+            variable = key if isinstance(field.validation_alias, str) else ENV_PREFIX + name
+            if variable.lower() in environ:
+                given[key] = environ[variable.lower()]
+        return cls.model_validate(given)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
-    return Settings()
+    return Settings.from_environment()

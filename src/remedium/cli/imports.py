@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from remedium.cli.common import console, print_json, ready_engine
-from remedium.db.session import dry_run_session, transaction
-from remedium.importers.records import ReportError
-from remedium.importers.service import ImportSummary, import_report
+from remedium.cli.common import console, loading, print_json, ready_engine
+
+if TYPE_CHECKING:
+    from remedium.importers.service import ImportSummary
 
 DEVICE_NAME_MAX = 255  # the length of ``device.name``
 SHOWN = (
@@ -69,34 +69,28 @@ def import_command(  # noqa: PLR0917 - one argument per option
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Import FILE... in one transaction: a bad file changes nothing."""
-    engine = ready_engine()
+    # The import pipeline (SQLAlchemy, the models, the recompute) loads when the command runs,
+    # not for ``remedium import --help`` (docs/imports.md, "Start-up").
+    with loading():
+        from remedium.db.session import dry_run_session, transaction  # noqa: PLC0415 — not for --help
+        from remedium.importers.records import ReportError  # noqa: PLC0415 — not for --help
+        from remedium.importers.service import import_report  # noqa: PLC0415 — not for --help
+
+        engine = ready_engine()
     summaries: list[ImportSummary] = []
     try:
         with (
             dry_run_session(engine) if dry_run else transaction(engine) as session,
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-                disable=as_json or not console.is_terminal,
-            ) as progress,
+            _progress_bars(shown=not as_json and console.is_terminal) as progress_of,
         ):
             for path in files:
-                task = progress.add_task(path.name, total=path.stat().st_size or 1)
-
-                def advance(done: int, total: int, task: Any = task) -> None:
-                    progress.update(task, completed=done, total=total)
-
                 summaries.append(
                     import_report(
                         session,
                         path,
                         format=format,
                         device_group=device_group,
-                        progress=advance,
+                        progress=progress_of(path),
                         device_name=device,
                         complete=complete,
                         derive=not dry_run,
@@ -117,8 +111,55 @@ def import_command(  # noqa: PLR0917 - one argument per option
         _print_summary(summary)
 
 
+Advance = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def _progress_bars(*, shown: bool) -> Iterator[Callable[[Path], Advance]]:
+    """A progress bar per file on a terminal: gives each file's ``progress(done, total)``.
+
+    Not shown (``--json``, or output not a terminal): no bar, and Rich's progress display is not
+    even imported (a small import starts faster; docs/imports.md, "Start-up").
+    """
+    if not shown:
+        yield lambda _path: _ignore
+        return
+    from rich.progress import (  # noqa: PLC0415 — drawn only on a terminal
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+
+        def bar(path: Path) -> Advance:
+            task = progress.add_task(path.name, total=path.stat().st_size or 1)
+
+            def advance(done: int, total: int, task: Any = task) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return advance
+
+        yield bar
+
+
+def _ignore(_done: int, _total: int) -> None:
+    """``progress`` when no bar is shown."""
+
+
 def _print_summary(summary: ImportSummary) -> None:
     """One file's figures as a table."""
+    from rich.table import Table  # noqa: PLC0415 — only for the table output, not for --json
+
     table = Table(title=f"{summary.filename} ({summary.format}, source {summary.source})")
     table.add_column("")
     table.add_column("count", justify="right")

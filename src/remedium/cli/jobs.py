@@ -7,16 +7,17 @@ import os
 import signal
 import threading
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 
-from remedium.cli.common import console, print_json, ready_engine
-from remedium.connectors.service import EnabledConnectors, http_client
-from remedium.db.base import utcnow
-from remedium.jobs.models import JobRun
-from remedium.jobs.runner import PERIODIC_JOBS, SKIPPED, run_jobs
-from remedium.jobs.scheduler import outbox_pass, run_scheduler
-from remedium.settings import get_settings
+from remedium.cli.common import console, loading, print_json, ready_engine
+
+if TYPE_CHECKING:
+    from remedium.jobs.models import JobRun
+
+# The jobs, the connectors and SQLAlchemy load when a command runs, not for its --help
+# (docs/imports.md, "Start-up"): hence the imports inside the commands.
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Periodic jobs.")
 
@@ -38,6 +39,11 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Run every periodic job once: exceptions, progress, retention, tickets, score history."""
+    with loading():
+        from remedium.connectors.service import EnabledConnectors, http_client  # noqa: PLC0415 — not for --help
+        from remedium.db.base import utcnow  # noqa: PLC0415 — not for --help
+        from remedium.jobs.runner import PERIODIC_JOBS, SKIPPED, run_jobs  # noqa: PLC0415 — not for --help
+
     when = _parse_time(as_of) or utcnow()
     jobs = [j for j in PERIODIC_JOBS if not only or j.name in only]
     unknown = set(only or ()) - {j.name for j in PERIODIC_JOBS}
@@ -83,6 +89,11 @@ def worker_command(
     Any number of workers (and ``remedium serve`` processes) may run against one database:
     deliveries are claimed one by one and each periodic job runs under its lease.
     """
+    from remedium.connectors.service import EnabledConnectors, http_client  # noqa: PLC0415 — not for --help
+    from remedium.jobs.runner import run_jobs  # noqa: PLC0415 — not for --help
+    from remedium.jobs.scheduler import outbox_pass, run_scheduler  # noqa: PLC0415 — not for --help
+    from remedium.settings import get_settings  # noqa: PLC0415 — not for --help
+
     settings = get_settings()
     engine = ready_engine()
     outbox_seconds = outbox_every or settings.outbox_every_seconds

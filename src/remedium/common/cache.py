@@ -15,7 +15,6 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -43,13 +42,23 @@ def bump(session: Session, name: str) -> None:
         .execution_options(synchronize_session=False)
     )
     if getattr(result, "rowcount", 1) == 0:
-        insert = postgresql_insert if is_postgres(session) else sqlite_insert
-        statement = insert(CacheGeneration).values(name=name, value=1)
         session.execute(
-            statement.on_conflict_do_update(
+            _insert(session)(CacheGeneration)
+            .values(name=name, value=1)
+            .on_conflict_do_update(
                 index_elements=["name"], set_={"value": CacheGeneration.value + 1}
             )
         )
+
+
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT that can say ON CONFLICT DO UPDATE."""
+    if not is_postgres(session):
+        return sqlite_insert
+    # Loaded here: importing PostgreSQL's dialect costs a command on SQLite 30 ms (start-up).
+    from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415 — not on SQLite
+
+    return insert
 
 
 class GenerationCache:

@@ -48,6 +48,31 @@ FORMATS: dict[str, str] = {
 
 SNIFF_BYTES = 64 * 1024
 
+# Bytes the start of a file must hold (any one of them) for that format's ``sniff`` to recognise
+# it: each is what that ``sniff`` looks for. Detection passes over a format none of whose needles
+# is there without importing its parser, so recognising a JSON report loads no XML parser
+# (docs/imports.md, "Start-up"). A format not listed here is always asked. tests/cli checks, on
+# every test fixture and corpus file, that a parser recognises no file lacking its needles.
+SNIFF_NEEDS: dict[str, tuple[bytes, ...]] = {
+    "remedium": (b"remedium-inventory/1",),
+    "nessus": (b"<NessusClientData_v2",),
+    "openvas": (b"<report",),
+    "qualys": (
+        b"<ASSET_DATA_REPORT",
+        b"SCAN",
+        b"<HOST_LIST_VM_DETECTION_OUTPUT",
+        b"<KNOWLEDGE_BASE_VULN_LIST_OUTPUT",
+        b"<HOST_LIST_CVE_VM_DETECTION_OUTPUT",
+        b"PK\x03\x04",  # a zip of detection pages
+    ),
+    "openscap": (
+        b"http://checklists.nist.gov/xccdf/",
+        b"asset-report-collection",
+        b"<oval_results",
+    ),
+    "trivy_operator": (b"aquasecurity.github.io",),
+}
+
 
 def get_parser(name: str) -> ReportParser:
     """The parser registered as ``name``."""
@@ -67,6 +92,9 @@ def detect_parser(path: Path) -> ReportParser:
     with path.open("rb") as stream:
         head = stream.read(SNIFF_BYTES)
     for name in FORMATS:
+        needles = SNIFF_NEEDS.get(name)
+        if needles is not None and not any(needle in head for needle in needles):
+            continue  # its sniff would say no: not even imported
         parser = get_parser(name)
         if parser.sniff(head, path.name):
             return parser

@@ -21,17 +21,19 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
-from univers import versions as uv
 
 from remedium.db.base import utcnow
 from remedium.intel.feeds.records import AffectedRange
 from remedium.intel.models import AffectedPackage
 from remedium.inventory.models import Device, InstalledSoftware, Software, Weakness
+
+if TYPE_CHECKING:
+    from univers import versions as uv
 
 T = TypeVar("T")
 CHUNK = 500  # ids per IN (...) list
@@ -60,32 +62,33 @@ ECOSYSTEM_PURL: dict[str, tuple[str, str]] = {
     "openSUSE": ("rpm", "opensuse"),
 }
 
-# How each ecosystem orders its versions (univers classes). Ecosystems missing here are not
-# matched: a wrong order would invent or hide weaknesses.
-ECOSYSTEM_VERSIONS: dict[str, type[uv.Version]] = {
-    "npm": uv.SemverVersion,
-    "PyPI": uv.PypiVersion,
-    "Maven": uv.MavenVersion,
-    "Go": uv.GolangVersion,
-    "crates.io": uv.SemverVersion,
-    "RubyGems": uv.RubygemsVersion,
-    "NuGet": uv.NugetVersion,
-    "Packagist": uv.ComposerVersion,
-    "Hex": uv.SemverVersion,
-    "Pub": uv.SemverVersion,
-    "Debian": uv.DebianVersion,
-    "Ubuntu": uv.DebianVersion,
-    "Alpine": uv.AlpineLinuxVersion,
-    "Red Hat": uv.RpmVersion,
-    "Rocky Linux": uv.RpmVersion,
-    "AlmaLinux": uv.RpmVersion,
-    "SUSE": uv.RpmVersion,
-    "openSUSE": uv.RpmVersion,
+# How each ecosystem orders its versions (univers classes, by name: univers is slow to import and
+# loads at the first comparison). Ecosystems missing here are not matched: a wrong order would
+# invent or hide weaknesses.
+ECOSYSTEM_VERSIONS: dict[str, str] = {
+    "npm": "SemverVersion",
+    "PyPI": "PypiVersion",
+    "Maven": "MavenVersion",
+    "Go": "GolangVersion",
+    "crates.io": "SemverVersion",
+    "RubyGems": "RubygemsVersion",
+    "NuGet": "NugetVersion",
+    "Packagist": "ComposerVersion",
+    "Hex": "SemverVersion",
+    "Pub": "SemverVersion",
+    "Debian": "DebianVersion",
+    "Ubuntu": "DebianVersion",
+    "Alpine": "AlpineLinuxVersion",
+    "Red Hat": "RpmVersion",
+    "Rocky Linux": "RpmVersion",
+    "AlmaLinux": "RpmVersion",
+    "SUSE": "RpmVersion",
+    "openSUSE": "RpmVersion",
 }
 # NVD versions follow no one scheme. Maven's ordering is the most forgiving general one univers
 # has: numbers compared as numbers (2.4.9 < 2.4.10), letters after them (1.1.1k < 1.1.1l), and
 # alpha/beta/rc before the release. (univers' GenericVersion compares text: 2.4.10 < 2.4.9.)
-CPE_VERSIONS: type[uv.Version] = uv.MavenVersion
+CPE_VERSIONS = "MavenVersion"
 _PYPI_NAME = re.compile(r"[-_.]+")
 _DIGITS = re.compile(r"\d+(?:\.\d+)*")
 
@@ -197,11 +200,11 @@ def software_keys(
 
 @lru_cache(maxsize=65536)
 def _parse(kind_name: str, text: str) -> uv.Version | None:
-    kind = _KINDS_BY_NAME[kind_name]
+    kind = version_class(kind_name)
     text = text.strip()
     if not text or text in ("*", "-"):
         return None
-    if kind is uv.GolangVersion and not text.startswith("v"):
+    if kind_name == "GolangVersion" and not text.startswith("v"):
         text = "v" + text
     try:
         return kind(text)
@@ -209,9 +212,13 @@ def _parse(kind_name: str, text: str) -> uv.Version | None:
         return None
 
 
-_KINDS_BY_NAME: dict[str, type[uv.Version]] = {
-    kind.__name__: kind for kind in (*ECOSYSTEM_VERSIONS.values(), CPE_VERSIONS)
-}
+@lru_cache(maxsize=32)
+def version_class(name: str) -> type[uv.Version]:
+    """The univers version class ``name`` (one of ``ECOSYSTEM_VERSIONS``, ``CPE_VERSIONS``)."""
+    from univers import versions  # noqa: PLC0415 — slow to import: only when versions are compared
+
+    kind: type[uv.Version] = getattr(versions, name)
+    return kind
 
 
 def parse_version(kind: type[uv.Version], text: str) -> uv.Version | None:
@@ -222,9 +229,8 @@ def parse_version(kind: type[uv.Version], text: str) -> uv.Version | None:
 
 def version_kind(ecosystem: str) -> type[uv.Version] | None:
     """The univers version class of an OSV ecosystem, ``CPE_VERSIONS`` for "" (NVD)."""
-    if not ecosystem:
-        return CPE_VERSIONS
-    return ECOSYSTEM_VERSIONS.get(ecosystem.split(":", 1)[0])
+    name = ECOSYSTEM_VERSIONS.get(ecosystem.split(":", 1)[0]) if ecosystem else CPE_VERSIONS
+    return version_class(name) if name else None
 
 
 @dataclass(frozen=True, slots=True)
