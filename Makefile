@@ -50,6 +50,7 @@ typecheck: $(STAMP)
 # The benchmarks a user runs to see how fast remedium is on this machine (each builds its own
 # inputs; docs/imports.md "Benchmarks"). bench-large: the 100,000-device and 1.5M-finding sizes.
 bench: $(STAMP)
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/imports.py --inputs real --sizes 150000 --formats grype,trivy --databases sqlite --stages command --reimport
 	$(BIN)/python benchmarks/reimport.py --organisation demo --findings 132060 --format trivy
 	$(BIN)/python benchmarks/scale.py --sizes 10000
