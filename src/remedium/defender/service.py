@@ -144,10 +144,34 @@ def machine_fields(now: datetime) -> FieldSet:
     )
 
 
-def _machines(scope: Scope, now: datetime) -> Select[Any]:
+def machine_columns(now: datetime) -> tuple[Any, ...]:
+    """The columns ``schemas.machine`` builds a machine from, in its order."""
     return (
-        select(Device, DeviceGroup.name, _health_status(now))
-        .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
+        Device.machine_id,
+        Device.name,
+        Device.first_seen,
+        Device.last_seen,
+        Device.os_platform,
+        Device.os_version,
+        Device.os_architecture,
+        Device.ip_address,
+        Device.device_value,
+        Device.device_group_id,
+        Device.exposure_level,
+        Device.is_aad_joined,
+        Device.aad_device_id,
+        Device.tags,
+        Device.internet_facing,
+        DeviceGroup.name,
+        _health_status(now),
+    )
+
+
+def _machines(scope: Scope, now: datetime) -> Select[Any]:
+    # Plain columns, not Device entities: a page holds up to 10,000 machines.
+    return (
+        select(*machine_columns(now))
+        .join_from(Device, DeviceGroup, DeviceGroup.id == Device.device_group_id)
         .where(in_scope(Device.device_group_id, scope))
     )
 
@@ -159,7 +183,7 @@ def list_machines(
     base = _machines(scope, now) if where is None else _machines(scope, now).where(where)
     statement = apply_query(base, machine_fields(now), query, Device.id)
     rows, more = page_of(session, statement, query)
-    return Page([schemas.machine(d, g, health_status=h) for d, g, h in rows], more)
+    return Page([schemas.machine(row) for row in rows], more)
 
 
 def get_machine(
@@ -174,7 +198,7 @@ def get_machine(
     row = session.execute(_machines(scope, now).where(condition).limit(1)).first()
     if row is None:
         return None
-    return schemas.machine(row[0], row[1], health_status=row[2])
+    return schemas.machine(row)
 
 
 # --- recommendations ----------------------------------------------------------------------------
@@ -301,11 +325,39 @@ def _scoped_weaknesses(scope: Scope, stats: Any) -> Any:
     return case((Recommendation.kind == "configuration", stats.c.exposed), else_=cves)
 
 
+def _recommendation_columns() -> tuple[Any, ...]:
+    # Plain columns, not Recommendation entities (a page holds up to 10,000 of them).
+    rec = Recommendation
+    return (
+        rec.id.label("rec_id"),
+        rec.product_name.label("rec_product_name"),
+        rec.name.label("rec_name"),
+        rec.vendor.label("rec_vendor"),
+        rec.recommended_version.label("rec_recommended_version"),
+        rec.recommended_program.label("rec_recommended_program"),
+        rec.recommended_vendor.label("rec_recommended_vendor"),
+        rec.category.label("rec_category"),
+        rec.sub_category.label("rec_sub_category"),
+        rec.severity_score.label("rec_severity_score"),
+        rec.public_exploit.label("rec_public_exploit"),
+        rec.active_alert.label("rec_active_alert"),
+        rec.associated_threats.label("rec_associated_threats"),
+        rec.remediation_type.label("rec_remediation_type"),
+        rec.related_component.label("rec_related_component"),
+        rec.has_unpatchable_cve.label("rec_has_unpatchable_cve"),
+        rec.tags.label("rec_tags"),
+    )
+
+
 def _recommendations(scope: Scope) -> tuple[Select[Any], Any]:
     stats = _recommendation_stats(scope)
     statement = (
-        select(Recommendation, stats, _scoped_weaknesses(scope, stats).label("scoped_weaknesses"))
-        .join(stats, stats.c.recommendation_id == Recommendation.id)
+        select(
+            *_recommendation_columns(),
+            stats,
+            _scoped_weaknesses(scope, stats).label("scoped_weaknesses"),
+        )
+        .join_from(Recommendation, stats, stats.c.recommendation_id == Recommendation.id)
         # A recommendation belongs to the scope while it has exposed devices there.
         .where(stats.c.exposed > 0)
     )
@@ -313,7 +365,6 @@ def _recommendations(scope: Scope) -> tuple[Select[Any], Any]:
 
 
 def _recommendation_item(row: Any, totals: ScopeTotals) -> dict[str, Any]:
-    rec: Recommendation = row[0]
     exposure_impact = totals.exposure.impact(
         float(row.delta_weighted or 0.0), float(row.delta_high or 0.0)
     )
@@ -323,31 +374,31 @@ def _recommendation_item(row: Any, totals: ScopeTotals) -> dict[str, Any]:
         else 0.0
     )
     return {
-        "id": rec.id,
-        "productName": rec.product_name,
-        "recommendationName": rec.name,
+        "id": row.rec_id,
+        "productName": row.rec_product_name,
+        "recommendationName": row.rec_name,
         "weaknesses": int(row.scoped_weaknesses or 0),
-        "vendor": rec.vendor,
-        "recommendedVersion": rec.recommended_version,
-        "recommendedProgram": rec.recommended_program,
-        "recommendedVendor": rec.recommended_vendor,
-        "recommendationCategory": rec.category,
-        "subCategory": rec.sub_category,
-        "severityScore": rec.severity_score,
-        "publicExploit": bool(rec.public_exploit),
-        "activeAlert": bool(rec.active_alert),
-        "associatedThreats": list(rec.associated_threats or []),
-        "remediationType": rec.remediation_type,
-        "status": "Exception" if rec.id in totals.full_exceptions else "Active",
+        "vendor": row.rec_vendor,
+        "recommendedVersion": row.rec_recommended_version,
+        "recommendedProgram": row.rec_recommended_program,
+        "recommendedVendor": row.rec_recommended_vendor,
+        "recommendationCategory": row.rec_category,
+        "subCategory": row.rec_sub_category,
+        "severityScore": row.rec_severity_score,
+        "publicExploit": bool(row.rec_public_exploit),
+        "activeAlert": bool(row.rec_active_alert),
+        "associatedThreats": list(row.rec_associated_threats or []),
+        "remediationType": row.rec_remediation_type,
+        "status": "Exception" if row.rec_id in totals.full_exceptions else "Active",
         "configScoreImpact": config_impact,
         "exposureImpact": exposure_impact,
         "totalMachineCount": int(row.installed or 0),
         "exposedMachinesCount": int(row.exposed or 0),
         # remedium does not know which devices a change would disturb: none are set apart.
         "nonProductivityImpactedAssets": 0,
-        "relatedComponent": rec.related_component,
-        "hasUnpatchableCve": bool(rec.has_unpatchable_cve),
-        "tags": list(rec.tags or []),
+        "relatedComponent": row.rec_related_component,
+        "hasUnpatchableCve": bool(row.rec_has_unpatchable_cve),
+        "tags": list(row.rec_tags or []),
         "exposedCriticalDevices": int(row.critical or 0),
     }
 
