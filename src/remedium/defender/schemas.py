@@ -7,6 +7,7 @@ the order Microsoft documents and what ``$select`` accepts.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -155,8 +156,8 @@ def machine(row: Sequence[Any]) -> dict[str, Any]:
     return {
         "id": machine_id,
         "computerDnsName": name,
-        "firstSeen": odata_datetime(first_seen),
-        "lastSeen": odata_datetime(last_seen),
+        "firstSeen": _utc_text(first_seen),
+        "lastSeen": _utc_text(last_seen),
         "osPlatform": os_platform,
         "version": os_version or None,
         "osVersion": os_version or None,
@@ -183,12 +184,22 @@ def machine(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def _machine_tags(tags: list[Any] | None, internet_facing: bool | None) -> list[str]:
-    # The same list as inventory.models.device_tags: the tags, and the derived internetFacing.
-    found: list[Any] = list(tags or [])
+def _machine_tags(tags: str | None, internet_facing: bool | None) -> list[str]:
+    # The same list as inventory.models.device_tags (the tags, and the derived internetFacing),
+    # from the tags' JSON text.
+    found: list[Any] = [] if not tags or tags == "[]" else list(json.loads(tags) or [])
     if internet_facing and "internetFacing" not in found:
         found.append("internetFacing")
     return [str(t) for t in found]
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """:func:`odata_datetime` of a database timestamp (naive ones are UTC), in fewer steps."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
 
 
 def machine_reference(device: Device, group_name: str) -> dict[str, Any]:

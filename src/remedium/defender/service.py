@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Select,
     SQLColumnExpression,
     String,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    type_coerce,
 )
 from sqlalchemy.orm import Session
 
@@ -74,10 +76,18 @@ class Page:
     has_more: bool
 
 
-def page_of(session: Session, statement: Select[Any], query: Query) -> tuple[list[Any], bool]:
-    """Rows of one page (fetching one extra to learn whether more remain)."""
+def page_of(
+    session: Session, statement: Select[Any], query: Query, *, core: bool = False
+) -> tuple[list[Any], bool]:
+    """Rows of one page (fetching one extra to learn whether more remain).
+
+    ``core``: a select of plain columns, run on the session's connection without the ORM's
+    result handling (the rows are the same; a page of 10,000 is read faster).
+    """
     limit = query.paging.limit
-    rows = list(session.execute(statement.offset(query.paging.skip).limit(limit + 1)).all())
+    statement = statement.offset(query.paging.skip).limit(limit + 1)
+    result = session.connection().execute(statement) if core else session.execute(statement)
+    rows = list(result.all())
     return rows[:limit], len(rows) > limit
 
 
@@ -145,12 +155,17 @@ def machine_fields(now: datetime) -> FieldSet:
 
 
 def machine_columns(now: datetime) -> tuple[Any, ...]:
-    """The columns ``schemas.machine`` builds a machine from, in its order."""
+    """The columns ``schemas.machine`` builds a machine from, in its order.
+
+    Timestamps come as the database's datetimes (``schemas.machine`` writes them in UTC) and
+    tags as their JSON text: the typed columns' conversions cost more than the query on a page
+    of 10,000 machines.
+    """
     return (
         Device.machine_id,
         Device.name,
-        Device.first_seen,
-        Device.last_seen,
+        type_coerce(Device.first_seen, DateTime(timezone=True)),
+        type_coerce(Device.last_seen, DateTime(timezone=True)),
         Device.os_platform,
         Device.os_version,
         Device.os_architecture,
@@ -160,7 +175,7 @@ def machine_columns(now: datetime) -> tuple[Any, ...]:
         Device.exposure_level,
         Device.is_aad_joined,
         Device.aad_device_id,
-        Device.tags,
+        cast(Device.tags, String),
         Device.internet_facing,
         DeviceGroup.name,
         _health_status(now),
@@ -182,7 +197,7 @@ def list_machines(
     """Machines in scope (and matching ``where``), filtered, sorted and paged."""
     base = _machines(scope, now) if where is None else _machines(scope, now).where(where)
     statement = apply_query(base, machine_fields(now), query, Device.id)
-    rows, more = page_of(session, statement, query)
+    rows, more = page_of(session, statement, query, core=True)
     return Page([schemas.machine(row) for row in rows], more)
 
 
@@ -195,7 +210,8 @@ def get_machine(
     number = as_int32(key)
     if number is not None:
         condition = or_(condition, Device.id == number)
-    row = session.execute(_machines(scope, now).where(condition).limit(1)).first()
+    statement = _machines(scope, now).where(condition).limit(1)
+    row = session.connection().execute(statement).first()
     if row is None:
         return None
     return schemas.machine(row)
