@@ -35,6 +35,7 @@ from remedium.auth.principal import Scope
 from remedium.common.int32 import as_int32
 from remedium.common.scoping import active_since, in_scope
 from remedium.defender import schemas
+from remedium.defender.bulk import without_cycle_collection
 from remedium.defender.odata import (
     Field,
     FieldSet,
@@ -197,8 +198,9 @@ def list_machines(
     """Machines in scope (and matching ``where``), filtered, sorted and paged."""
     base = _machines(scope, now) if where is None else _machines(scope, now).where(where)
     statement = apply_query(base, machine_fields(now), query, Device.id)
-    rows, more = page_of(session, statement, query, core=True)
-    return Page([schemas.machine(row) for row in rows], more)
+    with without_cycle_collection():
+        rows, more = page_of(session, statement, query, core=True)
+        return Page([schemas.machine(row) for row in rows], more)
 
 
 def get_machine(
