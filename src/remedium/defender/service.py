@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from remedium.auth.principal import Scope
 from remedium.common.int32 import as_int32
 from remedium.common.scoping import active_since, in_scope
-from remedium.defender import schemas
+from remedium.defender import recommendation_sql, schemas
 from remedium.defender.bulk import without_cycle_collection
 from remedium.defender.odata import (
     Field,
@@ -294,8 +294,9 @@ def recommendation_status(full_exceptions: frozenset[str] = frozenset()) -> Colu
     )
 
 
-def recommendation_fields(scope: Scope, stats: Any, totals: ScopeTotals) -> FieldSet:
-    """The filterable/sortable fields of the recommendation entity."""
+def recommendation_fields(stats: Any, totals: ScopeTotals, weaknesses: Any) -> FieldSet:
+    """The filterable/sortable fields of the recommendation entity (``weaknesses``: the SQL of
+    the scoped weaknesses that ``_recommendations`` chose)."""
     exposure_impact, config_impact = _impact_expressions(stats, totals)
     rec = Recommendation
     return FieldSet(
@@ -314,7 +315,7 @@ def recommendation_fields(scope: Scope, stats: Any, totals: ScopeTotals) -> Fiel
             Field("remediationType", rec.remediation_type),
             Field("status", recommendation_status(totals.full_exceptions)),
             Field("relatedComponent", rec.related_component),
-            Field("weaknesses", _scoped_weaknesses(scope, stats), FieldType.NUMBER),
+            Field("weaknesses", weaknesses, FieldType.NUMBER),
             Field("publicExploit", rec.public_exploit, FieldType.BOOLEAN),
             Field("activeAlert", rec.active_alert, FieldType.BOOLEAN),
             Field("hasUnpatchableCve", rec.has_unpatchable_cve, FieldType.BOOLEAN),
@@ -327,59 +328,23 @@ def recommendation_fields(scope: Scope, stats: Any, totals: ScopeTotals) -> Fiel
     )
 
 
-def _scoped_weaknesses(scope: Scope, stats: Any) -> Any:
-    """Weaknesses in scope: CVEs of a software recommendation, failing devices of a check."""
-    link = RecommendationVulnerability
-    cves = (
-        select(func.count(distinct(link.vulnerability_id)))
-        .where(
-            link.recommendation_id == Recommendation.id,
-            link.exposed_devices > 0,
-            in_scope(link.device_group_id, scope),
-        )
-        .correlate(Recommendation)
-        .scalar_subquery()
-    )
-    return case((Recommendation.kind == "configuration", stats.c.exposed), else_=cves)
-
-
-def _recommendation_columns() -> tuple[Any, ...]:
-    # Plain columns, not Recommendation entities (a page holds up to 10,000 of them).
-    rec = Recommendation
-    return (
-        rec.id.label("rec_id"),
-        rec.product_name.label("rec_product_name"),
-        rec.name.label("rec_name"),
-        rec.vendor.label("rec_vendor"),
-        rec.recommended_version.label("rec_recommended_version"),
-        rec.recommended_program.label("rec_recommended_program"),
-        rec.recommended_vendor.label("rec_recommended_vendor"),
-        rec.category.label("rec_category"),
-        rec.sub_category.label("rec_sub_category"),
-        rec.severity_score.label("rec_severity_score"),
-        rec.public_exploit.label("rec_public_exploit"),
-        rec.active_alert.label("rec_active_alert"),
-        rec.associated_threats.label("rec_associated_threats"),
-        rec.remediation_type.label("rec_remediation_type"),
-        rec.related_component.label("rec_related_component"),
-        rec.has_unpatchable_cve.label("rec_has_unpatchable_cve"),
-        rec.tags.label("rec_tags"),
-    )
-
-
-def _recommendations(scope: Scope) -> tuple[Select[Any], Any]:
+def _recommendations(scope: Scope, *, one: bool = False) -> tuple[Select[Any], Any, Any]:
+    """The recommendations in scope with their scoped sums; with the SQL of their scoped
+    weaknesses, counted for all at once (a list) or for the outer one alone (``one``)."""
     stats = _recommendation_stats(scope)
     statement = (
-        select(
-            *_recommendation_columns(),
-            stats,
-            _scoped_weaknesses(scope, stats).label("scoped_weaknesses"),
-        )
+        select(*recommendation_sql.columns(), stats)
         .join_from(Recommendation, stats, stats.c.recommendation_id == Recommendation.id)
         # A recommendation belongs to the scope while it has exposed devices there.
         .where(stats.c.exposed > 0)
     )
-    return statement, stats
+    if one:
+        weaknesses = recommendation_sql.scoped_weaknesses(scope, stats)
+    else:
+        counts = recommendation_sql.scoped_cve_counts(scope)
+        statement = statement.outerjoin(counts, counts.c.recommendation_id == Recommendation.id)
+        weaknesses = recommendation_sql.weaknesses(stats, counts)
+    return statement.add_columns(weaknesses.label("scoped_weaknesses")), stats, weaknesses
 
 
 def _recommendation_item(row: Any, totals: ScopeTotals) -> dict[str, Any]:
@@ -427,11 +392,11 @@ def list_recommendations(
     """Recommendations with exposed devices in scope (and matching ``where``), with figures
     summed over the scope."""
     totals = scope_totals(session, scope, with_exceptions=True)
-    statement, stats = _recommendations(scope)
+    statement, stats, weaknesses = _recommendations(scope)
     if where is not None:
         statement = statement.where(where)
     statement = apply_query(
-        statement, recommendation_fields(scope, stats, totals), query, Recommendation.id
+        statement, recommendation_fields(stats, totals, weaknesses), query, Recommendation.id
     )
     rows, more = page_of(session, statement, query)
     return Page([_recommendation_item(row, totals) for row in rows], more)
@@ -441,7 +406,7 @@ def get_recommendation(
     session: Session, scope: Scope, recommendation_id: str
 ) -> dict[str, Any] | None:
     """One recommendation, or None when absent or without exposed devices in scope."""
-    statement, _ = _recommendations(scope)
+    statement, _, _ = _recommendations(scope, one=True)
     row = session.execute(statement.where(Recommendation.id == recommendation_id)).first()
     if row is None:
         return None
