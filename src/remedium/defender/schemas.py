@@ -197,9 +197,13 @@ def _utc_text(value: datetime | None) -> str | None:
     """:func:`odata_datetime` of a database timestamp (naive ones are UTC), in fewer steps."""
     if value is None:
         return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat() + "Z"
+    offset = value.utcoffset()
+    if offset is None:
+        return value.isoformat() + "Z"
+    if offset:
+        value = value.astimezone(UTC)
+    # An aware time in UTC ends "+00:00".
+    return value.isoformat()[:-6] + "Z"
 
 
 def machine_reference(device: Device, group_name: str) -> dict[str, Any]:
