@@ -203,6 +203,9 @@ def test_recommendations_are_the_entities_as_before(
                     "@odata.context": f"{live_server}/api/$metadata#Recommendations/$entity",
                     **one,
                 }
+            # A small page counts the weaknesses per row (service.GROUPED_WEAKNESSES_FROM).
+            paged = _body(api.get("/api/recommendations", params={"$top": "2", "$skip": "1"}))
+            assert paged["value"] == body["value"][1:3]
             chosen = "id,exposureImpact,configScoreImpact,weaknesses,severityScore,status"
             picked = _body(
                 api.get(

@@ -328,9 +328,15 @@ def recommendation_fields(stats: Any, totals: ScopeTotals, weaknesses: Any) -> F
     )
 
 
-def _recommendations(scope: Scope, *, one: bool = False) -> tuple[Select[Any], Any, Any]:
+# From this page size on, the scoped weaknesses of all recommendations are counted in one grouped
+# pass; below it, one by one for the returned rows. On 100,000 devices (PostgreSQL), all 600:
+# 0.25 s one by one, 0.04 s grouped; a page of 50: about 15 ms one by one, 30 ms grouped.
+GROUPED_WEAKNESSES_FROM = 100
+
+
+def _recommendations(scope: Scope, *, grouped: bool = False) -> tuple[Select[Any], Any, Any]:
     """The recommendations in scope with their scoped sums; with the SQL of their scoped
-    weaknesses, counted for all at once (a list) or for the outer one alone (``one``)."""
+    weaknesses, counted for all at once (``grouped``) or for each returned one."""
     stats = _recommendation_stats(scope)
     statement = (
         select(*recommendation_sql.columns(), stats)
@@ -338,12 +344,12 @@ def _recommendations(scope: Scope, *, one: bool = False) -> tuple[Select[Any], A
         # A recommendation belongs to the scope while it has exposed devices there.
         .where(stats.c.exposed > 0)
     )
-    if one:
-        weaknesses = recommendation_sql.scoped_weaknesses(scope, stats)
-    else:
+    if grouped:
         counts = recommendation_sql.scoped_cve_counts(scope)
         statement = statement.outerjoin(counts, counts.c.recommendation_id == Recommendation.id)
         weaknesses = recommendation_sql.weaknesses(stats, counts)
+    else:
+        weaknesses = recommendation_sql.scoped_weaknesses(scope, stats)
     return statement.add_columns(weaknesses.label("scoped_weaknesses")), stats, weaknesses
 
 
@@ -392,7 +398,8 @@ def list_recommendations(
     """Recommendations with exposed devices in scope (and matching ``where``), with figures
     summed over the scope."""
     totals = scope_totals(session, scope, with_exceptions=True)
-    statement, stats, weaknesses = _recommendations(scope)
+    grouped = query.paging.limit >= GROUPED_WEAKNESSES_FROM
+    statement, stats, weaknesses = _recommendations(scope, grouped=grouped)
     if where is not None:
         statement = statement.where(where)
     statement = apply_query(
@@ -406,7 +413,7 @@ def get_recommendation(
     session: Session, scope: Scope, recommendation_id: str
 ) -> dict[str, Any] | None:
     """One recommendation, or None when absent or without exposed devices in scope."""
-    statement, _, _ = _recommendations(scope, one=True)
+    statement, _, _ = _recommendations(scope)
     row = session.execute(statement.where(Recommendation.id == recommendation_id)).first()
     if row is None:
         return None
