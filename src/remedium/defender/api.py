@@ -22,6 +22,8 @@ from remedium.auth.principal import Right
 from remedium.db.base import utcnow
 from remedium.defender import ratelimit, schemas, service
 from remedium.defender import software as defender_software
+from remedium.defender.bulk import without_cycle_collection
+from remedium.defender.encoding import json_response
 from remedium.defender.odata import ODataError, Paging, paging, project, select_fields
 from remedium.defender.schemas import odata_datetime
 from remedium.settings import get_settings
@@ -127,10 +129,12 @@ def get_registrar(target: APIRouter) -> Callable[..., Callable[[Handler], Handle
     """``@get(path, *other_spellings)``: a GET route under Microsoft's path and the other
     spellings its docs use (only the first is in the OpenAPI document)."""
 
-    def get(*paths: str) -> Callable[[Handler], Handler]:
+    def get(*paths: str, **route: Any) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             for index, path in enumerate(paths):
-                target.add_api_route(path, handler, methods=["GET"], include_in_schema=index == 0)
+                target.add_api_route(
+                    path, handler, methods=["GET"], include_in_schema=index == 0, **route
+                )
             return handler
 
         return register
@@ -167,7 +171,8 @@ def _collection(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "@odata.context": _context(request, fragment),
-        "value": [project(item, selected) for item in page.items],
+        # The items are the service's fresh dicts: without $select they go out as they are.
+        "value": page.items if selected is None else [project(i, selected) for i in page.items],
     }
     if page.has_more and page_options.server_driven:
         # Server-driven paging, as Microsoft does past its page size: the same query, next page.
@@ -185,7 +190,9 @@ def _entity(request: Request, fragment: str, item: dict[str, Any]) -> dict[str, 
 # --- machines -----------------------------------------------------------------------------------
 
 
-@_get("/machines", "/Machines")
+# The unpaged collections run to 10,000 items (megabytes): their replies are encoded here, once
+# (defender/encoding.py); the OpenAPI document still describes them as JSON objects.
+@_get("/machines", "/Machines", response_model=dict[str, Any])
 def list_machines(
     request: Request,
     *,
@@ -196,14 +203,18 @@ def list_machines(
     select_: SelectParam = None,
     top: TopParam = None,
     skip: SkipParam = None,
-) -> dict[str, Any]:
+) -> Response:
     """List machines (Defender's ``GET /api/machines``) in the caller's device groups."""
     selected = select_fields(select_, schemas.MACHINE_FIELDS)
     options = _paging(request, top, skip, MAX_TOP)
-    page = service.list_machines(
-        session, scope, service.Query(filter_, orderby, options), now=utcnow()
-    )
-    return _collection(request, "Machines", page, options, selected)
+    query = service.Query(filter_, orderby, options)
+    # The collector stays off until the page is encoded and freed: a pass right after the
+    # page is built would walk its 100,000 objects (with the whole heap, now and then).
+    with without_cycle_collection():
+        page = service.list_machines(session, scope, query, now=utcnow())
+        reply = json_response(_collection(request, "Machines", page, options, selected))
+        del page
+    return reply
 
 
 @_get("/machines/{machine_id}", "/Machines/{machine_id}")
@@ -226,7 +237,7 @@ def get_machine(
 # --- recommendations ----------------------------------------------------------------------------
 
 
-@_get("/recommendations", "/Recommendations")
+@_get("/recommendations", "/Recommendations", response_model=dict[str, Any])
 def list_recommendations(
     request: Request,
     *,
@@ -237,12 +248,16 @@ def list_recommendations(
     select_: SelectParam = None,
     top: TopParam = None,
     skip: SkipParam = None,
-) -> dict[str, Any]:
+) -> Response:
     """List security recommendations with exposed devices in the caller's scope."""
     selected = select_fields(select_, schemas.RECOMMENDATION_FIELDS)
     options = _paging(request, top, skip, MAX_TOP)
-    page = service.list_recommendations(session, scope, service.Query(filter_, orderby, options))
-    return _collection(request, "Recommendations", page, options, selected)
+    query = service.Query(filter_, orderby, options)
+    with without_cycle_collection():  # as for the machines
+        page = service.list_recommendations(session, scope, query)
+        reply = json_response(_collection(request, "Recommendations", page, options, selected))
+        del page
+    return reply
 
 
 def _require_recommendation(session: SessionDep, scope: ScopeDep, recommendation_id: str) -> None:

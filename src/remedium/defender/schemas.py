@@ -7,12 +7,14 @@ the order Microsoft documents and what ``$select`` accepts.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from remedium.intel.models import Vulnerability
-from remedium.inventory.models import Device, device_tags
+from remedium.inventory.models import Device
 
 MACHINE_FIELDS = (
     "id",
@@ -124,41 +126,84 @@ def odata_datetime(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def machine(device: Device, group_name: str, *, health_status: str) -> dict[str, Any]:
-    """A device as Defender's machine entity."""
-    processor, architecture = _PROCESSORS.get(
-        (device.os_architecture or "").strip().lower(), (None, None)
-    )
-    build = _BUILD.match(device.os_version or "")
+def machine(row: Sequence[Any]) -> dict[str, Any]:
+    """A device as Defender's machine entity, from a row of ``service.machine_columns``.
+
+    Plain rows, not ORM ``Device`` objects: a page holds up to 10,000 machines, and building
+    the objects cost more than the query (docs/deployment.md).
+    """
+    (
+        machine_id,
+        name,
+        first_seen,
+        last_seen,
+        os_platform,
+        os_version,
+        os_architecture,
+        ip_address,
+        device_value,
+        group_id,
+        exposure_level,
+        is_aad_joined,
+        aad_device_id,
+        tags,
+        internet_facing,
+        group_name,
+        health_status,
+    ) = row
+    processor, architecture = _PROCESSORS.get((os_architecture or "").strip().lower(), (None, None))
+    build = _BUILD.match(os_version or "")
     return {
-        "id": device.machine_id,
-        "computerDnsName": device.name,
-        "firstSeen": odata_datetime(device.first_seen),
-        "lastSeen": odata_datetime(device.last_seen),
-        "osPlatform": device.os_platform,
-        "version": device.os_version or None,
-        "osVersion": device.os_version or None,
+        "id": machine_id,
+        "computerDnsName": name,
+        "firstSeen": _utc_text(first_seen),
+        "lastSeen": _utc_text(last_seen),
+        "osPlatform": os_platform,
+        "version": os_version or None,
+        "osVersion": os_version or None,
         "osProcessor": processor,
         "osArchitecture": architecture,
         "osBuild": int(build.group(1)) if build else None,
-        "lastIpAddress": device.ip_address or None,
+        "lastIpAddress": ip_address or None,
         "lastExternalIpAddress": None,
         "healthStatus": health_status,
         "onboardingStatus": "Onboarded",
-        "deviceValue": device.device_value,
-        "rbacGroupId": device.device_group_id,
+        "deviceValue": device_value,
+        "rbacGroupId": group_id,
         "rbacGroupName": group_name,
         "riskScore": "None",
-        "exposureLevel": device.exposure_level,
-        "isAadJoined": bool(device.is_aad_joined),
-        "aadDeviceId": device.aad_device_id,
-        "machineTags": device_tags(device),
+        "exposureLevel": exposure_level,
+        "isAadJoined": bool(is_aad_joined),
+        "aadDeviceId": aad_device_id,
+        "machineTags": _machine_tags(tags, internet_facing),
         "ipAddresses": (
-            [{"ipAddress": device.ip_address, "macAddress": None, "operationalStatus": "Up"}]
-            if device.ip_address
+            [{"ipAddress": ip_address, "macAddress": None, "operationalStatus": "Up"}]
+            if ip_address
             else []
         ),
     }
+
+
+def _machine_tags(tags: str | None, internet_facing: bool | None) -> list[str]:
+    # The same list as inventory.models.device_tags (the tags, and the derived internetFacing),
+    # from the tags' JSON text.
+    found: list[Any] = [] if not tags or tags == "[]" else list(json.loads(tags) or [])
+    if internet_facing and "internetFacing" not in found:
+        found.append("internetFacing")
+    return [str(t) for t in found]
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """:func:`odata_datetime` of a database timestamp (naive ones are UTC), in fewer steps."""
+    if value is None:
+        return None
+    offset = value.utcoffset()
+    if offset is None:
+        return value.isoformat() + "Z"
+    if offset:
+        value = value.astimezone(UTC)
+    # An aware time in UTC ends "+00:00".
+    return value.isoformat()[:-6] + "Z"
 
 
 def machine_reference(device: Device, group_name: str) -> dict[str, Any]:

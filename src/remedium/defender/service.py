@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Select,
     SQLColumnExpression,
     String,
@@ -26,13 +27,15 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    type_coerce,
 )
 from sqlalchemy.orm import Session
 
 from remedium.auth.principal import Scope
 from remedium.common.int32 import as_int32
 from remedium.common.scoping import active_since, in_scope
-from remedium.defender import schemas
+from remedium.defender import recommendation_sql, schemas
+from remedium.defender.bulk import without_cycle_collection
 from remedium.defender.odata import (
     Field,
     FieldSet,
@@ -74,10 +77,18 @@ class Page:
     has_more: bool
 
 
-def page_of(session: Session, statement: Select[Any], query: Query) -> tuple[list[Any], bool]:
-    """Rows of one page (fetching one extra to learn whether more remain)."""
+def page_of(
+    session: Session, statement: Select[Any], query: Query, *, core: bool = False
+) -> tuple[list[Any], bool]:
+    """Rows of one page (fetching one extra to learn whether more remain).
+
+    ``core``: a select of plain columns, run on the session's connection without the ORM's
+    result handling (the rows are the same; a page of 10,000 is read faster).
+    """
     limit = query.paging.limit
-    rows = list(session.execute(statement.offset(query.paging.skip).limit(limit + 1)).all())
+    statement = statement.offset(query.paging.skip).limit(limit + 1)
+    result = session.connection().execute(statement) if core else session.execute(statement)
+    rows = list(result.all())
     return rows[:limit], len(rows) > limit
 
 
@@ -144,10 +155,39 @@ def machine_fields(now: datetime) -> FieldSet:
     )
 
 
-def _machines(scope: Scope, now: datetime) -> Select[Any]:
+def machine_columns(now: datetime) -> tuple[Any, ...]:
+    """The columns ``schemas.machine`` builds a machine from, in its order.
+
+    Timestamps come as the database's datetimes (``schemas.machine`` writes them in UTC) and
+    tags as their JSON text: the typed columns' conversions cost more than the query on a page
+    of 10,000 machines.
+    """
     return (
-        select(Device, DeviceGroup.name, _health_status(now))
-        .join(DeviceGroup, DeviceGroup.id == Device.device_group_id)
+        Device.machine_id,
+        Device.name,
+        type_coerce(Device.first_seen, DateTime(timezone=True)),
+        type_coerce(Device.last_seen, DateTime(timezone=True)),
+        Device.os_platform,
+        Device.os_version,
+        Device.os_architecture,
+        Device.ip_address,
+        Device.device_value,
+        Device.device_group_id,
+        Device.exposure_level,
+        Device.is_aad_joined,
+        Device.aad_device_id,
+        cast(Device.tags, String),
+        Device.internet_facing,
+        DeviceGroup.name,
+        _health_status(now),
+    )
+
+
+def _machines(scope: Scope, now: datetime) -> Select[Any]:
+    # Plain columns, not Device entities: a page holds up to 10,000 machines.
+    return (
+        select(*machine_columns(now))
+        .join_from(Device, DeviceGroup, DeviceGroup.id == Device.device_group_id)
         .where(in_scope(Device.device_group_id, scope))
     )
 
@@ -158,8 +198,9 @@ def list_machines(
     """Machines in scope (and matching ``where``), filtered, sorted and paged."""
     base = _machines(scope, now) if where is None else _machines(scope, now).where(where)
     statement = apply_query(base, machine_fields(now), query, Device.id)
-    rows, more = page_of(session, statement, query)
-    return Page([schemas.machine(d, g, health_status=h) for d, g, h in rows], more)
+    with without_cycle_collection():
+        rows, more = page_of(session, statement, query, core=True)
+        return Page([schemas.machine(row) for row in rows], more)
 
 
 def get_machine(
@@ -171,10 +212,11 @@ def get_machine(
     number = as_int32(key)
     if number is not None:
         condition = or_(condition, Device.id == number)
-    row = session.execute(_machines(scope, now).where(condition).limit(1)).first()
+    statement = _machines(scope, now).where(condition).limit(1)
+    row = session.connection().execute(statement).first()
     if row is None:
         return None
-    return schemas.machine(row[0], row[1], health_status=row[2])
+    return schemas.machine(row)
 
 
 # --- recommendations ----------------------------------------------------------------------------
@@ -252,8 +294,9 @@ def recommendation_status(full_exceptions: frozenset[str] = frozenset()) -> Colu
     )
 
 
-def recommendation_fields(scope: Scope, stats: Any, totals: ScopeTotals) -> FieldSet:
-    """The filterable/sortable fields of the recommendation entity."""
+def recommendation_fields(stats: Any, totals: ScopeTotals, weaknesses: Any) -> FieldSet:
+    """The filterable/sortable fields of the recommendation entity (``weaknesses``: the SQL of
+    the scoped weaknesses that ``_recommendations`` chose)."""
     exposure_impact, config_impact = _impact_expressions(stats, totals)
     rec = Recommendation
     return FieldSet(
@@ -272,7 +315,7 @@ def recommendation_fields(scope: Scope, stats: Any, totals: ScopeTotals) -> Fiel
             Field("remediationType", rec.remediation_type),
             Field("status", recommendation_status(totals.full_exceptions)),
             Field("relatedComponent", rec.related_component),
-            Field("weaknesses", _scoped_weaknesses(scope, stats), FieldType.NUMBER),
+            Field("weaknesses", weaknesses, FieldType.NUMBER),
             Field("publicExploit", rec.public_exploit, FieldType.BOOLEAN),
             Field("activeAlert", rec.active_alert, FieldType.BOOLEAN),
             Field("hasUnpatchableCve", rec.has_unpatchable_cve, FieldType.BOOLEAN),
@@ -285,35 +328,32 @@ def recommendation_fields(scope: Scope, stats: Any, totals: ScopeTotals) -> Fiel
     )
 
 
-def _scoped_weaknesses(scope: Scope, stats: Any) -> Any:
-    """Weaknesses in scope: CVEs of a software recommendation, failing devices of a check."""
-    link = RecommendationVulnerability
-    cves = (
-        select(func.count(distinct(link.vulnerability_id)))
-        .where(
-            link.recommendation_id == Recommendation.id,
-            link.exposed_devices > 0,
-            in_scope(link.device_group_id, scope),
-        )
-        .correlate(Recommendation)
-        .scalar_subquery()
-    )
-    return case((Recommendation.kind == "configuration", stats.c.exposed), else_=cves)
+# From this page size on, the scoped weaknesses of all recommendations are counted in one grouped
+# pass; below it, one by one for the returned rows. On 100,000 devices (PostgreSQL), all 600:
+# 0.25 s one by one, 0.04 s grouped; a page of 50: about 15 ms one by one, 30 ms grouped.
+GROUPED_WEAKNESSES_FROM = 100
 
 
-def _recommendations(scope: Scope) -> tuple[Select[Any], Any]:
+def _recommendations(scope: Scope, *, grouped: bool = False) -> tuple[Select[Any], Any, Any]:
+    """The recommendations in scope with their scoped sums; with the SQL of their scoped
+    weaknesses, counted for all at once (``grouped``) or for each returned one."""
     stats = _recommendation_stats(scope)
     statement = (
-        select(Recommendation, stats, _scoped_weaknesses(scope, stats).label("scoped_weaknesses"))
-        .join(stats, stats.c.recommendation_id == Recommendation.id)
+        select(*recommendation_sql.columns(), stats)
+        .join_from(Recommendation, stats, stats.c.recommendation_id == Recommendation.id)
         # A recommendation belongs to the scope while it has exposed devices there.
         .where(stats.c.exposed > 0)
     )
-    return statement, stats
+    if grouped:
+        counts = recommendation_sql.scoped_cve_counts(scope)
+        statement = statement.outerjoin(counts, counts.c.recommendation_id == Recommendation.id)
+        weaknesses = recommendation_sql.weaknesses(stats, counts)
+    else:
+        weaknesses = recommendation_sql.scoped_weaknesses(scope, stats)
+    return statement.add_columns(weaknesses.label("scoped_weaknesses")), stats, weaknesses
 
 
 def _recommendation_item(row: Any, totals: ScopeTotals) -> dict[str, Any]:
-    rec: Recommendation = row[0]
     exposure_impact = totals.exposure.impact(
         float(row.delta_weighted or 0.0), float(row.delta_high or 0.0)
     )
@@ -323,31 +363,31 @@ def _recommendation_item(row: Any, totals: ScopeTotals) -> dict[str, Any]:
         else 0.0
     )
     return {
-        "id": rec.id,
-        "productName": rec.product_name,
-        "recommendationName": rec.name,
+        "id": row.rec_id,
+        "productName": row.rec_product_name,
+        "recommendationName": row.rec_name,
         "weaknesses": int(row.scoped_weaknesses or 0),
-        "vendor": rec.vendor,
-        "recommendedVersion": rec.recommended_version,
-        "recommendedProgram": rec.recommended_program,
-        "recommendedVendor": rec.recommended_vendor,
-        "recommendationCategory": rec.category,
-        "subCategory": rec.sub_category,
-        "severityScore": rec.severity_score,
-        "publicExploit": bool(rec.public_exploit),
-        "activeAlert": bool(rec.active_alert),
-        "associatedThreats": list(rec.associated_threats or []),
-        "remediationType": rec.remediation_type,
-        "status": "Exception" if rec.id in totals.full_exceptions else "Active",
+        "vendor": row.rec_vendor,
+        "recommendedVersion": row.rec_recommended_version,
+        "recommendedProgram": row.rec_recommended_program,
+        "recommendedVendor": row.rec_recommended_vendor,
+        "recommendationCategory": row.rec_category,
+        "subCategory": row.rec_sub_category,
+        "severityScore": row.rec_severity_score,
+        "publicExploit": bool(row.rec_public_exploit),
+        "activeAlert": bool(row.rec_active_alert),
+        "associatedThreats": list(row.rec_associated_threats or []),
+        "remediationType": row.rec_remediation_type,
+        "status": "Exception" if row.rec_id in totals.full_exceptions else "Active",
         "configScoreImpact": config_impact,
         "exposureImpact": exposure_impact,
         "totalMachineCount": int(row.installed or 0),
         "exposedMachinesCount": int(row.exposed or 0),
         # remedium does not know which devices a change would disturb: none are set apart.
         "nonProductivityImpactedAssets": 0,
-        "relatedComponent": rec.related_component,
-        "hasUnpatchableCve": bool(rec.has_unpatchable_cve),
-        "tags": list(rec.tags or []),
+        "relatedComponent": row.rec_related_component,
+        "hasUnpatchableCve": bool(row.rec_has_unpatchable_cve),
+        "tags": list(row.rec_tags or []),
         "exposedCriticalDevices": int(row.critical or 0),
     }
 
@@ -358,11 +398,12 @@ def list_recommendations(
     """Recommendations with exposed devices in scope (and matching ``where``), with figures
     summed over the scope."""
     totals = scope_totals(session, scope, with_exceptions=True)
-    statement, stats = _recommendations(scope)
+    grouped = query.paging.limit >= GROUPED_WEAKNESSES_FROM
+    statement, stats, weaknesses = _recommendations(scope, grouped=grouped)
     if where is not None:
         statement = statement.where(where)
     statement = apply_query(
-        statement, recommendation_fields(scope, stats, totals), query, Recommendation.id
+        statement, recommendation_fields(stats, totals, weaknesses), query, Recommendation.id
     )
     rows, more = page_of(session, statement, query)
     return Page([_recommendation_item(row, totals) for row in rows], more)
@@ -372,7 +413,7 @@ def get_recommendation(
     session: Session, scope: Scope, recommendation_id: str
 ) -> dict[str, Any] | None:
     """One recommendation, or None when absent or without exposed devices in scope."""
-    statement, _ = _recommendations(scope)
+    statement, _, _ = _recommendations(scope)
     row = session.execute(statement.where(Recommendation.id == recommendation_id)).first()
     if row is None:
         return None
