@@ -4,8 +4,34 @@ cyclic garbage collector's passes."""
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+class _CollectorSwitch:
+    """Counts the requests that want the collector off, under a lock (it is process-wide)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._was_enabled = False
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._inside += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0 and self._was_enabled:
+                gc.enable()
+
+
+_SWITCH = _CollectorSwitch()
 
 
 @contextmanager
@@ -16,13 +42,12 @@ def without_cycle_collection() -> Iterator[None]:
     (reference counting frees them); the collector's passes that so many allocations trigger
     cost about a third of building it, and a pass over the whole heap while the page is alive
     added 0.1 s to one request in ten. The routes keep it off until the page is encoded and
-    freed. It is enabled again after (only by the request that found it enabled, so
-    overlapping requests leave it as they found it).
+    freed. The switch is process-wide and requests overlap (threads): the first one in turns
+    the collector off, the last one out turns it back on if it was on, so no interleaving can
+    leave it off or turn it on under another (tests/defender/test_bulk.py).
     """
-    enabled = gc.isenabled()
-    gc.disable()
+    _SWITCH.enter()
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        _SWITCH.leave()
