@@ -63,7 +63,7 @@ def serve_command(
     # The server and the whole web application load when the command runs, not for --help.
     import uvicorn  # noqa: PLC0415 — CLI start-up speed
 
-    from remedium.api.app import create_app  # noqa: PLC0415 — CLI start-up speed
+    from remedium.api.app import serving_app  # noqa: PLC0415 — CLI start-up speed
     from remedium.api.proxy import uvicorn_proxy_options  # noqa: PLC0415 — CLI start-up speed
 
     settings = get_settings()
@@ -80,7 +80,7 @@ def serve_command(
     with background_worker(not no_worker):
         if workers == 1:
             uvicorn.run(
-                create_app(engine),
+                serving_app(engine),
                 host=listen_host,
                 port=listen_port,
                 log_level="info",
@@ -89,7 +89,7 @@ def serve_command(
         else:
             engine.dispose()
             uvicorn.run(
-                "remedium.api.app:create_app",
+                "remedium.api.app:serving_app",
                 factory=True,
                 host=listen_host,
                 port=listen_port,

@@ -1,4 +1,5 @@
-"""At most ``REMEDIUM_MAX_CONCURRENT_READS`` reads run at once in a process; writes are not held.
+"""At most ``REMEDIUM_MAX_CONCURRENT_READS`` reads run at once in a process; writes are not held;
+a serving process tunes its garbage collector.
 
 The middleware wraps a tiny ASGI app that counts the requests inside it at the same moment; a
 burst of concurrent requests then shows how many the middleware let in together.
@@ -7,6 +8,9 @@ burst of concurrent requests then shows how many the middleware let in together.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -67,3 +71,24 @@ def test_writes_are_not_held(method: str) -> None:
 
 def test_zero_means_no_limit() -> None:
     assert _burst(0, "GET").most == 12
+
+
+def test_a_serving_process_freezes_the_application_and_collects_less_often() -> None:
+    """``remedium serve`` builds ``serving_app``; tests build ``create_app`` and keep Python's
+    collector as it is. Checked in a fresh interpreter (freezing is process-wide)."""
+    code = (
+        "import gc, json, sys\n"
+        "from sqlalchemy import create_engine\n"
+        "from remedium.api.app import COLLECTOR_THRESHOLDS, create_app, serving_app\n"
+        "engine = create_engine('sqlite://')\n"
+        "create_app(engine)\n"
+        "before = (gc.get_threshold(), gc.get_freeze_count())\n"
+        "serving_app(engine)\n"
+        "after = (gc.get_threshold(), gc.get_freeze_count())\n"
+        "print(json.dumps([before, after, list(COLLECTOR_THRESHOLDS)]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after, wanted = json.loads(done.stdout)
+    assert before == [[700, 10, 10], 0]
+    assert after[0] == wanted
+    assert after[1] > 10_000  # the application's objects are out of the collector's sight
