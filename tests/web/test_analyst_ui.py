@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy import Engine, select
 
 from remedium.audit.service import record
@@ -656,6 +657,17 @@ def _pages(ids: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _screenshot(page: Any, path: Path) -> None:
+    """A full-page screenshot for people to look at. Chromium answered "Unable to capture
+    screenshot" once in a fresh-clone run of the whole suite (December 7, 2026; the test passed
+    when run again), so one more try after a pause, then the error stands."""
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    except PlaywrightError:
+        page.wait_for_timeout(200)
+        page.screenshot(path=str(path), full_page=True)
+
+
 @pytest.mark.scenario("demo")
 def test_every_page_fits_1280_and_1920_and_passes_axe(
     demo: dict[str, Any], browser: Any, live_server: str, artifacts: Path, engine: Engine
@@ -680,7 +692,7 @@ def test_every_page_fits_1280_and_1920_and_passes_axe(
             assert reply.status < 500, path
             if on_sqlite:
                 (folder / str(width)).mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(folder / str(width) / f"{name}.png"), full_page=True)
+                _screenshot(page, folder / str(width) / f"{name}.png")
             wide = overflow(page)
             if max(wide.values()) > 0:
                 problems.append(f"{width}px {path}: wider than the column by {wide}")
