@@ -98,7 +98,7 @@ class Settings(BaseModel):
         "the standby's replication lag).",
     )
     max_concurrent_reads: int = Field(
-        default=2,
+        default=1,
         ge=0,
         le=1000,
         description="Page and API reads (GET) run at once per server process; the others wait "

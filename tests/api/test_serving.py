@@ -69,6 +69,36 @@ def test_writes_are_not_held(method: str) -> None:
     assert _burst(1, method).most == 12
 
 
+def test_a_read_sending_its_body_holds_no_place() -> None:
+    """Once its answer has started, a read (a slow client, a streamed export) lets the next in."""
+    entered: list[str] = []
+    gave_up: list[str] = []
+    everyone_in = asyncio.Event()
+
+    async def streaming(scope: Scope, receive: Receive, send: Send) -> None:
+        entered.append(scope["path"])
+        if len(entered) == 3:
+            everyone_in.set()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:  # the body waits until the other reads got in (or gives up)
+            await asyncio.wait_for(everyone_in.wait(), 2)
+        except TimeoutError:
+            gave_up.append(scope["path"])
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = ReadLimitMiddleware(streaming, limit=1)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            await asyncio.gather(*(client.get(f"/r{n}") for n in range(3)))
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+    assert entered == ["/r0", "/r1", "/r2"]
+    assert gave_up == []  # nobody had to finish its body before the next read got in
+
+
 def test_zero_means_no_limit() -> None:
     assert _burst(0, "GET").most == 12
 
