@@ -10,12 +10,15 @@ then goes on with the exact reader from the first record the fast one did not gi
 from __future__ import annotations
 
 import codecs
+import collections
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from json.scanner import make_scanner
-from typing import IO, Any, TypeVar
+from typing import IO, Annotated, Any, TypedDict, TypeVar, Union
+
+import msgspec
 
 
 class GiveUp(Exception):  # noqa: N818 - a signal between a parser's readers, not an error
@@ -59,6 +62,11 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _VALUE_START = frozenset('{["-0123456789tfn')
 
 _FAST_BLOCK = 1 << 20
+_RUN_CHARS = 1 << 20  # the text a run of items is cut from
+_SEPARATOR_AHEAD = 512
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+# From the end of an item (after its "}") to the first key of the next one.
+_SEPARATOR = re.compile(r'[ \t\n\r]*,[ \t\n\r]*\{[ \t\n\r]*"[^"\\]{1,64}"')
 _FAST_AHEAD = 256 << 10  # text kept ahead of a value, so that few are cut off by the window
 _FAST_VALUE_LIMIT = 64 << 20  # a larger single value is left to the exact reader
 _INT64 = 1 << 63
@@ -107,7 +115,13 @@ _SCAN = make_scanner(_DECODER)  # type: ignore[arg-type]  # a JSONDecoder is its
 
 
 def json_fast_values(
-    stream: IO[bytes], targets: Iterable[str], walk: Iterable[str] = (), start: int | None = None
+    stream: IO[bytes],
+    targets: Iterable[str],
+    walk: Iterable[str] = (),
+    start: int | None = None,
+    *,
+    runs: Mapping[str, msgspec.json.Decoder[Any]] | None = None,
+    keys: set[str] | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """What :func:`json_values` yields (``(prefix, value)`` for every value at one of
     ``targets``, in file order, as ijson names prefixes), built by the json module's C decoder.
@@ -118,23 +132,39 @@ def json_fast_values(
     iteration begins) or from where the stream stands. Raises :class:`GiveUp` on malformed JSON
     and on input ijson would read otherwise (NaN, numbers ijson refuses, surrogate escapes): use
     it through :func:`fast_or_exact` with a reader built on ijson.
+
+    ``runs`` maps target prefixes of array items (``"matches.item"``) to a msgspec decoder of
+    a list of them: those items are then decoded a run at a time, each holding only what the
+    decoder's types declare (see "Runs of items" below). The keys of the document's top-level
+    object are added to ``keys`` as they are read.
     """
     wanted = frozenset(targets)
     # Only a container at a prefix that a target continues can hold a target (ijson prefixes
     # are joined with dots, whatever the keys hold).
     inner = {target[:i] for target in wanted for i, c in enumerate(target) if c == "."}
-    return _FastJson(stream, start).values(wanted, frozenset(inner | set(walk)))
+    reader = _FastJson(stream, start, runs or {}, set() if keys is None else keys)
+    return reader.values(wanted, frozenset(inner | set(walk)))
 
 
 class _FastJson:
     """The reader behind :func:`json_fast_values`: a window of decoded text over the stream."""
 
-    def __init__(self, stream: IO[bytes], start: int | None) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes],
+        start: int | None,
+        runs: Mapping[str, msgspec.json.Decoder[Any]],
+        keys: set[str],
+    ) -> None:
         self._stream = stream
+        self._keys = keys
         self._start = start
+        self._runs = runs
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self._text = ""
         self._pos = 0
+        self._base = 0  # characters dropped from the window so far
+        self._plain_until = -1  # where a run that failed to decode ends (read item by item)
         self._eof = False
 
     def values(
@@ -165,6 +195,13 @@ class _FastJson:
             self._pos += 1
             return
         item = "item" if root else f"{prefix}.item"
+        if first == "[" and item in self._runs:
+            items = self._items_in_runs(item, self._runs[item])
+            if item in targets:
+                yield from items
+            else:  # a large list passed over: its items in runs too, dropped
+                collections.deque(items, maxlen=0)
+            return
         while True:
             if first == "{":
                 if self._next_char() != '"':
@@ -173,6 +210,8 @@ class _FastJson:
                 if self._next_char() != ":":
                     raise GiveUp("malformed JSON")
                 self._pos += 1
+                if root:
+                    self._keys.add(key)
                 child = key if root else f"{prefix}.{key}"
             else:
                 child = item
@@ -180,7 +219,7 @@ class _FastJson:
                 if self._next_char() not in _VALUE_START:
                     raise GiveUp("malformed JSON")
                 yield child, self._value()
-            elif child in containers:
+            elif child in containers or f"{child}.item" in self._runs:
                 yield from self._walk(child, False, targets, containers)
             else:
                 if self._next_char() not in _VALUE_START:
@@ -248,8 +287,84 @@ class _FastJson:
         kept = self._text[self._pos :]
         if _SURROGATE_ESCAPE.search(kept[-3:] + chunk[:3]) or _SURROGATE_ESCAPE.search(chunk):
             raise GiveUp("a surrogate escape")
+        self._base += self._pos
         self._text, self._pos = kept + chunk, 0
         return True
+
+    # -- runs of items ------------------------------------------------------------------
+    #
+    # The json module builds every item whole; a report's parser reads a few fields of it.
+    # msgspec decodes into typed dicts (TypedDict) that declare only those fields and skips
+    # the rest in C, checking its syntax: several times faster on real reports, whose items
+    # carry descriptions, references, locations and licences nobody reads. msgspec decodes a
+    # whole document, not the next value of a stream, so a run of items is cut out of the
+    # window at a separator between two items, found by a plain text search: the first items
+    # are read one by one, and the text between two of them (``},{"vulnerability"``, or
+    # with the report's indentation) is the separator looked for. A cut at the wrong place (a
+    # nested object that happens to look the same) cannot decode: a balanced run that starts
+    # at an item ends after one. Whatever msgspec refuses (a cut in the wrong place, a value of
+    # another type than declared, a number beyond what ijson reads) is read item by item as
+    # before, by the json module, which gives up where the readers could differ.
+
+    def _items_in_runs(
+        self, item: str, decoder: msgspec.json.Decoder[Any]
+    ) -> Iterator[tuple[str, Any]]:
+        """The items of the array just opened (not empty), a run at a time where possible."""
+        separator = ""
+        while True:
+            if self._next_char() not in _VALUE_START:
+                raise GiveUp("malformed JSON")
+            if separator and self._base + self._pos >= self._plain_until:
+                run = self._run(separator, decoder)
+                if run is not None:
+                    for value in run:
+                        yield item, value
+                    self._next_char()  # the comma the separator began with
+                    self._pos += 1
+                    continue
+            value = self._value()
+            yield item, value
+            if type(value) is dict:
+                separator = self._separator()
+            after = self._next_char()
+            self._pos += 1
+            if after == "]":
+                return
+            if after != ",":
+                raise GiveUp("malformed JSON")
+
+    def _separator(self) -> str:
+        """The text from the end of an object item to the first key of the next item ("" when
+        another kind of value follows)."""
+        if len(self._text) - self._pos < _SEPARATOR_AHEAD:
+            self._read(0)
+        found = _SEPARATOR.match(self._text, self._pos)
+        return "}" + found.group() if found else ""
+
+    def _run(self, separator: str, decoder: msgspec.json.Decoder[Any]) -> list[Any] | None:
+        """The items from the current one to the last one the window holds whole (at least one
+        separator ahead), decoded by ``decoder``; ``None`` to read on item by item."""
+        while len(self._text) - self._pos < _RUN_CHARS and self._read(0):
+            pass
+        text, pos = self._text, self._pos
+        cut = text.rfind(separator, pos, pos + _RUN_CHARS)
+        for _attempt in range(2):
+            if cut <= pos:
+                return None
+            try:
+                run: list[Any] = decoder.decode("[" + text[pos : cut + 1] + "]")
+            except msgspec.MsgspecError as exc:
+                # Past the end of the array (its "]" closed the run early: msgspec names the
+                # byte after it), try once more before it; else read item by item to the cut.
+                ended = _TRAILING.search(str(exc))
+                if ended is None:
+                    self._plain_until = self._base + cut + 1
+                    return None
+                cut = text.rfind(separator, pos, min(cut, pos + int(ended.group(1))))
+                continue
+            self._pos = cut + 1
+            return run
+        return None
 
 
 def stream_contains(stream: IO[bytes], needle: bytes, block: int = 8 << 20) -> bool:
@@ -269,3 +384,20 @@ def stream_contains(stream: IO[bytes], needle: bytes, block: int = 8 << 20) -> b
         return False
     finally:
         stream.seek(0)
+
+
+# -- the types of runs (see "Runs of items") ------------------------------------------------
+
+# An integer ijson reads (it refuses any beyond 64 bits, and -2**63); msgspec refuses the rest,
+# and the run is then read item by item.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63) + 1, le=2**63 - 1)]
+
+
+class Opaque(TypedDict, total=False):
+    """A JSON object whose content a parser never reads (``text()`` of it is ""): decoded as
+    an empty dict, its content skipped."""
+
+
+# A value a parser reads through ``text()``: a scalar, or an object or array read as "". The
+# content of an array is decoded whole (as the json module decodes it).
+Text = Union[str, Int64, float, bool, None, Opaque, list[Any]]  # noqa: UP007 - msgspec reads it at run time

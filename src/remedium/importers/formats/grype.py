@@ -7,9 +7,10 @@ import operator
 import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 import ijson
+import msgspec
 
 from remedium.importers.formats._common import (
     SEVERITY_SPELLINGS,
@@ -30,7 +31,7 @@ from remedium.importers.formats._common import (
     severity_from_score,
     text,
 )
-from remedium.importers.formats._fastjson import fast_or_exact, json_fast_values
+from remedium.importers.formats._fastjson import Int64, Text, fast_or_exact, json_fast_values
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -48,6 +49,76 @@ _SECOND = operator.itemgetter(1)
 _new_finding = record_builder(FindingRecord)
 _new_vulnerability = record_builder(VulnerabilityRecord)
 
+
+# What of a match the loop in ``GrypeParser._records`` (and its helpers) reads: the fast
+# reader decodes runs of matches into these and skips the rest (locations' layers, licences,
+# CPE objects, match details, links) in C. A field of another shape than declared makes the
+# run be read whole, match by match (``_fastjson``: "Runs of items").
+class _Location(TypedDict, total=False):
+    path: Text
+
+
+class _Artifact(TypedDict, total=False):
+    name: Text
+    version: Text
+    type: Text
+    purl: Text
+    cpes: list[Text]
+    locations: list[_Location]
+
+
+class _Metrics(TypedDict, total=False):
+    baseScore: Text
+
+
+class _Cvss(TypedDict, total=False):
+    version: Text
+    vector: Text
+    metrics: _Metrics
+
+
+class _CvssV3(TypedDict, total=False):
+    vector: Text
+    baseScore: Text
+
+
+class _Fix(TypedDict, total=False):
+    versions: list[Text]
+
+
+class _Epss(TypedDict, total=False):
+    cve: Text
+    epss: Text
+    percentile: Text
+
+
+class _Cwe(TypedDict, total=False):
+    cwe: Text
+
+
+class _Vulnerability(TypedDict, total=False):
+    id: Text
+    severity: Text
+    description: Text
+    fix: _Fix
+    fixedInVersion: Text
+    cvss: list[_Cvss]
+    cvssV3: _CvssV3
+    epss: list[_Epss]
+    cwes: list[_Cwe | str | Int64 | float | bool | list[Any] | None]
+
+
+class _Related(TypedDict, total=False):
+    id: Text
+
+
+class _Match(TypedDict, total=False):
+    artifact: _Artifact
+    vulnerability: _Vulnerability
+    relatedVulnerabilities: list[_Related]
+
+
+_MATCH_RUNS = {"matches.item": msgspec.json.Decoder(list[_Match])}
 
 _TAIL_BYTES = 2 * 1024 * 1024
 _TAIL_CHECKS = {"source": ("type",), "distro": ("name",), "descriptor": ("name", "timestamp")}
@@ -209,7 +280,7 @@ class GrypeParser:
         # the Python work per match is kept to plain dict lookups (this loop runs a million
         # times for a large image).
         matches = (
-            map(_SECOND, json_fast_values(stream, ["matches.item"]))
+            map(_SECOND, json_fast_values(stream, ["matches.item"], runs=_MATCH_RUNS))
             if fast
             else json_items(stream, "matches.item", filename)
         )

@@ -1,10 +1,9 @@
 """Trivy JSON reports: image and filesystem scans (schema 2 and the legacy list) and ``trivy k8s``
 cluster summaries (Trivy Operator resources: ``trivy_operator.py``).
 
-See ``docs/formats.md`` (Trivy) for the fields mapped. A report that can be read again from the
-start (a file) is read by ``json_fast_values`` (items built by the json module's C decoder);
-where that reader gives up, the ijson reader (``json_values``, ``json_items``), which reads
-anything else, takes over from the same record (``fast_or_exact``). Both give the same records.
+See ``docs/formats.md`` (Trivy) for the fields mapped. A file is read by ``json_fast_values``
+(runs of items decoded in C into the shapes of ``_trivy_shapes``); where it gives up, the ijson
+reader, which reads anything else, takes over from the same record (``fast_or_exact``).
 """
 
 from __future__ import annotations
@@ -37,6 +36,12 @@ from remedium.importers.formats._common import (
     text,
 )
 from remedium.importers.formats._fastjson import fast_or_exact, json_fast_values, stream_contains
+from remedium.importers.formats._trivy_shapes import (
+    ARTIFACT_RUNS,
+    K8S_RUNS,
+    LEGACY_RUNS,
+    Sections,
+)
 from remedium.importers.records import (
     ConfigurationCheckRecord,
     ConfigurationResultRecord,
@@ -310,23 +315,6 @@ def _license(license_: object, where: str) -> SkippedRecord:
     return SkippedRecord(f"license finding ({name}) is not a vulnerability", where)
 
 
-class _Sections:
-    """The resources of one section of a cluster report, from a fast pass that also reads the
-    other section's resources (dropped) to learn whether it has any."""
-
-    def __init__(self, section: str) -> None:
-        self.wanted = f"{section}.item"
-        self.other_has_items = False
-
-    def values(self, found: Iterator[tuple[str, Any]]) -> Iterator[Any]:
-        wanted = self.wanted
-        for prefix, value in found:
-            if prefix == wanted:
-                yield value
-            else:
-                self.other_has_items = True
-
-
 class TrivyParser:
     """Trivy ``--format json``: schema 2 reports, legacy lists, and ``trivy k8s`` summaries."""
 
@@ -393,7 +381,9 @@ class TrivyParser:
             return self._artifact(header, _chain(pending, again), filename)
 
         # The whole report again from the start (the header values are no-ops the second time).
-        fast = self._artifact(header, json_fast_values(stream, _TARGETS, start=start), filename)
+        fast = self._artifact(
+            header, json_fast_values(stream, _TARGETS, start=start, runs=ARTIFACT_RUNS), filename
+        )
         return info, fast_or_exact(fast, exact)
 
     def _artifact(
@@ -466,6 +456,7 @@ class TrivyParser:
         readers: dict[str, _ResultReader] = {}
         facts = FactsFilter()  # shared: workloads repeat the same vulnerabilities
         other_has_items = True
+        top_keys: set[str] | None = None  # known after a fast pass: no byte search is needed
         for section, other in (
             ("Vulnerabilities", "Misconfigurations"),
             ("Misconfigurations", "Vulnerabilities"),
@@ -473,14 +464,17 @@ class TrivyParser:
             ("Resources", ""),
             ("Findings", ""),  # ``--report summary``: the consolidated report
         ):
-            if (other and not other_has_items) or not stream_contains(
-                stream, f'"{section}"'.encode()
+            if (other and not other_has_items) or not (
+                section in top_keys
+                if top_keys is not None
+                else stream_contains(stream, f'"{section}"'.encode())
             ):
                 continue  # a pass over a large report that finds nothing costs seconds
             if fast:
-                found = _Sections(section)
+                found = Sections(section)
+                targets = [f"{section}.item", f"{other or section}.item"]
                 resources: Iterator[Any] = found.values(
-                    json_fast_values(stream, [f"{section}.item", f"{other or section}.item"])
+                    json_fast_values(stream, targets, start=0, runs=K8S_RUNS, keys=found.keys)
                 )
             else:
                 resources = json_items(stream, f"{section}.item", filename)
@@ -495,8 +489,8 @@ class TrivyParser:
                     reader = readers[ref] = _ResultReader(ref, facts)
                 for result in as_list(resource.get("Results")):
                     yield from reader.result(as_dict(result), f"{section}[{index}] {ref}")
-            if fast and other:
-                other_has_items = found.other_has_items
+            if fast:
+                other_has_items, top_keys = found.other_has_items, found.keys
 
     def _legacy(self, stream: IO[bytes], filename: str) -> Iterator[ImportRecord]:
         """A legacy report (a bare list of results), each result built whole."""
@@ -508,7 +502,7 @@ class TrivyParser:
             stream.seek(start)
             return self._legacy_results(json_values(stream, ["item"], filename), filename)
 
-        fast = json_fast_values(stream, ["item"], start=start)
+        fast = json_fast_values(stream, ["item"], start=start, runs=LEGACY_RUNS)
         return fast_or_exact(self._legacy_results(fast, filename), exact)
 
     def _legacy_results(
