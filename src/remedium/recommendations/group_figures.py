@@ -113,8 +113,11 @@ def refresh_recommendation_fields(run: Runner, full: bool) -> int:
         return 0
     threats = _threat_facts(run, full)
     facing = {rec_id for (rec_id,) in run.rows(sql.internet_facing_recommendations(full))}
-    updates = []
-    for row in recs:
+    updates: list[dict[str, Any]] = []
+    for index, row in enumerate(recs):
+        if index and not index % CHUNK:  # written as they come: memory stays flat
+            _bulk_update(run, updates)
+            updates.clear()
         rec_id, kind = row[0], row[1]
         facts = threats[rec_id]
         values: dict[str, Any] = {
@@ -133,7 +136,7 @@ def refresh_recommendation_fields(run: Runner, full: bool) -> int:
             values.update(_configuration_fields(row, rec_id in facing))
         updates.append(values)
     _bulk_update(run, updates)
-    return len(updates)
+    return len(recs)
 
 
 def _software_fields(
@@ -218,6 +221,9 @@ def refresh_organisation_figures(run: Runner) -> None:
         }
         if _changed(old, values):
             updates.append(values)
+            if len(updates) == CHUNK:
+                _bulk_update(run, updates)
+                updates.clear()
     _bulk_update(run, updates)
 
 

@@ -28,6 +28,7 @@ runs for the devices it has finished writing while its parser reads on; the impo
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection
 from datetime import datetime
 
@@ -50,7 +51,7 @@ from remedium.recommendations.group_figures import (
     score_stat_counts,
 )
 from remedium.recommendations.models import DeviceRecommendation, Recommendation
-from remedium.recommendations.recompute_runner import RecomputeStats, Runner
+from remedium.recommendations.recompute_runner import CHUNK, RecomputeStats, Runner
 
 __all__ = ["RecomputeStats", "recompute", "recompute_device_rows"]
 
@@ -263,7 +264,7 @@ def _create_recommendations(run: Runner) -> int:
     new = run.rows(sql.NEW_RECOMMENDATIONS)
     if not new:
         return 0
-    rows = [
+    rows = (
         {
             "id": rec_id,
             "kind": "software" if software_id is not None else "configuration",
@@ -276,9 +277,11 @@ def _create_recommendations(run: Runner) -> int:
             "updated_at": run.as_of,
         }
         for rec_id, software_id, configuration_id in new
-    ]
-    run.session.execute(insert(Recommendation), rows)
-    return len(rows)
+    )
+    # A chunk at a time: one image can bring a hundred thousand products at once.
+    while chunk := list(itertools.islice(rows, CHUNK)):
+        run.session.execute(insert(Recommendation), chunk)
+    return len(new)
 
 
 def _delete_orphans(run: Runner, full: bool) -> int:
