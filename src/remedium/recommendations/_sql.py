@@ -75,9 +75,6 @@ def analyze(table: Table | DerivedTable) -> Sql:
     return Sql(f"ANALYZE {name}")
 
 
-# PostgreSQL: room to hash the (recommendation, group) aggregates in memory instead of sorting
-# them on disk; SET LOCAL ends with the caller's transaction.
-SET_WORK_MEM = Sql("SET LOCAL work_mem = '256MB'")
 # SQLite: sample instead of scanning every row of the big tables.
 LIMIT_ANALYSIS = Sql("PRAGMA analysis_limit = 1000")
 COUNT_DEVICES = Sql("SELECT count(*) FROM device")
@@ -118,62 +115,6 @@ def stage_failed_checks(full: bool) -> Sql:
         "JOIN security_configuration c ON c.id = ca.configuration_id "
         f"WHERE NOT ca.is_compliant{_device_filter(full, 'ca.device_id')}"
     )
-
-
-def reset_device_scores(full: bool) -> Sql:
-    """Zero the points, scores and weights of the target devices (those without any row)."""
-    where = "" if full else f" WHERE id IN (SELECT id FROM {DEVICES})"
-    return Sql(
-        "UPDATE device SET exposure_points = 0.0, exposure_score = 0.0, exposure_level = 'None', "
-        "secure_passed_weight = 0.0, secure_total_weight = 0.0, exposure_points_after = 0.0, "
-        f"exposure_score_after = 0.0, secure_passed_weight_after = 0.0{where}"
-    )
-
-
-_SCORE = "(100.0 * x.points / (x.points + :k))"
-_SCORE_AFTER = "(100.0 * x.after / (x.after + :k))"
-UPDATE_DEVICE_EXPOSURE = Sql(
-    "UPDATE device SET exposure_points = x.points, "
-    f"exposure_score = CASE WHEN x.points > 0 THEN {_SCORE} ELSE 0.0 END, "
-    "exposure_level = CASE WHEN x.points <= 0 THEN 'None' "
-    f"WHEN {_SCORE} < :low_max THEN 'Low' WHEN {_SCORE} < :high_min THEN 'Medium' "
-    "ELSE 'High' END, "
-    # Below epsilon is the float noise of subtracting every point the device has.
-    "exposure_points_after = CASE WHEN x.after > :eps THEN x.after ELSE 0.0 END, "
-    f"exposure_score_after = CASE WHEN x.after > :eps THEN {_SCORE_AFTER} ELSE 0.0 END "
-    f"FROM (SELECT t.device_id, sum(t.points) * {MULTIPLIER} AS points, "
-    f"sum(t.points - t.covered_points) * {MULTIPLIER} AS after "
-    f"FROM {DR} t JOIN device d ON d.id = t.device_id "
-    "GROUP BY t.device_id, d.internet_facing) x "
-    "WHERE device.id = x.device_id"
-)
-"""Exposure points, score and level of the devices in ``tmp_rm_dr``, as they are and after
-exceptions."""
-
-
-def update_device_secure_weights(full: bool) -> Sql:
-    """Secure Score weights of the target devices, from their assessments."""
-    return Sql(
-        "UPDATE device SET secure_passed_weight = x.passed, secure_total_weight = x.total, "
-        "secure_passed_weight_after = x.passed "
-        "FROM (SELECT ca.device_id, "
-        "sum(CASE WHEN ca.is_compliant THEN c.weight ELSE 0.0 END) AS passed, "
-        "sum(c.weight) AS total "
-        "FROM configuration_assessment ca "
-        "JOIN security_configuration c ON c.id = ca.configuration_id "
-        f"WHERE 1 = 1{_device_filter(full, 'ca.device_id')} "
-        "GROUP BY ca.device_id) x "
-        "WHERE device.id = x.device_id"
-    )
-
-
-# A failing check under a Mitigation-like/Hybrid exception counts as passed.
-UPDATE_DEVICE_SECURE_AFTER = Sql(
-    "UPDATE device SET secure_passed_weight_after = device.secure_passed_weight + x.w "
-    f"FROM (SELECT device_id, sum(config_weight) AS w FROM {DR} "
-    "WHERE configuration_id IS NOT NULL AND covered_points > 0 GROUP BY device_id) x "
-    "WHERE device.id = x.device_id"
-)
 
 
 def cover_vulnerabilities(full: bool) -> Sql:
@@ -226,25 +167,6 @@ def delete_device_recommendations(full: bool) -> Sql:
     where = "" if full else f" WHERE device_id IN (SELECT id FROM {DEVICES})"
     return Sql(f"DELETE FROM device_recommendation{where}")
 
-
-_REMAINING = f"(d.exposure_points - t.points * {MULTIPLIER})"
-# After exceptions: the part of score_delta that the weaknesses no exception covers account
-# for, measured on the device's current points, so it never exceeds score_delta
-# (docs/scoring.md, "After exceptions").
-_LEFT = f"(d.exposure_points - (t.points - t.covered_points) * {MULTIPLIER})"
-_SCORE_LEFT = f"CASE WHEN {_LEFT} > :eps THEN 100.0 * {_LEFT} / ({_LEFT} + :k) ELSE 0.0 END"
-_OPEN_AFTER = "(CASE WHEN t.rec_covered = 0 AND t.weaknesses > t.covered_weak THEN 1 ELSE 0 END)"
-INSERT_DEVICE_RECOMMENDATIONS = Sql(
-    "INSERT INTO device_recommendation (device_id, recommendation_id, weaknesses, points, "
-    "score_delta, config_weight, covered_points, open_after, score_delta_after) "
-    f"SELECT t.device_id, t.recommendation_id, t.weaknesses, t.points * {MULTIPLIER}, "
-    f"d.exposure_score - CASE WHEN {_REMAINING} > :eps "
-    f"THEN 100.0 * {_REMAINING} / ({_REMAINING} + :k) ELSE 0.0 END, "
-    f"t.config_weight, t.covered_points * {MULTIPLIER}, {_OPEN_AFTER}, "
-    f"CASE WHEN {_OPEN_AFTER} = 0 THEN 0.0 ELSE d.exposure_score - {_SCORE_LEFT} END "
-    f"FROM {DR} t JOIN device d ON d.id = t.device_id"
-)
-"""The ``device_recommendation`` rows of ``tmp_rm_dr``, with points and exact score deltas."""
 
 NEW_RECOMMENDATIONS = Sql(
     "SELECT DISTINCT t.recommendation_id, t.software_id, t.configuration_id "
