@@ -78,9 +78,11 @@ def analyze(table: Table | DerivedTable) -> Sql:
 # SQLite: sample instead of scanning every row of the big tables.
 LIMIT_ANALYSIS = Sql("PRAGMA analysis_limit = 1000")
 COUNT_DEVICES = Sql("SELECT count(*) FROM device")
+# Active devices, from the groups' sums (just rebuilt): not a scan of the device table.
 DEVICES_IN_TOUCHED_GROUPS = Sql(
     f"SELECT coalesce(sum(CASE WHEN device_group_id IN (SELECT id FROM {GROUPS}) "
-    "THEN 1 ELSE 0 END), 0), count(*) FROM device"
+    "THEN active_devices ELSE 0 END), 0), coalesce(sum(active_devices), 0) "
+    "FROM group_score_stat"
 )
 ALL_GROUP_IDS = Sql("SELECT id FROM device_group")
 
@@ -303,6 +305,18 @@ _PAIR_DEVICES = (
     f"FROM {PAIRS} p JOIN recommendation r ON r.id = p.recommendation_id "
     "JOIN device d ON d.device_group_id = p.device_group_id "
 )
+# PostgreSQL, incremental: the touched groups' active devices, read once through
+# ix_device_group_seen and kept (d); each statement then reads the rows of those devices only
+# (by device, or by product or check and matched against d by hash), instead of following every
+# row of a touched recommendation across the organisation to its device.
+_GROUP_DEVICES = (
+    "WITH d AS MATERIALIZED (SELECT id, device_group_id, device_value, internet_facing, "
+    "last_seen "
+    f"FROM device WHERE device_group_id IN (SELECT id FROM {GROUPS}) AND last_seen >= :cutoff) "
+)
+_IN_PAIRS = (
+    f"JOIN {PAIRS} p ON p.recommendation_id = r.id AND p.device_group_id = d.device_group_id "
+)
 
 
 def insert_exposed_by_group(full: bool, sqlite: bool) -> Sql:
@@ -317,14 +331,21 @@ def insert_exposed_by_group(full: bool, sqlite: bool) -> Sql:
             f"FROM device_recommendation dr{_stored_order(sqlite)} CROSS JOIN device d "
             "WHERE d.id = dr.device_id AND "
         )
-    else:
+    elif sqlite:
         source = (
             _PAIR_DEVICES + "JOIN device_recommendation dr "
             "ON dr.device_id = d.id AND dr.recommendation_id = p.recommendation_id WHERE "
         )
+    else:
+        source = (
+            "FROM d JOIN device_recommendation dr ON dr.device_id = d.id "
+            f"JOIN {PAIRS} p ON p.recommendation_id = dr.recommendation_id "
+            "AND p.device_group_id = d.device_group_id WHERE "
+        )
+    with_devices = "" if full or sqlite else _GROUP_DEVICES
     return Sql(
-        f"INSERT INTO {EXP} SELECT dr.recommendation_id, d.device_group_id, count(*), "
-        f"sum({IS_HIGH}), sum(CASE WHEN d.internet_facing THEN 1 ELSE 0 END), "
+        f"INSERT INTO {EXP} {with_devices}SELECT dr.recommendation_id, d.device_group_id, "
+        f"count(*), sum({IS_HIGH}), sum(CASE WHEN d.internet_facing THEN 1 ELSE 0 END), "
         f"sum({WEIGHT} * dr.score_delta), "
         "sum(CASE WHEN d.device_value = 'High' THEN dr.score_delta ELSE 0.0 END), "
         "sum(dr.config_weight), sum(dr.open_after), "
@@ -350,13 +371,20 @@ def insert_installed_software(full: bool, sqlite: bool) -> Sql:
             "CROSS JOIN device d "
             "WHERE i.software_id = r.software_id AND d.id = i.device_id AND "
         )
-    else:
+    elif sqlite:
         source = (
             _PAIR_DEVICES + "JOIN installed_software i "
             "ON i.device_id = d.id AND i.software_id = r.software_id WHERE "
         )
+    else:
+        source = (
+            f"FROM {PAIRS} p JOIN recommendation r ON r.id = p.recommendation_id "
+            "JOIN installed_software i ON i.software_id = r.software_id "
+            "JOIN d ON d.id = i.device_id AND d.device_group_id = p.device_group_id WHERE "
+        )
+    with_devices = "" if full or sqlite else _GROUP_DEVICES
     return Sql(
-        f"INSERT INTO {INST} SELECT r.id, d.device_group_id, count(DISTINCT d.id) "
+        f"INSERT INTO {INST} {with_devices}SELECT r.id, d.device_group_id, count(DISTINCT d.id) "
         f"{source}r.kind = 'software' AND {ACTIVE} "
         "GROUP BY r.id, d.device_group_id"
     )
@@ -378,12 +406,17 @@ def insert_assessed_checks(full: bool, sqlite: bool) -> Sql:
             "GROUP BY ca.configuration_id, d.device_group_id) x "
             "JOIN recommendation r ON r.configuration_id = x.configuration_id"
         )
-    return Sql(
-        f"INSERT INTO {INST} SELECT r.id, d.device_group_id, count(*) "
-        + _PAIR_DEVICES
-        + "JOIN configuration_assessment ca "
+    source = (
+        _PAIR_DEVICES + "JOIN configuration_assessment ca "
         "ON ca.device_id = d.id AND ca.configuration_id = r.configuration_id "
-        f"WHERE r.kind = 'configuration' AND {ACTIVE} "
+        if sqlite
+        else _GROUP_DEVICES + "SELECT r.id, d.device_group_id, count(*) FROM d "
+        "JOIN configuration_assessment ca ON ca.device_id = d.id "
+        "JOIN recommendation r ON r.configuration_id = ca.configuration_id " + _IN_PAIRS
+    )
+    select = "SELECT r.id, d.device_group_id, count(*) " if sqlite else ""
+    return Sql(
+        f"INSERT INTO {INST} {select}{source}WHERE r.kind = 'configuration' AND {ACTIVE} "
         "GROUP BY r.id, d.device_group_id"
     )
 
@@ -437,10 +470,13 @@ def insert_recommendation_vulnerabilities(full: bool, sqlite: bool) -> Sql:
         f"INDEXED BY {WEAKNESS_UNIQUE_INDEX} WHERE r.id = p.recommendation_id AND "
         "d.device_group_id = p.device_group_id AND w.device_id = d.id AND "
         if sqlite
-        else _PAIR_DEVICES + "JOIN weakness w ON w.device_id = d.id WHERE "
+        else "FROM d JOIN weakness w ON w.device_id = d.id "
+        "JOIN recommendation r ON r.software_id = w.software_id " + _IN_PAIRS + "WHERE "
     )
+    with_devices = "" if sqlite else _GROUP_DEVICES
     return Sql(
-        _INSERT_VULNERABILITIES + "SELECT r.id, w.vulnerability_id, d.device_group_id, count(*), "
+        _INSERT_VULNERABILITIES + with_devices + "SELECT r.id, w.vulnerability_id, "
+        "d.device_group_id, count(*), "
         f"max(w.fixed_version), sum({_UNFIXED}) {source}w.software_id = r.software_id AND "
         f"r.kind = 'software' AND w.fixed_at IS NULL AND {ACTIVE} "
         "GROUP BY r.id, w.vulnerability_id, d.device_group_id"

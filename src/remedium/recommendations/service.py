@@ -170,7 +170,7 @@ def _most_devices(run: Runner, device_ids: Collection[int]) -> bool:
 
 
 def _most_devices_grouped(run: Runner) -> bool:
-    """True when the touched groups (incremental) hold at least half of all devices."""
+    """True when the touched groups (incremental) hold at least half of all active devices."""
     within, total = run.rows(sql.DEVICES_IN_TOUCHED_GROUPS)[0]
     return int(total) >= _FULL_FROM_DEVICES and 2 * int(within) >= int(total)
 
