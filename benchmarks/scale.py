@@ -353,12 +353,15 @@ def _built(engine: Engine, devices: int) -> bool:
 
 def _forget_derived(engine: Engine) -> None:
     """Empty the derived tables of a reused PostgreSQL organisation and vacuum it, so that its
-    full recompute starts where a fresh build's does."""
+    full recompute starts where a fresh build's does: the device table rewritten without the
+    room its earlier updates left in its pages (a fresh build's pages are full, so every update
+    of a device writes its indexes too)."""
     from remedium.recommendations._sql import DERIVED_TABLES
 
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {', '.join(DERIVED_TABLES)}"))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM FULL device"))
         connection.execute(text("VACUUM ANALYZE"))
 
 
@@ -428,6 +431,7 @@ def _databases(
 
 
 _CLUSTER: Any = None
+_STARTED: list[Any] = []  # kept clusters this run started (and stops at its end)
 
 
 def _cluster(keep: Path | None = None) -> Any:
@@ -452,6 +456,7 @@ def _kept_cluster(folder: Path) -> Any:
         lines = pid_file.read_text().splitlines()
         try:
             os.kill(int(lines[0]), 0)
+            # Started by someone else: left running at the end.
             return pgcluster.PostgresCluster(folder=folder, port=int(lines[3]), as_user=as_user)
         except (OSError, ValueError, IndexError):
             pass  # a stale file: pg_ctl starts the server anyway
@@ -466,6 +471,7 @@ def _kept_cluster(folder: Path) -> Any:
             pgcluster._find_bin("initdb"), "-D", str(data), "-A", "trust", "-E", "UTF8",
             "--no-locale",
         )  # fmt: skip
+    _STARTED.append(cluster)
     return pgcluster._start(cluster, pgcluster._options(cluster, "256MB"))
 
 
@@ -485,9 +491,11 @@ def _kept_database(cluster: Any, name: str) -> str:
 
 
 def _stop_kept(cluster: Any) -> None:
-    """Stop a kept cluster's server; its files stay for the next run."""
+    """Stop a kept cluster's server if this run started it; its files stay for the next run."""
     from tests.support import pgcluster
 
+    if cluster not in _STARTED:
+        return
     cluster._run(
         pgcluster._find_bin("pg_ctl"), "-D", str(cluster.folder / "data"), "-m", "fast", "stop"
     )
