@@ -463,7 +463,9 @@ def insert_recommendation_vulnerabilities(full: bool, sqlite: bool) -> Sql:
     if full:
         # Aggregate the weaknesses first, reading them in device order (the order they are
         # stored in), and name the recommendation after: at 100,000 devices, visiting them
-        # product by product through an index jumps all over the table.
+        # product by product through an index jumps all over the table. PostgreSQL writes the
+        # rows in key order: each lands beside the one before.
+        in_order = "" if sqlite else " ORDER BY r.id, x.vulnerability_id, x.device_group_id"
         return Sql(
             _INSERT_VULNERABILITIES + "SELECT r.id, x.vulnerability_id, x.device_group_id, "
             "x.exposed, x.fixed_version, x.unpatchable FROM (SELECT w.software_id, "
@@ -472,9 +474,7 @@ def insert_recommendation_vulnerabilities(full: bool, sqlite: bool) -> Sql:
             f"FROM weakness w{_stored_order(sqlite)} CROSS JOIN device d "
             f"WHERE d.id = w.device_id AND w.fixed_at IS NULL AND {ACTIVE} "
             "GROUP BY w.software_id, w.vulnerability_id, d.device_group_id) x "
-            "JOIN recommendation r ON r.software_id = x.software_id"
-            # PostgreSQL: in key order, each row lands beside the one before.
-             + ("" if sqlite else " ORDER BY r.id, x.vulnerability_id, x.device_group_id")
+            f"JOIN recommendation r ON r.software_id = x.software_id{in_order}"
         )
     # SQLite's own plan read all of a product's weaknesses per device (84 s of a re-import into
     # the demo); forced: pairs, then devices, then the unique index (0.3 s; plan tested).
