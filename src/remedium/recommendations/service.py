@@ -197,7 +197,9 @@ def _stage_device_recommendations(run: Runner, full: bool) -> None:
 
 def _update_devices(run: Runner, full: bool, covered: bool) -> None:
     """Exposure points, score and level, and Secure Score weights of the target devices, as
-    they are and after exceptions."""
+    they are and after exceptions. PostgreSQL writes each device once (a row version per
+    write); SQLite, which rewrites a row in place, keeps the three simpler statements whose plans
+    it was measured with."""
     if run.sqlite:
         run.run(device_sql.reset_device_scores(full))
         run.run(device_sql.UPDATE_DEVICE_EXPOSURE)
