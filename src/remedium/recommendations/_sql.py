@@ -463,17 +463,35 @@ def insert_recommendation_vulnerabilities(full: bool, sqlite: bool) -> Sql:
     if full:
         # Aggregate the weaknesses first, reading them in device order (the order they are
         # stored in), and name the recommendation after: at 100,000 devices, visiting them
-        # product by product through an index jumps all over the table. PostgreSQL writes the
-        # rows in key order: each lands beside the one before.
+        # product by product through an index jumps all over the table.
+        weaknesses = (
+            f"FROM weakness w{_stored_order(sqlite)} CROSS JOIN device d "
+            f"WHERE d.id = w.device_id AND w.fixed_at IS NULL AND {ACTIVE} "
+        )
+        if sqlite:
+            counted = (
+                "(SELECT w.software_id, w.vulnerability_id, d.device_group_id, "
+                "count(*) AS exposed, max(w.fixed_version) AS fixed_version, "
+                f"sum({_UNFIXED}) AS unpatchable "
+                f"{weaknesses}GROUP BY w.software_id, w.vulnerability_id, d.device_group_id)"
+            )
+        else:
+            # PostgreSQL: counted per fixed version first (one count per weakness instead of
+            # three aggregates: a fifth faster), and written in key order (each row lands
+            # beside the one before).
+            counted = (
+                "(SELECT software_id, vulnerability_id, device_group_id, sum(n) AS exposed, "
+                "max(fixed_version) AS fixed_version, sum(CASE WHEN fixed_version IS NULL OR "
+                "fixed_version = '' THEN n ELSE 0 END) AS unpatchable FROM "
+                "(SELECT w.software_id, w.vulnerability_id, d.device_group_id, w.fixed_version, "
+                f"count(*) AS n {weaknesses}GROUP BY w.software_id, w.vulnerability_id, "
+                "d.device_group_id, w.fixed_version) y "
+                "GROUP BY software_id, vulnerability_id, device_group_id)"
+            )
         in_order = "" if sqlite else " ORDER BY r.id, x.vulnerability_id, x.device_group_id"
         return Sql(
             _INSERT_VULNERABILITIES + "SELECT r.id, x.vulnerability_id, x.device_group_id, "
-            "x.exposed, x.fixed_version, x.unpatchable FROM (SELECT w.software_id, "
-            "w.vulnerability_id, d.device_group_id, count(*) AS exposed, "
-            f"max(w.fixed_version) AS fixed_version, sum({_UNFIXED}) AS unpatchable "
-            f"FROM weakness w{_stored_order(sqlite)} CROSS JOIN device d "
-            f"WHERE d.id = w.device_id AND w.fixed_at IS NULL AND {ACTIVE} "
-            "GROUP BY w.software_id, w.vulnerability_id, d.device_group_id) x "
+            f"x.exposed, x.fixed_version, x.unpatchable FROM {counted} x "
             f"JOIN recommendation r ON r.software_id = x.software_id{in_order}"
         )
     # SQLite's own plan read all of a product's weaknesses per device (84 s of a re-import into
