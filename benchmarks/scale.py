@@ -2,12 +2,18 @@
 
     .venv/bin/python benchmarks/scale.py [--sizes 1000,10000,100000]
                                          [--databases sqlite,postgresql]
+                                         [--keep-cluster DIR]
 
 For each database and size it builds a synthetic organisation (about 150 installed products,
 30 open weaknesses and 20 configuration assessments per device), then prints: load time, full
 recompute, incremental recompute after one device changes (median of several), the dashboard
 and recommendation-list queries, and the peak memory of this process (the PostgreSQL server's
 own memory is not included). Everything runs on loopback; PostgreSQL is a throwaway cluster.
+
+``--keep-cluster DIR`` keeps the PostgreSQL cluster in ``DIR`` instead (created on the first run,
+started again by the next ones) with its ``bench_SIZE`` databases: a database that already holds
+its organisation is not built again (a 100,000-device build takes minutes), so one build serves
+many runs of the recompute. The incremental rounds of a run leave their few changes behind.
 """
 
 from __future__ import annotations
@@ -338,12 +344,38 @@ class Figures(dict[str, Any]):
             self[name] = value
 
 
-def run_one(engine: Engine, devices: int) -> dict[str, Any]:
-    """Load, recompute and query one organisation; returns the figures."""
+def _built(engine: Engine, devices: int) -> bool:
+    """True when the database already holds an organisation of ``devices`` devices."""
+    with engine.connect() as connection:
+        found = connection.execute(text("SELECT count(*) FROM device")).scalar_one()
+    return int(found) == devices
+
+
+def _forget_derived(engine: Engine) -> None:
+    """Empty the derived tables of a reused PostgreSQL organisation and vacuum it, so that its
+    full recompute starts where a fresh build's does: the device table rewritten without the
+    room its earlier updates left in its pages (a fresh build's pages are full, so every update
+    of a device writes its indexes too)."""
+    from remedium.recommendations._sql import DERIVED_TABLES
+
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(DERIVED_TABLES)}"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM FULL device"))
+        connection.execute(text("VACUUM ANALYZE"))
+
+
+def run_one(engine: Engine, devices: int, *, reuse: bool = False) -> dict[str, Any]:
+    """Load (unless ``reuse`` and already built), recompute and query one organisation;
+    returns the figures."""
     upgrade_database(engine)
     figures = Figures()
     figures["devices"] = devices
-    figures["load s"] = _timed(lambda: build_organisation(engine, devices))
+    if reuse and _built(engine, devices):
+        figures["load s"] = "reused"
+        _forget_derived(engine)
+    else:
+        figures["load s"] = _timed(lambda: build_organisation(engine, devices))
     factory = session_factory(engine)
     with factory() as session:
         stats = recompute(session, as_of=NOW)
@@ -380,10 +412,14 @@ def run_one(engine: Engine, devices: int) -> dict[str, Any]:
     return figures
 
 
-def _databases(kinds: list[str], size: int, folder: Path) -> Iterator[tuple[str, Engine]]:
+def _databases(
+    kinds: list[str], size: int, folder: Path, keep: Path | None
+) -> Iterator[tuple[str, Engine]]:
     for kind in kinds:
         if kind == "sqlite":
             engine = make_engine(f"sqlite:///{folder / f'bench-{size}.db'}")
+        elif keep is not None:
+            engine = make_engine(_kept_database(_cluster(keep), f"bench_{size}"))
         else:
             from tests.support.pgcluster import create_database
 
@@ -395,15 +431,74 @@ def _databases(kinds: list[str], size: int, folder: Path) -> Iterator[tuple[str,
 
 
 _CLUSTER: Any = None
+_STARTED: list[Any] = []  # kept clusters this run started (and stops at its end)
 
 
-def _cluster() -> Any:
-    global _CLUSTER  # noqa: PLW0603 - one throwaway cluster per benchmark run
+def _cluster(keep: Path | None = None) -> Any:
+    global _CLUSTER  # noqa: PLW0603 - one cluster per benchmark run
     if _CLUSTER is None:
         from tests.support.pgcluster import start_cluster
 
-        _CLUSTER = start_cluster()
+        _CLUSTER = start_cluster() if keep is None else _kept_cluster(keep)
     return _CLUSTER
+
+
+def _kept_cluster(folder: Path) -> Any:
+    """The cluster kept in ``folder``, with the throwaway cluster's settings: the running
+    server when it still runs, else started again (created the first time)."""
+    from tests.support import pgcluster
+
+    folder = folder.resolve()
+    data = folder / "data"
+    as_user = "postgres" if os.geteuid() == 0 else None
+    pid_file = data / "postmaster.pid"
+    if pid_file.exists():
+        lines = pid_file.read_text().splitlines()
+        try:
+            os.kill(int(lines[0]), 0)
+            # Started by someone else: left running at the end.
+            return pgcluster.PostgresCluster(folder=folder, port=int(lines[3]), as_user=as_user)
+        except (OSError, ValueError, IndexError):
+            pass  # a stale file: pg_ctl starts the server anyway
+    folder.mkdir(parents=True, exist_ok=True)
+    if as_user:
+        import shutil
+
+        shutil.chown(folder, user=as_user)
+    cluster = pgcluster.PostgresCluster(folder=folder, port=pgcluster._free_port(), as_user=as_user)
+    if not data.exists():
+        cluster._run(
+            pgcluster._find_bin("initdb"), "-D", str(data), "-A", "trust", "-E", "UTF8",
+            "--no-locale",
+        )  # fmt: skip
+    _STARTED.append(cluster)
+    return pgcluster._start(cluster, pgcluster._options(cluster, "256MB"))
+
+
+def _kept_database(cluster: Any, name: str) -> str:
+    """URL of database ``name`` of a kept cluster, created when it does not exist yet."""
+    import psycopg
+
+    admin_url = cluster.url().replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        if found is None:
+            connection.execute(f'CREATE DATABASE "{name}"'.encode())
+    url: str = cluster.url(name)
+    return url
+
+
+def _stop_kept(cluster: Any) -> None:
+    """Stop a kept cluster's server if this run started it; its files stay for the next run."""
+    from tests.support import pgcluster
+
+    if cluster not in _STARTED:
+        return
+    cluster._run(
+        pgcluster._find_bin("pg_ctl"), "-D", str(cluster.folder / "data"), "-m", "fast", "stop"
+    )
 
 
 def main() -> None:
@@ -411,20 +506,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000", help="device counts, comma-separated")
     parser.add_argument("--databases", default="sqlite,postgresql", help="sqlite,postgresql")
+    parser.add_argument(
+        "--keep-cluster",
+        metavar="DIR",
+        type=Path,
+        help="keep the PostgreSQL cluster and its organisations in DIR and reuse them",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     kinds = [k for k in args.databases.split(",") if k]
+    keep: Path | None = args.keep_cluster
     try:
         with tempfile.TemporaryDirectory(prefix="remedium-bench-") as folder:
             for size in sizes:
-                for kind, engine in _databases(kinds, size, Path(folder)):
+                for kind, engine in _databases(kinds, size, Path(folder), keep):
                     print(f"== {kind}, {size:,} devices", flush=True)
-                    run_one(engine, size)
+                    run_one(engine, size, reuse=kind == "postgresql" and keep is not None)
                     if kind == "sqlite":
                         Path(folder, f"bench-{size}.db").unlink(missing_ok=True)
     finally:
         if _CLUSTER is not None:
-            _CLUSTER.stop()
+            # A kept cluster is stopped and its files stay; a throwaway one is deleted.
+            if keep is not None:
+                _stop_kept(_CLUSTER)
+            else:
+                _CLUSTER.stop()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from remedium.common import cache
 from remedium.db.base import utcnow
 from remedium.db.indexes import defer_indexes, restore_indexes
 from remedium.recommendations import _sql as sql
+from remedium.recommendations import _sql_devices as device_sql
 from remedium.recommendations import recompute_tables as work
 from remedium.recommendations.coverage import effective_coverage
 from remedium.recommendations.group_figures import (
@@ -84,7 +85,8 @@ def recompute(
     with run.step("prepare"):
         run.drop_work_tables()
         if not run.sqlite:
-            run.run(sql.SET_WORK_MEM)
+            run.run(device_sql.SET_WORK_MEM)
+            run.run(device_sql.NO_JIT)
         if not full:
             assert device_ids is not None
             stats.devices = _target_devices(run, device_ids)
@@ -169,7 +171,7 @@ def _most_devices(run: Runner, device_ids: Collection[int]) -> bool:
 
 
 def _most_devices_grouped(run: Runner) -> bool:
-    """True when the touched groups (incremental) hold at least half of all devices."""
+    """True when the touched groups (incremental) hold at least half of all active devices."""
     within, total = run.rows(sql.DEVICES_IN_TOUCHED_GROUPS)[0]
     return int(total) >= _FULL_FROM_DEVICES and 2 * int(within) >= int(total)
 
@@ -188,18 +190,25 @@ def _stage_device_recommendations(run: Runner, full: bool) -> None:
     run.create(work.device_recommendation_work)
     run.run(sql.stage_software_points(full))
     run.run(sql.stage_failed_checks(full))
-    run.create_index(work.device_recommendation_work_by_device)
+    # PostgreSQL's full rebuild reads the work table whole, by hash: the index goes unused.
+    if run.sqlite or not full:
+        run.create_index(work.device_recommendation_work_by_device)
     run.run(sql.analyze(work.device_recommendation_work))
 
 
 def _update_devices(run: Runner, full: bool, covered: bool) -> None:
     """Exposure points, score and level, and Secure Score weights of the target devices, as
-    they are and after exceptions."""
-    run.run(sql.reset_device_scores(full))
-    run.run(sql.UPDATE_DEVICE_EXPOSURE)
-    run.run(sql.update_device_secure_weights(full))
+    they are and after exceptions. PostgreSQL writes each device once (a row version per
+    write); SQLite, which rewrites a row in place, keeps the three simpler statements whose plans
+    it was measured with."""
+    if run.sqlite:
+        run.run(device_sql.reset_device_scores(full))
+        run.run(device_sql.UPDATE_DEVICE_EXPOSURE)
+        run.run(device_sql.update_device_secure_weights(full))
+    else:
+        run.run(device_sql.update_device_scores(full))
     if covered:
-        run.run(sql.UPDATE_DEVICE_SECURE_AFTER)
+        run.run(device_sql.UPDATE_DEVICE_SECURE_AFTER)
 
 
 def _apply_coverage(run: Runner, full: bool) -> bool:
@@ -254,7 +263,7 @@ def _replace_device_recommendations(run: Runner, full: bool) -> int:
     # A full rebuild writes every row again: build the secondary index once, after them.
     table: Table = DeviceRecommendation.__table__  # type: ignore[assignment]
     deferred = defer_indexes(run.session, [table]) if full else []
-    written = run.run(sql.INSERT_DEVICE_RECOMMENDATIONS)
+    written = run.run(device_sql.insert_device_recommendations(run.sqlite))
     restore_indexes(run.session, deferred)
     return written
 
