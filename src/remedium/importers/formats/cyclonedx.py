@@ -9,10 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import IO, Any
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
 
 from remedium.importers.formats._common import (
     UNRATED,
@@ -28,6 +24,7 @@ from remedium.importers.formats._common import (
     severity_from_score,
     text,
 )
+from remedium.importers.formats._xmlstream import Element, iterparse, prune
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -70,146 +67,159 @@ def _json_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
 
 
 # -- XML ---------------------------------------------------------------------------------------
+# lxml's parser builds each component in C and only the elements named below reach Python
+# (``_xmlstream.iterparse``: no network, DTDs and entities refused); fields are read with
+# ``iterchildren(tag)``, a C-level filter, and each top-level item is dropped once read.
+
+_ITEM_TAGS = ("metadata", "component", "vulnerability")
+_LISTS = {"component": "components", "vulnerability": "vulnerabilities"}
+_VULNERABILITY_TAGS = ("{*}vulnerability",)
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
+def _kids(elem: Element | None) -> dict[str, Element]:
+    """The first child of each local name (namespaces vary between versions): one pass over
+    the children, then a lookup per field."""
+    found: dict[str, Element] = {}
+    if elem is not None:
+        for child in elem:
+            found.setdefault(child.tag.rsplit("}", 1)[-1], child)
+    return found
 
 
-def _child(elem: Element, name: str) -> Element | None:
-    for child in elem:
-        if _local(child.tag) == name:
-            return child
-    return None
-
-
-def _children(elem: Element | None, name: str) -> list[Element]:
-    if elem is None:
-        return []
-    return [child for child in elem if _local(child.tag) == name]
-
-
-def _child_text(elem: Element | None, name: str) -> str:
+def _text(elem: Element | None) -> str:
     if elem is None:
         return ""
-    child = _child(elem, name)
-    return (child.text or "").strip() if child is not None else ""
+    value = elem.text
+    return value.strip() if value else ""
+
+
+def _all(elem: Element | None, name: str) -> list[Element]:
+    """The children named ``name`` (any namespace), filtered in C."""
+    return [] if elem is None else list(elem.iterchildren(f"{{*}}{name}"))
 
 
 def _xml_component(elem: Element) -> dict[str, Any]:
     """A ``<component>`` as the JSON encoding would carry it (nested components included)."""
-    component: dict[str, Any] = {
+    kids = _kids(elem)
+    return {
         "type": elem.get("type", ""),
         "bom-ref": elem.get("bom-ref", ""),
-        **{k: _child_text(elem, k) for k in ("group", "name", "version", "purl", "cpe")},
+        "group": _text(kids.get("group")),
+        "name": _text(kids.get("name")),
+        "version": _text(kids.get("version")),
+        "purl": _text(kids.get("purl")),
+        "cpe": _text(kids.get("cpe")),
+        "components": [_xml_component(c) for c in _all(kids.get("components"), "component")],
+        # CycloneDX 1.0-1.3 carried vulnerabilities inside the component (vulnerability
+        # extension): they affect that component (their ``ref`` is the vulnerability's own).
+        "_vulnerabilities": [
+            _xml_vulnerability(vuln)
+            for holder in _all(elem, "vulnerabilities")
+            for vuln in holder.iterchildren(_VULNERABILITY_TAGS)
+        ]
+        if "vulnerabilities" in kids
+        else [],
     }
-    component["components"] = [
-        _xml_component(c) for c in _children(_child(elem, "components"), "component")
-    ]
-    # CycloneDX 1.0-1.3 carried vulnerabilities inside the component (vulnerability extension):
-    # they affect that component (their ``ref`` attribute is the vulnerability's own reference).
-    vulns = []
-    for holder in _children(elem, "vulnerabilities"):
-        for vuln in _children(holder, "vulnerability"):
-            vulns.append(_xml_vulnerability(vuln))
-    component["_vulnerabilities"] = vulns
-    return component
+
+
+def _xml_rating(rating: Element) -> dict[str, str]:
+    kids = _kids(rating)
+    score_elem = kids.get("score")
+    return {
+        "score": _text(_kids(score_elem).get("base"))
+        if score_elem is not None and len(score_elem)
+        else _text(score_elem),
+        "severity": _text(kids.get("severity")),
+        "method": _text(kids.get("method")),
+        "vector": _text(kids.get("vector")),
+    }
 
 
 def _xml_vulnerability(elem: Element, default_ref: str = "") -> dict[str, Any]:
-    ratings = []
-    for rating in _children(_child(elem, "ratings"), "rating"):
-        score_elem = _child(rating, "score")
-        score = (
-            _child_text(score_elem, "base")
-            if score_elem is not None and len(score_elem)
-            else ((score_elem.text or "").strip() if score_elem is not None else "")
-        )
-        ratings.append(
-            {
-                "score": score,
-                "severity": _child_text(rating, "severity"),
-                "method": _child_text(rating, "method"),
-                "vector": _child_text(rating, "vector"),
-            }
-        )
-    analysis = _child(elem, "analysis")
+    kids = _kids(elem)
+    analysis = _kids(kids.get("analysis"))
     affects = [
-        {"ref": _child_text(target, "ref")}
-        for target in _children(_child(elem, "affects"), "target")
+        {"ref": _text(_kids(target).get("ref"))} for target in _all(kids.get("affects"), "target")
     ]
     if not affects and default_ref:
         affects = [{"ref": default_ref}]
     return {
-        "id": _child_text(elem, "id"),
-        "ratings": ratings,
-        "description": _child_text(elem, "description") or _child_text(elem, "detail"),
+        "id": _text(kids.get("id")),
+        "ratings": [_xml_rating(r) for r in _all(kids.get("ratings"), "rating")],
+        "description": _text(kids.get("description")) or _text(kids.get("detail")),
         "references": [
-            {"id": _child_text(r, "id")} for r in _children(_child(elem, "references"), "reference")
+            {"id": _text(_kids(r).get("id"))} for r in _all(kids.get("references"), "reference")
         ],
         "analysis": {
-            "state": _child_text(analysis, "state"),
-            "justification": _child_text(analysis, "justification"),
+            "state": _text(analysis.get("state")),
+            "justification": _text(analysis.get("justification")),
         },
         "affects": affects,
-        "cwes": [(c.text or "").strip() for c in _children(_child(elem, "cwes"), "cwe")],
+        "cwes": [_text(c) for c in _all(kids.get("cwes"), "cwe")],
     }
 
 
 def _xml_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
-    """Stream a CycloneDX XML BOM; each top-level component is released once read."""
-    path: list[str] = []
+    """Stream a CycloneDX XML BOM; each top-level component is dropped once read."""
     header: dict[str, Any] = {}
     announced = False
-    parents: list[Element] = []
-    try:
-        for event, elem in iterparse(stream, events=("start", "end"), forbid_dtd=True):
-            name = _local(elem.tag)
-            if event == "start":
-                path.append(name)
-                parents.append(elem)
-                if len(path) == 1 and name != "bom":
-                    raise ReportError(
-                        f"not a CycloneDX BOM: the root element is <{name}>", filename=filename
-                    )
+    root: Element = None  # set by check_root before any event
+
+    def check_root(element: Element) -> None:
+        nonlocal root
+        root = element
+        if _local(element.tag) != "bom":
+            raise ReportError(
+                f"not a CycloneDX BOM: the root element is <{_local(element.tag)}>",
+                filename=filename,
+            )
+
+    for _event, elem in iterparse(
+        stream,
+        filename,
+        tags=_ITEM_TAGS,
+        events=("end",),
+        any_dtd=True,
+        refused="refused unsafe XML ({kind}): entities and DTDs are not allowed",
+        malformed="malformed XML",
+        check_root=check_root,
+    ):
+        parent = elem.getparent()
+        if parent is None:
+            continue
+        name = _local(elem.tag)
+        if name == "metadata":
+            if parent is not root:
                 continue
-            path.pop()
-            parents.pop()
-            depth = len(path)
-            if depth == 1 and name == "metadata":
-                header["serialNumber"] = parents[0].get("serialNumber", "")
-                component = _child(elem, "component")
-                header["metadata"] = {
-                    "timestamp": _child_text(elem, "timestamp"),
-                    "component": _xml_component(component) if component is not None else None,
-                }
-                elem.clear()
-            elif depth == 2 and path[-1] in ("components", "vulnerabilities"):
-                if not announced:
-                    announced = True
-                    header.setdefault("serialNumber", parents[0].get("serialNumber", ""))
-                    yield "metadata", header
-                if name == "component":
-                    yield "component", _xml_component(elem)
-                elif name == "vulnerability":
-                    # The 1.0-1.3 extension at BOM level names the component in ``ref``.
-                    yield "vulnerability", _xml_vulnerability(elem, default_ref=elem.get("ref", ""))
-                # Release what was read so memory does not grow with the file.
-                parents[-1].clear()
-    except ParseError as exc:
-        line, column = getattr(exc, "position", (0, 0))
-        where = f"line {line}, column {column}" + (f" in <{path[-1]}>" if path else "")
-        raise ReportError(f"malformed XML ({exc.msg})", where=where, filename=filename) from None
-    except DefusedXmlException as exc:
-        raise ReportError(
-            f"refused unsafe XML ({type(exc).__name__}): entities and DTDs are not allowed",
-            filename=filename,
-        ) from None
-    if not path and not announced and not header:
-        # iterparse saw no root at all.
-        pass
+            header["serialNumber"] = parent.get("serialNumber", "")
+            kids = _kids(elem)
+            component = kids.get("component")
+            header["metadata"] = {
+                "timestamp": _text(kids.get("timestamp")),
+                "component": _xml_component(component) if component is not None else None,
+            }
+            prune(elem)
+            continue
+        if parent.getparent() is not root or _local(parent.tag) != _LISTS[name]:
+            continue  # nested: read with the top-level item that holds it
+        if not announced:
+            announced = True
+            header.setdefault(
+                "serialNumber", root.get("serialNumber", "") if root is not None else ""
+            )
+            yield "metadata", header
+        if name == "component":
+            yield "component", _xml_component(elem)
+        else:
+            # The 1.0-1.3 extension at BOM level names the component in ``ref``.
+            yield "vulnerability", _xml_vulnerability(elem, default_ref=elem.get("ref", ""))
+        prune(elem)  # memory does not grow with the file
     if not announced:
         yield "metadata", header
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
 
 
 # -- mapping -----------------------------------------------------------------------------------
