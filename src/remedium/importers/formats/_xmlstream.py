@@ -143,13 +143,16 @@ def iterparse(
     refused: str = _REFUSED,
     malformed: str = "not well-formed XML",
     check_root: Callable[[Element], None] | None = None,
+    blank_text: bool = True,
 ) -> Iterator[tuple[str, Element]]:
     """lxml's ``iterparse`` over ``stream``, safe for files users send: events for the elements
     whose local name is in ``tags`` only (libxml2 builds the tree in C; nothing else reaches
     Python), the field limit enforced while read (:class:`FieldGuard`), documents declaring
     entities (with ``any_dtd``, any DOCTYPE) refused with ``refused``, ``check_root`` called
     with the root element before any event is yielded, and syntax errors raised as
-    :class:`ReportError` (``malformed (reason)``) with the place.
+    :class:`ReportError` (``malformed (reason)``) with the place. Without ``blank_text``,
+    whitespace-only text between elements is not kept (for a caller that reads no mixed content:
+    less to build).
 
     The caller prunes the tree it no longer needs (:func:`prune`): the parser keeps building it.
     """
@@ -157,6 +160,7 @@ def iterparse(
         FieldGuard(stream, filename),
         events=events,
         tag=[f"{{*}}{name}" for name in tags],
+        remove_blank_text=not blank_text,
         **_PARSER_OPTIONS,
     )
     checked = False

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from typing import IO, Any
 
 from remedium.importers.formats._common import (
+    SEVERITY_SPELLINGS,
     UNRATED,
     as_dict,
     as_list,
@@ -183,6 +184,7 @@ def _xml_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
         refused="refused unsafe XML ({kind}): entities and DTDs are not allowed",
         malformed="malformed XML",
         check_root=check_root,
+        blank_text=False,  # every field read is a whole text; none is mixed with elements
     ):
         parent = elem.getparent()
         if parent is None:
@@ -224,16 +226,29 @@ def _local(tag: str) -> str:
 
 # -- mapping -----------------------------------------------------------------------------------
 
+_ORDER = {"": 0, "Low": 1, "Medium": 2, "High": 3, "Critical": 4}
+
+
+def _str(value: object) -> str:
+    """``text(value)``, with the common case (a string) first: once per field of every item."""
+    return value.strip() if type(value) is str else text(value)
+
+
+def _severity(value: object) -> str:
+    """``severity(value)``, with the spellings scanners write looked up at once."""
+    found = SEVERITY_SPELLINGS.get(value) if type(value) is str else None
+    return found if found is not None else severity(value)
+
 
 def _component_identity(component: dict[str, Any]) -> tuple[str, str, str, str]:
     """(vendor, product, version, purl) of a component: the purl's namespace or ecosystem first."""
-    purl = text(component.get("purl"))
+    purl = _str(component.get("purl"))
     vendor, product, version = purl_vendor_product(purl) if purl else ("", "", "")
-    name = text(component.get("name"))
+    name = _str(component.get("name"))
     return (
-        vendor or text(component.get("group")).lower(),
+        vendor or _str(component.get("group")).lower(),
         name or product,
-        text(component.get("version")) or version,
+        _str(component.get("version")) or version,
         purl,
     )
 
@@ -246,11 +261,11 @@ def _flatten(component: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def _vulnerability_id(vuln: dict[str, Any]) -> str:
     """The vulnerability's id, or the CVE it references when the id is a vendor's own."""
-    own = text(vuln.get("id"))
+    own = _str(vuln.get("id"))
     if own.upper().startswith("CVE-"):
         return own
     for ref in as_list(vuln.get("references")):
-        ref_id = text(as_dict(ref).get("id"))
+        ref_id = _str(as_dict(ref).get("id"))
         if ref_id.upper().startswith("CVE-"):
             return ref_id
     return own
@@ -260,7 +275,7 @@ def _cwes(vuln: dict[str, Any]) -> tuple[str, ...]:
     """CWE ids of a vulnerability (``cwes``: numbers in CycloneDX 1.4+ and the 1.0 extension)."""
     found: list[str] = []
     for raw in as_list(vuln.get("cwes")):
-        value = text(raw).upper().removeprefix("CWE-")
+        value = _str(raw).upper().removeprefix("CWE-")
         if value.isdigit() and f"CWE-{value}" not in found:
             found.append(f"CWE-{value}")
     return tuple(found)
@@ -269,7 +284,6 @@ def _cwes(vuln: dict[str, Any]) -> tuple[str, ...]:
 def _rating(vuln: dict[str, Any]) -> tuple[str, str, float | None]:
     """(severity, CVSS v3 vector, score): the v3 rating when present, else the worst rating."""
     best: tuple[str, str, float | None] = ("", "", None)
-    order = {"": 0, "Low": 1, "Medium": 2, "High": 3, "Critical": 4}
     unknown = False
     for raw_rating in as_list(vuln.get("ratings")):
         rating = as_dict(raw_rating)
@@ -278,18 +292,19 @@ def _rating(vuln: dict[str, Any]) -> tuple[str, str, float | None]:
             score = float(raw_score) if raw_score not in (None, "") else None
         except (TypeError, ValueError):
             score = None
-        method = text(rating.get("method")).upper()
-        vector = text(rating.get("vector"))
-        sev = severity(rating.get("severity")) or (
+        method = _str(rating.get("method")).upper()
+        vector = _str(rating.get("vector"))
+        raw_severity = rating.get("severity")
+        sev = _severity(raw_severity) or (
             severity_from_score(score) if method.startswith("CVSSV3") else ""
         )
         if method.startswith("CVSSV3"):
             if vector and not vector.startswith("CVSS:"):
                 vector = ("CVSS:3.1/" if method == "CVSSV31" else "CVSS:3.0/") + vector
             return sev, vector, score
-        if order[sev] > order[best[0]]:
+        if _ORDER[sev] > _ORDER[best[0]]:
             best = (sev, "", None)
-        elif not best[0] and text(rating.get("severity")).lower() == "unknown":
+        elif not best[0] and _str(raw_severity).lower() == "unknown":
             unknown = True
     if not best[0] and unknown:
         return UNRATED, "", None  # CycloneDX's own "unknown", kept (docs/formats.md)
@@ -312,18 +327,18 @@ class _BomMapper:
             _component_identity(subject) if subject else ("", "", "", "")
         )
         if subject:
-            self.refs[text(subject.get("bom-ref"))] = (vendor, product, version, purl)
+            self.refs[_str(subject.get("bom-ref"))] = (vendor, product, version, purl)
         name = product or PurePosixPath(self.filename).stem
-        is_container = text(subject.get("type")) in ("container", "operating-system")
+        is_container = _str(subject.get("type")) in ("container", "operating-system")
         return DeviceRecord(
             device_ref=_DEVICE_REF,
             name=name,
             asset_id=purl
-            or text(subject.get("bom-ref"))
-            or text(header.get("serialNumber"))
+            or _str(subject.get("bom-ref"))
+            or _str(header.get("serialNumber"))
             or name,
             os_platform="Linux" if is_container else "Other",
-            os_version=version if text(subject.get("type")) == "operating-system" else "",
+            os_version=version if _str(subject.get("type")) == "operating-system" else "",
         )
 
     def components(self, component: dict[str, Any], where: str) -> Iterator[ImportRecord]:
@@ -332,7 +347,7 @@ class _BomMapper:
             if not product:
                 yield SkippedRecord("component without a name", where)
                 continue
-            ref = text(entry.get("bom-ref"))
+            ref = _str(entry.get("bom-ref"))
             if ref:
                 self.refs[ref] = (vendor, product, version, purl)
             if purl:
@@ -343,8 +358,8 @@ class _BomMapper:
                 product=product,
                 version=version,
                 purl=purl,
-                cpe=text(entry.get("cpe")),
-                is_operating_system=text(entry.get("type")) == "operating-system",
+                cpe=_str(entry.get("cpe")),
+                is_operating_system=_str(entry.get("type")) == "operating-system",
             )
             for vuln in as_list(entry.get("_vulnerabilities")):
                 yield from self.vulnerability(
@@ -375,9 +390,9 @@ class _BomMapper:
             return
         sev, vector, score = _rating(vuln)
         analysis = as_dict(vuln.get("analysis"))
-        state = text(analysis.get("state"))
-        justification = text(analysis.get("justification"))
-        description = text(vuln.get("description"))
+        state = _str(analysis.get("state"))
+        justification = _str(analysis.get("justification"))
+        description = _str(vuln.get("description"))
         cwes = _cwes(vuln)
         if vector or description or sev or cwes or score is not None:
             yield VulnerabilityRecord(
@@ -388,7 +403,7 @@ class _BomMapper:
                 cvss_v3_score=score if not vector else None,
                 cwe_ids=cwes,
             )
-        affects = [text(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
+        affects = [_str(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
         if component is not None:
             affects = [""]  # inside its component (1.0-1.3 extension)
         for ref in affects:
