@@ -14,18 +14,16 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any, TypeAlias
 
-from lxml import etree
-from lxml.etree import _Element
-
 from remedium.importers.limits import field_too_large, max_field_bytes
 from remedium.importers.records import ReportError
 
 HEAD_BYTES = 64 * 1024
 
-# The elements ``walk`` and ``iterparse`` yield: lxml's, with the ElementTree API (``tag``,
-# ``get``, ``text``, children) and lxml's own (``getparent``, ``iterchildren``). lxml ships no
-# type information, so mypy reads it as Any.
-Element: TypeAlias = _Element
+# The elements ``walk`` and ``iterparse`` yield: lxml's ``_Element``, with the ElementTree API
+# (``tag``, ``get``, ``text``, children) and lxml's own (``getparent``, ``iterchildren``). lxml
+# ships no type information (mypy would read it as Any), and is imported only when an XML report
+# is read: this module's other helpers serve JSON and CSV parsers too.
+Element: TypeAlias = Any
 
 
 def local(tag: str) -> str:
@@ -156,6 +154,8 @@ def iterparse(
 
     The caller prunes the tree it no longer needs (:func:`prune`): the parser keeps building it.
     """
+    from lxml import etree  # noqa: PLC0415 — 27 ms, only for an XML report (module docstring)
+
     context = etree.iterparse(
         FieldGuard(stream, filename),
         events=events,
