@@ -15,6 +15,7 @@ from remedium.importers.formats._xmlstream import walk
 from remedium.importers.formats.cyclonedx import CycloneDxParser
 from remedium.importers.formats.nessus import NessusParser
 from remedium.importers.records import FindingRecord, ReportError, SoftwareRecord
+from remedium.settings import get_settings
 
 HEAD = b'<?xml version="1.0"?>\n'
 
@@ -180,3 +181,27 @@ def test_cyclonedx_xml_refuses_any_doctype_and_names_a_wrong_root() -> None:
         list(_records(b"<sbom><components/></sbom>"))
     with pytest.raises(ReportError, match=r"bom\.xml: line \d+, column \d+: malformed XML"):
         list(_records(bom[:-20]))
+
+
+def _field_limit(monkeypatch: pytest.MonkeyPatch, megabytes: float) -> None:
+    monkeypatch.setenv("REMEDIUM_MAX_FIELD_MB", str(megabytes))
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("limit", "refused"), [(8, True), (16, False)], ids=["default-8MB", "raised-16MB"]
+)
+def test_one_text_of_11_mb_against_the_field_limit(
+    monkeypatch: pytest.MonkeyPatch, limit: float, refused: bool
+) -> None:
+    # Above libxml2's own 10 MB a text is read when REMEDIUM_MAX_FIELD_MB allows it.
+    _field_limit(monkeypatch, limit)
+    try:
+        data = b"<r><a>" + b"x" * 11_000_000 + b"</a></r>"
+        if refused:
+            with pytest.raises(ReportError, match="REMEDIUM_MAX_FIELD_MB"):
+                _walked(data)
+        else:
+            assert [len(text) for _event, text in _walked(data)] == [11_000_000]
+    finally:
+        get_settings.cache_clear()

@@ -88,7 +88,7 @@ class FieldGuard:
     would be built whole in memory (importers/limits.py). The parser is handed at most that
     many bytes a read, so a run inside one read is shorter than the limit; a run across reads
     is counted. (libxml2 itself refuses any single text, CDATA section, comment or attribute
-    value over 10 MB, ``<`` or not: ``huge_tree`` stays off.)"""
+    value over 10 MB, ``<`` or not, unless the limit is set higher: see :func:`iterparse`.)"""
 
     def __init__(self, stream: IO[bytes], filename: str) -> None:
         self._stream = stream
@@ -115,13 +115,14 @@ class FieldGuard:
 
 
 # The parser: no network, no DTD loaded, entities kept as references (never expanded, and a
-# document declaring any is refused below), libxml2's size limits on (``huge_tree`` off), and
-# comments and processing instructions dropped so every child is an element.
+# document declaring any is refused below), libxml2's size limits on (``huge_tree`` off, unless
+# REMEDIUM_MAX_FIELD_MB is above libxml2's own 10 MB), and comments and processing instructions
+# dropped so every child is an element.
+_LIBXML2_TEXT_LIMIT = 10_000_000  # bytes of one text node, without huge_tree
 _PARSER_OPTIONS: dict[str, object] = {
     "resolve_entities": False,
     "no_network": True,
     "load_dtd": False,
-    "huge_tree": False,
     "remove_comments": True,
     "remove_pis": True,
     "collect_ids": False,
@@ -161,6 +162,7 @@ def iterparse(
         events=events,
         tag=[f"{{*}}{name}" for name in tags],
         remove_blank_text=not blank_text,
+        huge_tree=max_field_bytes() > _LIBXML2_TEXT_LIMIT,
         **_PARSER_OPTIONS,
     )
     checked = False
