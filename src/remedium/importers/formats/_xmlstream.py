@@ -1,25 +1,29 @@
 """Safe, streaming XML reading shared by the XML scanner parsers (Nessus, OpenVAS, Qualys, XCCDF).
 
-Files come from users, so entity declarations are refused (``defusedxml``: no billion laughs, no
-external entities) and the tree is pruned as it is read: memory stays flat however large the file.
+Files come from users, so the parser (lxml's libxml2) never expands entities nor loads a DTD
+or anything over the network, a document declaring entities is refused (no billion laughs, no
+external entities), and the tree is pruned as it is read: memory stays flat however large the
+file. Only the elements a parser asks for reach Python; the rest is parsed in C.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import IO
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
+from typing import IO, Any, TypeAlias
 
 from remedium.importers.limits import field_too_large, max_field_bytes
 from remedium.importers.records import ReportError
 
 HEAD_BYTES = 64 * 1024
+
+# The elements ``walk`` and ``iterparse`` yield: lxml's ``_Element``, with the ElementTree API
+# (``tag``, ``get``, ``text``, children) and lxml's own (``getparent``, ``iterchildren``). lxml
+# ships no type information (mypy would read it as Any), and is imported only when an XML report
+# is read: this module's other helpers serve JSON and CSV parsers too.
+Element: TypeAlias = Any
 
 
 def local(tag: str) -> str:
@@ -29,9 +33,8 @@ def local(tag: str) -> str:
 
 def text(element: Element | None) -> str:
     """The stripped text of ``element``, or "" when it is absent."""
-    if element is None or element.text is None:
-        return ""
-    return element.text.strip()
+    value: str | None = None if element is None else element.text
+    return "" if value is None else value.strip()
 
 
 def child(element: Element, name: str) -> Element | None:
@@ -79,29 +82,147 @@ class _Replay(io.RawIOBase):
         return len(data)
 
 
-class _EventGap:
-    """The stream as the XML parser reads it, refusing more than ``REMEDIUM_MAX_FIELD_MB`` read
-    without any parser event: one text, attribute, CDATA section or comment that large would be
-    built whole in memory (importers/limits.py)."""
+class FieldGuard:
+    """The stream as the XML parser reads it, refusing a run of more than
+    ``REMEDIUM_MAX_FIELD_MB`` bytes without a ``<``: one text or run of whitespace that large
+    would be built whole in memory (importers/limits.py). The parser is handed at most that
+    many bytes a read, so a run inside one read is shorter than the limit; a run across reads
+    is counted. (libxml2 itself refuses any single text, CDATA section, comment or attribute
+    value over 10 MB, ``<`` or not, unless the limit is set higher: see :func:`iterparse`.)"""
 
     def __init__(self, stream: IO[bytes], filename: str) -> None:
         self._stream = stream
         self._filename = filename
-        self._limit = max_field_bytes()
+        self._limit = max(1, max_field_bytes())
         self._read = 0
-        self._mark = 0
-
-    def mark(self) -> None:
-        """An event arrived: a new gap starts."""
-        self._mark = self._read
+        self._run = 0  # bytes since the last "<"
 
     def read(self, size: int = -1) -> bytes:
-        """What the parser asks for, unless the gap since the last event is too large."""
-        if self._read - self._mark > self._limit:
-            raise field_too_large(self._filename, f"byte {self._read}")
-        data = self._stream.read(size)
+        """What the parser asks for, unless the run without a ``<`` grows too long."""
+        want = self._limit if size < 0 else min(size, self._limit)
+        data = self._stream.read(want)
+        first = data.find(b"<")
+        if first < 0:
+            self._run += len(data)
+            run = self._run
+        else:
+            run = self._run + first  # the run that the first "<" ends
+            self._run = len(data) - data.rfind(b"<") - 1
+        if run > self._limit:
+            raise field_too_large(self._filename, f"byte {self._read + len(data)}")
         self._read += len(data)
         return data
+
+
+# The parser: no network, no DTD loaded, entities kept as references (never expanded, and a
+# document declaring any is refused below), libxml2's size limits on (``huge_tree`` off, unless
+# REMEDIUM_MAX_FIELD_MB is above libxml2's own 10 MB), and comments and processing instructions
+# dropped so every child is an element.
+_LIBXML2_TEXT_LIMIT = 10_000_000  # bytes of one text node, without huge_tree
+_PARSER_OPTIONS: dict[str, object] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "collect_ids": False,
+}
+
+
+_REFUSED = "XML refused: it declares entities or a DTD remedium does not load ({kind})"
+
+
+def iterparse(
+    stream: IO[bytes],
+    filename: str,
+    *,
+    tags: Iterable[str],
+    events: tuple[str, ...],
+    any_dtd: bool = False,
+    refused: str = _REFUSED,
+    malformed: str = "not well-formed XML",
+    check_root: Callable[[Element], None] | None = None,
+    blank_text: bool = True,
+) -> Iterator[tuple[str, Element]]:
+    """lxml's ``iterparse`` over ``stream``, safe for files users send: events for the elements
+    whose local name is in ``tags`` only (libxml2 builds the tree in C; nothing else reaches
+    Python), the field limit enforced while read (:class:`FieldGuard`), documents declaring
+    entities (with ``any_dtd``, any DOCTYPE) refused with ``refused``, ``check_root`` called
+    with the root element before any event is yielded, and syntax errors raised as
+    :class:`ReportError` (``malformed (reason)``) with the place. Without ``blank_text``,
+    whitespace-only text between elements is not kept (for a caller that reads no mixed content:
+    less to build).
+
+    The caller prunes the tree it no longer needs (:func:`prune`): the parser keeps building it.
+    """
+    from lxml import etree  # noqa: PLC0415 — 27 ms, only for an XML report (module docstring)
+
+    context = etree.iterparse(
+        FieldGuard(stream, filename),
+        events=events,
+        tag=[f"{{*}}{name}" for name in tags],
+        remove_blank_text=not blank_text,
+        huge_tree=max_field_bytes() > _LIBXML2_TEXT_LIMIT,
+        **_PARSER_OPTIONS,
+    )
+    checked = False
+    try:
+        for event, element in context:
+            if not checked:
+                _check(element.getroottree(), filename, any_dtd, refused, check_root)
+                checked = True
+            yield event, element
+        if not checked and context.root is not None:
+            _check(context.root.getroottree(), filename, any_dtd, refused, check_root)
+    except etree.XMLSyntaxError as exc:
+        raise _syntax_error(exc, filename, malformed) from None
+
+
+def _check(
+    tree: Any,
+    filename: str,
+    any_dtd: bool,
+    refused: str,
+    check_root: Callable[[Element], None] | None,
+) -> None:
+    """Refuse a document that declares entities (or, with ``any_dtd``, has a DOCTYPE at all):
+    the parser never expands nor loads them, and remedium reads no such report. Then the
+    caller's look at the root."""
+    info = tree.docinfo
+    dtd = info.internalDTD
+    declares = dtd is not None and next(iter(dtd.iterentities()), None) is not None
+    if declares or (any_dtd and (dtd is not None or info.doctype)):
+        kind = "EntitiesForbidden" if declares else "DTDForbidden"
+        raise ReportError(refused.format(kind=kind), filename=filename)
+    if check_root is not None:
+        check_root(tree.getroot())
+
+
+def _syntax_error(exc: Any, filename: str, malformed: str) -> ReportError:
+    # iterparse may report a generic "no element found" at (0, 0): the log has the real cause.
+    last = exc.error_log.last_error
+    message, line, column = (
+        (last.message, last.line, last.column) if last is not None else (exc.msg, *exc.position)
+    )
+    return ReportError(
+        f"{malformed} ({_reason(message)})",
+        where=f"line {line}, column {column}",
+        filename=filename,
+    )
+
+
+def prune(element: Element) -> None:
+    """Drop ``element`` (finished and read) and everything finished before it, at its level and
+    at each ancestor's: only the open path stays in memory."""
+    node = element
+    parent = node.getparent()
+    while parent is not None:
+        while node.getprevious() is not None:
+            del parent[0]
+        node, parent = parent, parent.getparent()
+    parent = element.getparent()
+    if parent is not None:
+        parent.remove(element)
 
 
 def walk(
@@ -114,52 +235,34 @@ def walk(
 ) -> Iterator[tuple[str, Element]]:
     """Yield ``("start", element)`` for ``start_tags`` (attributes only), ``("end", element)``
     for complete ``end_tags`` subtrees and ``("close", element)`` when a ``close_tags`` element
-    ends (its children already dropped), by local name.
+    ends, by local name.
 
-    Every other finished element outside a wanted subtree is dropped at once, and wanted subtrees
-    are dropped after the caller has seen them, so only the open path stays in memory.
+    Elements are lxml's (the ElementTree API: ``tag``, ``get``, ``text``, children). A wanted
+    subtree is dropped after the caller has seen it, with everything finished before it, so
+    only the open path (and what was read since the last wanted element) stays in memory.
     """
-    stack: list[Element] = []
     open_wanted = 0
-    source = _EventGap(stream, filename)
-    try:
-        for event, element in iterparse(source, events=("start", "end")):
-            source.mark()
-            name = local(element.tag)
-            if event == "start":
-                stack.append(element)
-                if name in end_tags:
-                    open_wanted += 1
-                if name in start_tags:
-                    yield "start", element
-                continue
-            stack.pop()
+    tags = end_tags | start_tags | close_tags
+    for event, element in iterparse(stream, filename, tags=tags, events=("start", "end")):
+        name = local(element.tag)
+        if event == "start":
             if name in end_tags:
-                open_wanted -= 1
-                yield "end", element
-            elif name in close_tags:
-                yield "close", element
-            if open_wanted == 0 and stack:
-                # Prune: the parent no longer needs this finished subtree.
-                stack[-1].remove(element)
-    except ParseError as exc:
-        line, column = exc.position
-        raise ReportError(
-            f"not well-formed XML ({_reason(exc)})",
-            where=f"line {line}, column {column}",
-            filename=filename,
-        ) from None
-    except DefusedXmlException as exc:
-        raise ReportError(
-            "XML refused: it declares entities or a DTD remedium does not load "
-            f"({type(exc).__name__})",
-            filename=filename,
-        ) from None
+                open_wanted += 1
+            if name in start_tags:
+                yield "start", element
+            continue
+        if name in end_tags:
+            open_wanted -= 1
+            yield "end", element
+        elif name in close_tags:
+            yield "close", element
+        if open_wanted == 0:
+            prune(element)
 
 
-def _reason(exc: ParseError) -> str:
-    # ElementTree appends ": line X, column Y" which the "where" already carries.
-    return re.sub(r":\s*line \d+, column \d+$", "", str(exc))
+def _reason(message: str) -> str:
+    # Both parsers may append the place, which the "where" already carries.
+    return re.sub(r"[:,]\s*line \d+, column \d+$", "", message.strip())
 
 
 def parse_datetime(value: str) -> datetime | None:

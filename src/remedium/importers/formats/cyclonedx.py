@@ -9,12 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import IO, Any
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
 
 from remedium.importers.formats._common import (
+    SEVERITY_SPELLINGS,
     UNRATED,
     as_dict,
     as_list,
@@ -28,6 +25,7 @@ from remedium.importers.formats._common import (
     severity_from_score,
     text,
 )
+from remedium.importers.formats._xmlstream import Element, iterparse, prune
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -70,160 +68,187 @@ def _json_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
 
 
 # -- XML ---------------------------------------------------------------------------------------
+# lxml's parser builds each component in C and only the elements named below reach Python
+# (``_xmlstream.iterparse``: no network, DTDs and entities refused); fields are read with
+# ``iterchildren(tag)``, a C-level filter, and each top-level item is dropped once read.
+
+_ITEM_TAGS = ("metadata", "component", "vulnerability")
+_LISTS = {"component": "components", "vulnerability": "vulnerabilities"}
+_VULNERABILITY_TAGS = ("{*}vulnerability",)
+
+
+def _kids(elem: Element | None) -> dict[str, Element]:
+    """The first child of each local name (namespaces vary between versions): one pass over
+    the children, then a lookup per field."""
+    found: dict[str, Element] = {}
+    if elem is not None:
+        for child in elem:
+            found.setdefault(child.tag.rsplit("}", 1)[-1], child)
+    return found
+
+
+def _text(elem: Element | None) -> str:
+    if elem is None:
+        return ""
+    value = elem.text
+    return value.strip() if value else ""
+
+
+def _all(elem: Element | None, name: str) -> list[Element]:
+    """The children named ``name`` (any namespace), filtered in C."""
+    return [] if elem is None else list(elem.iterchildren(f"{{*}}{name}"))
+
+
+def _xml_component(elem: Element) -> dict[str, Any]:
+    """A ``<component>`` as the JSON encoding would carry it (nested components included)."""
+    kids = _kids(elem)
+    return {
+        "type": elem.get("type", ""),
+        "bom-ref": elem.get("bom-ref", ""),
+        "group": _text(kids.get("group")),
+        "name": _text(kids.get("name")),
+        "version": _text(kids.get("version")),
+        "purl": _text(kids.get("purl")),
+        "cpe": _text(kids.get("cpe")),
+        "components": [_xml_component(c) for c in _all(kids.get("components"), "component")],
+        # CycloneDX 1.0-1.3 carried vulnerabilities inside the component (vulnerability
+        # extension): they affect that component (their ``ref`` is the vulnerability's own).
+        "_vulnerabilities": [
+            _xml_vulnerability(vuln)
+            for holder in _all(elem, "vulnerabilities")
+            for vuln in holder.iterchildren(_VULNERABILITY_TAGS)
+        ]
+        if "vulnerabilities" in kids
+        else [],
+    }
+
+
+def _xml_rating(rating: Element) -> dict[str, str]:
+    kids = _kids(rating)
+    score_elem = kids.get("score")
+    return {
+        "score": _text(_kids(score_elem).get("base"))
+        if score_elem is not None and len(score_elem)
+        else _text(score_elem),
+        "severity": _text(kids.get("severity")),
+        "method": _text(kids.get("method")),
+        "vector": _text(kids.get("vector")),
+    }
+
+
+def _xml_vulnerability(elem: Element, default_ref: str = "") -> dict[str, Any]:
+    kids = _kids(elem)
+    analysis = _kids(kids.get("analysis"))
+    affects = [
+        {"ref": _text(_kids(target).get("ref"))} for target in _all(kids.get("affects"), "target")
+    ]
+    if not affects and default_ref:
+        affects = [{"ref": default_ref}]
+    return {
+        "id": _text(kids.get("id")),
+        "ratings": [_xml_rating(r) for r in _all(kids.get("ratings"), "rating")],
+        "description": _text(kids.get("description")) or _text(kids.get("detail")),
+        "references": [
+            {"id": _text(_kids(r).get("id"))} for r in _all(kids.get("references"), "reference")
+        ],
+        "analysis": {
+            "state": _text(analysis.get("state")),
+            "justification": _text(analysis.get("justification")),
+        },
+        "affects": affects,
+        "cwes": [_text(c) for c in _all(kids.get("cwes"), "cwe")],
+    }
+
+
+def _xml_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
+    """Stream a CycloneDX XML BOM; each top-level component is dropped once read."""
+    header: dict[str, Any] = {}
+    announced = False
+    root: Element = None  # set by check_root before any event
+
+    def check_root(element: Element) -> None:
+        nonlocal root
+        root = element
+        if _local(element.tag) != "bom":
+            raise ReportError(
+                f"not a CycloneDX BOM: the root element is <{_local(element.tag)}>",
+                filename=filename,
+            )
+
+    for _event, elem in iterparse(
+        stream,
+        filename,
+        tags=_ITEM_TAGS,
+        events=("end",),
+        any_dtd=True,
+        refused="refused unsafe XML ({kind}): entities and DTDs are not allowed",
+        malformed="malformed XML",
+        check_root=check_root,
+        blank_text=False,  # every field read is a whole text; none is mixed with elements
+    ):
+        parent = elem.getparent()
+        if parent is None:
+            continue
+        name = _local(elem.tag)
+        if name == "metadata":
+            if parent is not root:
+                continue
+            header["serialNumber"] = parent.get("serialNumber", "")
+            kids = _kids(elem)
+            component = kids.get("component")
+            header["metadata"] = {
+                "timestamp": _text(kids.get("timestamp")),
+                "component": _xml_component(component) if component is not None else None,
+            }
+            prune(elem)
+            continue
+        if parent.getparent() is not root or _local(parent.tag) != _LISTS[name]:
+            continue  # nested: read with the top-level item that holds it
+        if not announced:
+            announced = True
+            header.setdefault(
+                "serialNumber", root.get("serialNumber", "") if root is not None else ""
+            )
+            yield "metadata", header
+        if name == "component":
+            yield "component", _xml_component(elem)
+        else:
+            # The 1.0-1.3 extension at BOM level names the component in ``ref``.
+            yield "vulnerability", _xml_vulnerability(elem, default_ref=elem.get("ref", ""))
+        prune(elem)  # memory does not grow with the file
+    if not announced:
+        yield "metadata", header
 
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _child(elem: Element, name: str) -> Element | None:
-    for child in elem:
-        if _local(child.tag) == name:
-            return child
-    return None
-
-
-def _children(elem: Element | None, name: str) -> list[Element]:
-    if elem is None:
-        return []
-    return [child for child in elem if _local(child.tag) == name]
-
-
-def _child_text(elem: Element | None, name: str) -> str:
-    if elem is None:
-        return ""
-    child = _child(elem, name)
-    return (child.text or "").strip() if child is not None else ""
-
-
-def _xml_component(elem: Element) -> dict[str, Any]:
-    """A ``<component>`` as the JSON encoding would carry it (nested components included)."""
-    component: dict[str, Any] = {
-        "type": elem.get("type", ""),
-        "bom-ref": elem.get("bom-ref", ""),
-        **{k: _child_text(elem, k) for k in ("group", "name", "version", "purl", "cpe")},
-    }
-    component["components"] = [
-        _xml_component(c) for c in _children(_child(elem, "components"), "component")
-    ]
-    # CycloneDX 1.0-1.3 carried vulnerabilities inside the component (vulnerability extension):
-    # they affect that component (their ``ref`` attribute is the vulnerability's own reference).
-    vulns = []
-    for holder in _children(elem, "vulnerabilities"):
-        for vuln in _children(holder, "vulnerability"):
-            vulns.append(_xml_vulnerability(vuln))
-    component["_vulnerabilities"] = vulns
-    return component
-
-
-def _xml_vulnerability(elem: Element, default_ref: str = "") -> dict[str, Any]:
-    ratings = []
-    for rating in _children(_child(elem, "ratings"), "rating"):
-        score_elem = _child(rating, "score")
-        score = (
-            _child_text(score_elem, "base")
-            if score_elem is not None and len(score_elem)
-            else ((score_elem.text or "").strip() if score_elem is not None else "")
-        )
-        ratings.append(
-            {
-                "score": score,
-                "severity": _child_text(rating, "severity"),
-                "method": _child_text(rating, "method"),
-                "vector": _child_text(rating, "vector"),
-            }
-        )
-    analysis = _child(elem, "analysis")
-    affects = [
-        {"ref": _child_text(target, "ref")}
-        for target in _children(_child(elem, "affects"), "target")
-    ]
-    if not affects and default_ref:
-        affects = [{"ref": default_ref}]
-    return {
-        "id": _child_text(elem, "id"),
-        "ratings": ratings,
-        "description": _child_text(elem, "description") or _child_text(elem, "detail"),
-        "references": [
-            {"id": _child_text(r, "id")} for r in _children(_child(elem, "references"), "reference")
-        ],
-        "analysis": {
-            "state": _child_text(analysis, "state"),
-            "justification": _child_text(analysis, "justification"),
-        },
-        "affects": affects,
-        "cwes": [(c.text or "").strip() for c in _children(_child(elem, "cwes"), "cwe")],
-    }
-
-
-def _xml_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
-    """Stream a CycloneDX XML BOM; each top-level component is released once read."""
-    path: list[str] = []
-    header: dict[str, Any] = {}
-    announced = False
-    parents: list[Element] = []
-    try:
-        for event, elem in iterparse(stream, events=("start", "end"), forbid_dtd=True):
-            name = _local(elem.tag)
-            if event == "start":
-                path.append(name)
-                parents.append(elem)
-                if len(path) == 1 and name != "bom":
-                    raise ReportError(
-                        f"not a CycloneDX BOM: the root element is <{name}>", filename=filename
-                    )
-                continue
-            path.pop()
-            parents.pop()
-            depth = len(path)
-            if depth == 1 and name == "metadata":
-                header["serialNumber"] = parents[0].get("serialNumber", "")
-                component = _child(elem, "component")
-                header["metadata"] = {
-                    "timestamp": _child_text(elem, "timestamp"),
-                    "component": _xml_component(component) if component is not None else None,
-                }
-                elem.clear()
-            elif depth == 2 and path[-1] in ("components", "vulnerabilities"):
-                if not announced:
-                    announced = True
-                    header.setdefault("serialNumber", parents[0].get("serialNumber", ""))
-                    yield "metadata", header
-                if name == "component":
-                    yield "component", _xml_component(elem)
-                elif name == "vulnerability":
-                    # The 1.0-1.3 extension at BOM level names the component in ``ref``.
-                    yield "vulnerability", _xml_vulnerability(elem, default_ref=elem.get("ref", ""))
-                # Release what was read so memory does not grow with the file.
-                parents[-1].clear()
-    except ParseError as exc:
-        line, column = getattr(exc, "position", (0, 0))
-        where = f"line {line}, column {column}" + (f" in <{path[-1]}>" if path else "")
-        raise ReportError(f"malformed XML ({exc.msg})", where=where, filename=filename) from None
-    except DefusedXmlException as exc:
-        raise ReportError(
-            f"refused unsafe XML ({type(exc).__name__}): entities and DTDs are not allowed",
-            filename=filename,
-        ) from None
-    if not path and not announced and not header:
-        # iterparse saw no root at all.
-        pass
-    if not announced:
-        yield "metadata", header
-
-
 # -- mapping -----------------------------------------------------------------------------------
+
+_ORDER = {"": 0, "Low": 1, "Medium": 2, "High": 3, "Critical": 4}
+
+
+def _str(value: object) -> str:
+    """``text(value)``, with the common case (a string) first: once per field of every item."""
+    return value.strip() if type(value) is str else text(value)
+
+
+def _severity(value: object) -> str:
+    """``severity(value)``, with the spellings scanners write looked up at once."""
+    found = SEVERITY_SPELLINGS.get(value) if type(value) is str else None
+    return found if found is not None else severity(value)
 
 
 def _component_identity(component: dict[str, Any]) -> tuple[str, str, str, str]:
     """(vendor, product, version, purl) of a component: the purl's namespace or ecosystem first."""
-    purl = text(component.get("purl"))
+    purl = _str(component.get("purl"))
     vendor, product, version = purl_vendor_product(purl) if purl else ("", "", "")
-    name = text(component.get("name"))
+    name = _str(component.get("name"))
     return (
-        vendor or text(component.get("group")).lower(),
+        vendor or _str(component.get("group")).lower(),
         name or product,
-        text(component.get("version")) or version,
+        _str(component.get("version")) or version,
         purl,
     )
 
@@ -236,11 +261,11 @@ def _flatten(component: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def _vulnerability_id(vuln: dict[str, Any]) -> str:
     """The vulnerability's id, or the CVE it references when the id is a vendor's own."""
-    own = text(vuln.get("id"))
+    own = _str(vuln.get("id"))
     if own.upper().startswith("CVE-"):
         return own
     for ref in as_list(vuln.get("references")):
-        ref_id = text(as_dict(ref).get("id"))
+        ref_id = _str(as_dict(ref).get("id"))
         if ref_id.upper().startswith("CVE-"):
             return ref_id
     return own
@@ -250,7 +275,7 @@ def _cwes(vuln: dict[str, Any]) -> tuple[str, ...]:
     """CWE ids of a vulnerability (``cwes``: numbers in CycloneDX 1.4+ and the 1.0 extension)."""
     found: list[str] = []
     for raw in as_list(vuln.get("cwes")):
-        value = text(raw).upper().removeprefix("CWE-")
+        value = _str(raw).upper().removeprefix("CWE-")
         if value.isdigit() and f"CWE-{value}" not in found:
             found.append(f"CWE-{value}")
     return tuple(found)
@@ -259,7 +284,6 @@ def _cwes(vuln: dict[str, Any]) -> tuple[str, ...]:
 def _rating(vuln: dict[str, Any]) -> tuple[str, str, float | None]:
     """(severity, CVSS v3 vector, score): the v3 rating when present, else the worst rating."""
     best: tuple[str, str, float | None] = ("", "", None)
-    order = {"": 0, "Low": 1, "Medium": 2, "High": 3, "Critical": 4}
     unknown = False
     for raw_rating in as_list(vuln.get("ratings")):
         rating = as_dict(raw_rating)
@@ -268,18 +292,19 @@ def _rating(vuln: dict[str, Any]) -> tuple[str, str, float | None]:
             score = float(raw_score) if raw_score not in (None, "") else None
         except (TypeError, ValueError):
             score = None
-        method = text(rating.get("method")).upper()
-        vector = text(rating.get("vector"))
-        sev = severity(rating.get("severity")) or (
+        method = _str(rating.get("method")).upper()
+        vector = _str(rating.get("vector"))
+        raw_severity = rating.get("severity")
+        sev = _severity(raw_severity) or (
             severity_from_score(score) if method.startswith("CVSSV3") else ""
         )
         if method.startswith("CVSSV3"):
             if vector and not vector.startswith("CVSS:"):
                 vector = ("CVSS:3.1/" if method == "CVSSV31" else "CVSS:3.0/") + vector
             return sev, vector, score
-        if order[sev] > order[best[0]]:
+        if _ORDER[sev] > _ORDER[best[0]]:
             best = (sev, "", None)
-        elif not best[0] and text(rating.get("severity")).lower() == "unknown":
+        elif not best[0] and _str(raw_severity).lower() == "unknown":
             unknown = True
     if not best[0] and unknown:
         return UNRATED, "", None  # CycloneDX's own "unknown", kept (docs/formats.md)
@@ -302,18 +327,18 @@ class _BomMapper:
             _component_identity(subject) if subject else ("", "", "", "")
         )
         if subject:
-            self.refs[text(subject.get("bom-ref"))] = (vendor, product, version, purl)
+            self.refs[_str(subject.get("bom-ref"))] = (vendor, product, version, purl)
         name = product or PurePosixPath(self.filename).stem
-        is_container = text(subject.get("type")) in ("container", "operating-system")
+        is_container = _str(subject.get("type")) in ("container", "operating-system")
         return DeviceRecord(
             device_ref=_DEVICE_REF,
             name=name,
             asset_id=purl
-            or text(subject.get("bom-ref"))
-            or text(header.get("serialNumber"))
+            or _str(subject.get("bom-ref"))
+            or _str(header.get("serialNumber"))
             or name,
             os_platform="Linux" if is_container else "Other",
-            os_version=version if text(subject.get("type")) == "operating-system" else "",
+            os_version=version if _str(subject.get("type")) == "operating-system" else "",
         )
 
     def components(self, component: dict[str, Any], where: str) -> Iterator[ImportRecord]:
@@ -322,7 +347,7 @@ class _BomMapper:
             if not product:
                 yield SkippedRecord("component without a name", where)
                 continue
-            ref = text(entry.get("bom-ref"))
+            ref = _str(entry.get("bom-ref"))
             if ref:
                 self.refs[ref] = (vendor, product, version, purl)
             if purl:
@@ -333,8 +358,8 @@ class _BomMapper:
                 product=product,
                 version=version,
                 purl=purl,
-                cpe=text(entry.get("cpe")),
-                is_operating_system=text(entry.get("type")) == "operating-system",
+                cpe=_str(entry.get("cpe")),
+                is_operating_system=_str(entry.get("type")) == "operating-system",
             )
             for vuln in as_list(entry.get("_vulnerabilities")):
                 yield from self.vulnerability(
@@ -365,9 +390,9 @@ class _BomMapper:
             return
         sev, vector, score = _rating(vuln)
         analysis = as_dict(vuln.get("analysis"))
-        state = text(analysis.get("state"))
-        justification = text(analysis.get("justification"))
-        description = text(vuln.get("description"))
+        state = _str(analysis.get("state"))
+        justification = _str(analysis.get("justification"))
+        description = _str(vuln.get("description"))
         cwes = _cwes(vuln)
         if vector or description or sev or cwes or score is not None:
             yield VulnerabilityRecord(
@@ -378,7 +403,7 @@ class _BomMapper:
                 cvss_v3_score=score if not vector else None,
                 cwe_ids=cwes,
             )
-        affects = [text(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
+        affects = [_str(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
         if component is not None:
             affects = [""]  # inside its component (1.0-1.3 extension)
         for ref in affects:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
-from xml.etree.ElementTree import Element
 
 from remedium.importers.formats import _xmlstream as xml
 from remedium.importers.formats._advisory import (
@@ -29,7 +28,7 @@ from remedium.importers.formats._common import (
     severity,
     text,
 )
-from remedium.importers.formats._xmlstream import cpe_vendor_product
+from remedium.importers.formats._xmlstream import Element, cpe_vendor_product
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,

@@ -16,10 +16,10 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import IO
-from xml.etree.ElementTree import Element
 
 from remedium.importers.formats._xmlstream import (
     CVE_RE,
+    Element,
     child_text,
     children,
     cpe_vendor_product,

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
-from xml.etree.ElementTree import Element
 
 from remedium.importers.formats import _xmlstream as xml
 from remedium.importers.formats._advisory import facts
 from remedium.importers.formats._common import seekable
+from remedium.importers.formats._xmlstream import Element
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,

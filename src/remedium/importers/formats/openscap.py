@@ -16,9 +16,9 @@ import ipaddress
 import re
 from collections.abc import Iterator
 from typing import IO
-from xml.etree.ElementTree import Element
 
 from remedium.importers.formats._xmlstream import (
+    Element,
     child,
     child_text,
     children,
@@ -267,7 +267,8 @@ def _category(rule_id: str, groups: list[str], title: str) -> str:
 
 def _fact_text(element: Element) -> str:
     if local(element.tag) == "platform":
-        return element.get("idref", "").strip()
+        idref: str = element.get("idref", "")
+        return idref.strip()
     if local(element.tag) == "target-facts":
         return " ".join(text(fact) for fact in children(element, "fact"))
     return text(element)

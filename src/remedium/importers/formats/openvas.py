@@ -18,10 +18,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import IO
-from xml.etree.ElementTree import Element
 
 from remedium.importers.formats._xmlstream import (
     CVE_RE,
+    Element,
     child,
     child_text,
     children,

@@ -19,11 +19,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
-from xml.etree.ElementTree import Element
 
 from remedium.importers.formats import qualys_detection
 from remedium.importers.formats._xmlstream import (
     CVE_RE,
+    Element,
     child,
     child_text,
     children,
@@ -137,7 +137,8 @@ def _glossary(stream: IO[bytes], filename: str) -> dict[str, _Qid]:
 
 def _cvss3(details: Element) -> tuple[str, float | None]:
     # "9.0 (AV:N/AC:H/...)": the score, then the vector without its "CVSS:3.x/" prefix.
-    base = child_text(child(details, "CVSS3_SCORE") or details, "CVSS3_BASE")
+    score = child(details, "CVSS3_SCORE")  # its parts when it has any, else details' own
+    base = child_text(score if score is not None and len(score) else details, "CVSS3_BASE")
     if not base:
         return "", None
     score_text, _, _ = base.partition(" ")

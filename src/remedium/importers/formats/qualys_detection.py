@@ -21,11 +21,11 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
-from xml.etree.ElementTree import Element
 
 from remedium.importers.formats._xmlstream import (
     CVE_RE,
     HEAD_BYTES,
+    Element,
     child,
     child_text,
     children,
