@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, update
+from sqlalchemy import Row
 
 from remedium.recommendations import _sql as sql
 from remedium.recommendations import engine as rules
@@ -244,8 +244,7 @@ def _changed(old: list[Any], values: dict[str, Any]) -> bool:
 
 
 def _bulk_update(run: Runner, updates: list[dict[str, Any]]) -> None:
-    for start in range(0, len(updates), CHUNK):
-        run.session.execute(update(Recommendation), updates[start : start + CHUNK])
+    run.update_by_id(Recommendation.__table__, updates)  # type: ignore[arg-type]
 
 
 def _has_eos_version(run: Runner, software_id: int | None, versions: Any) -> bool:
