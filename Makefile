@@ -51,7 +51,7 @@ typecheck: $(STAMP)
 # inputs; docs/imports.md "Benchmarks"). bench-large: the 100,000-device and 1.5M-finding sizes.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
-	$(BIN)/python benchmarks/imports.py --inputs real --sizes 150000 --formats grype,trivy --databases sqlite --stages command --reimport
+	$(BIN)/python benchmarks/imports.py --inputs real --sizes 150000 --formats grype,trivy,nessus,cyclonedx --databases sqlite --stages command --reimport
 	$(BIN)/python benchmarks/reimport.py --organisation demo --findings 132060 --format trivy
 	$(BIN)/python benchmarks/scale.py --sizes 10000
 	$(BIN)/python benchmarks/pages.py --devices 10000
