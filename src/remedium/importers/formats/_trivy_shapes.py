@@ -90,15 +90,15 @@ _PACKAGES = msgspec.json.Decoder(list[Package])
 _RESOURCES = msgspec.json.Decoder(list[Resource])
 
 # The runs of each report layout (``json_fast_values(..., runs=...)``).
-ARTIFACT_RUNS = {
+ARTIFACT_RUNS: dict[str, msgspec.json.Decoder[Any]] = {
     "Results.item.Vulnerabilities.item": _VULNERABILITIES,
     "Results.item.Packages.item": _PACKAGES,
 }
-K8S_RUNS = {
+K8S_RUNS: dict[str, msgspec.json.Decoder[Any]] = {
     f"{section}.item": _RESOURCES
     for section in ("Vulnerabilities", "Misconfigurations", "Resources", "Findings")
 }
-LEGACY_RUNS = {"item": msgspec.json.Decoder(list[Result])}
+LEGACY_RUNS: dict[str, msgspec.json.Decoder[Any]] = {"item": msgspec.json.Decoder(list[Result])}
 
 
 class Sections:

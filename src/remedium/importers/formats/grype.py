@@ -118,7 +118,9 @@ class _Match(TypedDict, total=False):
     relatedVulnerabilities: list[_Related]
 
 
-_MATCH_RUNS = {"matches.item": msgspec.json.Decoder(list[_Match])}
+_MATCH_RUNS: dict[str, msgspec.json.Decoder[Any]] = {
+    "matches.item": msgspec.json.Decoder(list[_Match])
+}
 
 _TAIL_BYTES = 2 * 1024 * 1024
 _TAIL_CHECKS = {"source": ("type",), "distro": ("name",), "descriptor": ("name", "timestamp")}
