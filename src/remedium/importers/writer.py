@@ -436,25 +436,28 @@ class ReportWriter:
         device_ids = sorted({key[0] for key in wanted})
         software_ids = sorted({key[1] for key in wanted})
         existing: dict[tuple[int, int, str], Any] = {}
+        at = self.scanned_at
         # Read by (device, product), not by device alone: one large device (an image with a
-        # million matches) would otherwise be read again, whole, for every batch.
+        # million matches) would otherwise be read again, whole, for every batch. The scan time
+        # is compared with the stored times by the database (bound as the columns store them):
+        # reading them back as datetimes cost a third of an unchanged re-import's merge.
         for ids, sids in chunk_pairs(device_ids, software_ids):
             for found in self.session.execute(
                 select(
-                    weakness.c.id,
                     weakness.c.device_id,
                     weakness.c.software_id,
                     weakness.c.vulnerability_id,
+                    weakness.c.id,
                     weakness.c.installed_version,
                     weakness.c.fixed_version,
                     weakness.c.path,
-                    weakness.c.last_seen,
-                    weakness.c.fixed_at,
                     weakness.c.source,
+                    weakness.c.fixed_at.is_not(None),
+                    weakness.c.fixed_at >= at,  # fixed since this scan
+                    weakness.c.last_seen >= at,  # seen since this scan
                 ).where(weakness.c.device_id.in_(ids), weakness.c.software_id.in_(sids))
             ):
-                existing[(found.device_id, found.software_id, found.vulnerability_id)] = found
-        at = self.scanned_at
+                existing[(found[0], found[1], found[2])] = found
         source = self.source
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
@@ -463,22 +466,24 @@ class ReportWriter:
             if row is None:
                 inserts.append((*key, installed, fixed, path))
                 continue
-            if row.fixed_at is not None:
-                if at <= row.fixed_at:
+            row_id, stored_installed, stored_fixed, stored_path, stored_source = row[3:8]
+            fixed_now, fixed_since, seen_since = row[8:]
+            if fixed_now:
+                if fixed_since:
                     continue  # an older scan never reopens a weakness fixed since
                 self.summary.findings_reopened += 1
-            elif at <= row.last_seen:
+            elif seen_since:
                 continue  # nothing newer than what is known
-            elif (row.installed_version, row.fixed_version, row.path, row.source) == (
+            elif (stored_installed, stored_fixed, stored_path, stored_source) == (
                 installed,
                 fixed,
                 path,
                 source,
             ):
-                updates.append((installed, fixed, path, source, at_bound, None, row.id))
+                updates.append((installed, fixed, path, source, at_bound, None, row_id))
                 continue  # only last_seen moves: bookkeeping, not an update
             self.summary.findings_updated += 1
-            updates.append((installed, fixed, path, source, at_bound, None, row.id))
+            updates.append((installed, fixed, path, source, at_bound, None, row_id))
         inventory_service.bulk_insert(
             self.session, weakness, _WEAKNESS_INSERT, inserts, self._shared(at_bound)
         )
