@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from remedium.importers import worker
@@ -92,6 +92,37 @@ def test_cutting_one_device_into_batches_stores_what_one_batch_stores(
     assert small.findings_added == whole.findings_added == 62
     assert len(in_small_batches) == 62
     assert (small.findings_updated, small.findings_reopened) == (0, 0)
+
+
+def test_new_devices_and_products_of_many_batches_are_read_back_unprepared(
+    session: Session, tmp_path: Path, batch_of: Any
+) -> None:
+    # Each batch adds devices and products; their ids are read back by key after the insert.
+    # PostgreSQL must plan that read for its own keys every time: psycopg prepares a statement
+    # run five times, and a generic plan chosen while the table was small (a sequential scan)
+    # stayed chosen as a large import grew it (105 s of a 150,000-product CycloneDX import).
+    lines = [HEADER]
+    for k in range(40):
+        lines.append(
+            f"host-{k},10.8.0.{k},Linux,Lab,acme,tool{k},1.{k},CVE-2024-{4000 + k},,High\n"
+        )
+    path = tmp_path / "many.csv"
+    path.write_text("".join(lines))
+    batch_of(2)
+    summary = import_report(session, path, derive=False)
+    assert (summary.devices_added, summary.software_added, summary.findings_added) == (40, 40, 40)
+    rows = stored(session)
+    assert [(row[0], row[2]) for row in rows] == sorted(
+        (f"host-{k}", f"tool{k}") for k in range(40)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        prepared = session.execute(
+            text(
+                "SELECT statement FROM pg_prepared_statements "
+                "WHERE statement LIKE '%identity_key%' OR statement LIKE '%product_key%'"
+            )
+        ).scalars()
+        assert [s for s in prepared if "SELECT" in s.upper()] == []
 
 
 def test_a_product_placed_early_and_named_later_is_stored_once(
