@@ -133,9 +133,10 @@ def test_incremental_recompute_of_nothing_changes_nothing(session: Session) -> N
 def test_recommendations_written_in_chunks_equal_those_written_at_once(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Recommendations are created and their fields written a chunk at a time (memory stays
-    # flat for an image of a hundred thousand products): chunks of 3 must change nothing.
-    from remedium.recommendations import group_figures, service  # noqa: PLC0415 - patched here
+    # Recommendations' fields are written a chunk at a time (memory stays flat for an image of
+    # a hundred thousand products; they are created in one INSERT ... SELECT): chunks of 3 must
+    # change nothing.
+    from remedium.recommendations import group_figures  # noqa: PLC0415 - patched here
 
     org = build_random_org(session, seed=5, devices=25)
     recompute(session, as_of=NOW)
@@ -145,7 +146,6 @@ def test_recommendations_written_in_chunks_equal_those_written_at_once(
     session.execute(delete(DeviceRecommendation))
     session.execute(delete(Recommendation))
     monkeypatch.setattr(group_figures, "CHUNK", 3)
-    monkeypatch.setattr(service, "CHUNK", 3)
     stats = recompute(session, as_of=NOW)
     assert stats.recommendations_touched >= 3 * 4  # several chunks
     assert _dump(session) == whole

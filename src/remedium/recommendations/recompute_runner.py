@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import Index, Result, Row, Table, bindparam, insert, text, update
+from sqlalchemy import Index, Result, Row, Table, bindparam, insert, text
 from sqlalchemy.orm import Session
 
 from remedium.db.types import UtcDateTime
@@ -53,6 +53,9 @@ def formula_params(cutoff: datetime) -> FormulaParams:
     )
 
 
+_TIMES = ("cutoff", "as_of")  # the timestamp parameters a statement may name
+
+
 @dataclass(frozen=True, slots=True)
 class Sql:
     """One statement: its text and its own bind parameters (typed by the function that made
@@ -91,13 +94,14 @@ class Runner:
         self.cutoff = as_of - timedelta(days=get_settings().inactive_after_days)
         self.stats = stats
         self.sqlite = session.get_bind().dialect.name == "sqlite"
-        self.params = formula_params(self.cutoff)
+        self.params: dict[str, object] = {**formula_params(self.cutoff), "as_of": as_of}
 
     def _execute(self, sql: Sql) -> Result[Any]:
         statement = text(sql.text)
-        if ":cutoff" in sql.text:
-            # Bound through the column type so SQLite compares timestamps in the stored shape.
-            statement = statement.bindparams(bindparam("cutoff", type_=UtcDateTime()))
+        for name in _TIMES:
+            if f":{name}" in sql.text:
+                # Bound through the column type: SQLite stores timestamps in its own shape.
+                statement = statement.bindparams(bindparam(name, type_=UtcDateTime()))
         for name in sql.expanding:
             statement = statement.bindparams(bindparam(name, expanding=True))
         params: dict[str, object] = {
@@ -133,21 +137,35 @@ class Runner:
 
     def update_by_id(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Write new values to rows of ``table`` found by ``id``: each row of ``rows`` holds
-        the id and the columns to set (consumed: its ``id`` is renamed). One ``executemany``
-        per set of columns and ``CHUNK`` rows, bound through the columns' types; about a third
-        cheaper per row than the ORM's bulk update by primary key."""
+        the id and the columns to set. One ``executemany`` of the driver per set of columns and
+        ``CHUNK`` rows, each value converted once by its column type's own bind processor:
+        SQLAlchemy's per-row parameter processing was most of the cost (17,700 recommendations'
+        fields: 0.45 -> 0.2 s)."""
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for values in rows:
-            values["b_id"] = values.pop("id")  # a column's own name is the SET clause's
-            by_columns.setdefault(tuple(values), []).append(values)
+            by_columns.setdefault(tuple(name for name in values if name != "id"), []).append(values)
+        connection = self.session.connection()
+        dialect = connection.dialect
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
         for columns, same in by_columns.items():
+            processors = [
+                (name, table.c[name].type._cached_bind_processor(dialect))
+                for name in (*columns, "id")
+            ]
             statement = (
-                update(table)
-                .where(table.c.id == bindparam("b_id"))
-                .values({name: bindparam(name) for name in columns if name != "b_id"})
+                f"UPDATE {table.name} SET "
+                + ", ".join(f"{name} = {mark}" for name in columns)
+                + f" WHERE id = {mark}"
             )
-            for start in range(0, len(same), CHUNK):
-                self.session.execute(statement, same[start : start + CHUNK])
+            tuples = [
+                tuple(
+                    values[name] if process is None else process(values[name])
+                    for name, process in processors
+                )
+                for values in same
+            ]
+            for start in range(0, len(tuples), CHUNK):
+                connection.exec_driver_sql(statement, tuples[start : start + CHUNK])
 
     def drop_work_tables(self) -> None:
         """Drop the work tables a previous recompute in this connection may have left."""

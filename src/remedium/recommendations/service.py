@@ -28,11 +28,10 @@ runs for the devices it has finished writing while its parser reads on; the impo
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from remedium.common import cache
@@ -51,8 +50,8 @@ from remedium.recommendations.group_figures import (
     refresh_recommendation_fields,
     score_stat_counts,
 )
-from remedium.recommendations.models import DeviceRecommendation, Recommendation
-from remedium.recommendations.recompute_runner import CHUNK, RecomputeStats, Runner
+from remedium.recommendations.models import DeviceRecommendation
+from remedium.recommendations.recompute_runner import RecomputeStats, Runner
 
 __all__ = ["RecomputeStats", "recompute", "recompute_device_rows"]
 
@@ -270,27 +269,8 @@ def _replace_device_recommendations(run: Runner, full: bool) -> int:
 
 def _create_recommendations(run: Runner) -> int:
     """Insert the recommendations that appear for the first time, with placeholder fields."""
-    new = run.rows(sql.NEW_RECOMMENDATIONS)
-    if not new:
-        return 0
-    rows = (
-        {
-            "id": rec_id,
-            "kind": "software" if software_id is not None else "configuration",
-            "software_id": software_id,
-            "configuration_id": configuration_id,
-            "name": rec_id,
-            "category": "Application" if software_id is not None else "OS",
-            "remediation_type": "Update" if software_id is not None else "ConfigurationChange",
-            "first_seen": run.as_of,
-            "updated_at": run.as_of,
-        }
-        for rec_id, software_id, configuration_id in new
-    )
-    # A chunk at a time: one image can bring a hundred thousand products at once.
-    while chunk := list(itertools.islice(rows, CHUNK)):
-        run.session.execute(insert(Recommendation), chunk)
-    return len(new)
+    # One INSERT ... SELECT: the ORM's insert of 17,700 rows as dictionaries took 0.8 s.
+    return run.run(sql.create_new_recommendations(run.sqlite))
 
 
 def _delete_orphans(run: Runner, full: bool) -> int:
