@@ -170,37 +170,6 @@ def delete_device_recommendations(full: bool) -> Sql:
     return Sql(f"DELETE FROM device_recommendation{where}")
 
 
-_NEW_RECOMMENDATIONS = (
-    "SELECT DISTINCT t.recommendation_id, t.software_id, t.configuration_id "
-    f"FROM {DR} t WHERE NOT EXISTS "
-    "(SELECT 1 FROM recommendation r WHERE r.id = t.recommendation_id)"
-)
-"""The recommendations of ``tmp_rm_dr`` that do not exist yet."""
-
-
-def create_new_recommendations(sqlite: bool) -> Sql:
-    """Insert the recommendations of ``tmp_rm_dr`` that do not exist yet, with placeholder
-    fields (``group_figures.refresh_recommendation_fields`` fills them in), in one statement:
-    every column is named, as the model's defaults are the ORM's, not the database's."""
-    is_config = "n.software_id IS NULL"
-    empty_list = "'[]'" if sqlite else "CAST('[]' AS JSON)"
-    return Sql(
-        "INSERT INTO recommendation (id, kind, software_id, configuration_id, name, "
-        "product_name, vendor, related_component, recommended_version, recommended_program, "
-        "recommended_vendor, category, sub_category, severity_score, remediation_type, "
-        "description, remediation_text, weaknesses, public_exploit, exploit_verified, "
-        "active_alert, has_unpatchable_cve, max_severity, max_cvss, max_epss, "
-        "associated_threats, tags, total_machine_count, exposed_machines_count, "
-        "exposed_critical_devices, exposure_impact, config_score_impact, first_seen, updated_at) "
-        f"SELECT n.recommendation_id, CASE WHEN {is_config} THEN 'configuration' "
-        "ELSE 'software' END, n.software_id, n.configuration_id, n.recommendation_id, "
-        f"'', '', '', '', '', '', CASE WHEN {is_config} THEN 'OS' ELSE 'Application' END, "
-        f"'', 0.0, CASE WHEN {is_config} THEN 'ConfigurationChange' ELSE 'Update' END, "
-        f"'', '', 0, FALSE, FALSE, FALSE, FALSE, '', 0.0, 0.0, {empty_list}, {empty_list}, "
-        f"0, 0, 0, 0.0, 0.0, :as_of, :as_of FROM ({_NEW_RECOMMENDATIONS}) n"
-    )
-
-
 _ORPHAN = (
     "NOT EXISTS (SELECT 1 FROM device_recommendation dr "
     "WHERE dr.recommendation_id = recommendation.id)"

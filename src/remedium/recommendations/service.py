@@ -270,7 +270,7 @@ def _replace_device_recommendations(run: Runner, full: bool) -> int:
 def _create_recommendations(run: Runner) -> int:
     """Insert the recommendations that appear for the first time, with placeholder fields."""
     # One INSERT ... SELECT: the ORM's insert of 17,700 rows as dictionaries took 0.8 s.
-    return run.run(sql.create_new_recommendations(run.sqlite))
+    return run.run(device_sql.create_new_recommendations(run.sqlite))
 
 
 def _delete_orphans(run: Runner, full: bool) -> int:
