@@ -22,7 +22,7 @@ from remedium.importers import worker
 from remedium.importers.models import ImportRun
 from remedium.importers.service import import_report
 from remedium.intel.importing import import_feed
-from remedium.inventory.models import Device, Software, Weakness
+from remedium.inventory.models import Device, InstalledSoftware, Software, Weakness
 from remedium.inventory.service import bound, bulk_insert, table_of
 from remedium.settings import get_settings
 from tests.importers.test_placement import HEADER, nvd_record, write_nvd
@@ -48,6 +48,15 @@ def stored(session: Session) -> list[tuple[Any, ...]]:
         )
         .join(Device, Device.id == Weakness.device_id)
         .join(Software, Software.id == Weakness.software_id)
+    )
+    return sorted(tuple(row) for row in rows)
+
+
+def installed(session: Session) -> list[tuple[Any, ...]]:
+    rows = session.execute(
+        select(Device.name, Software.product, InstalledSoftware.version)
+        .join(Device, Device.id == InstalledSoftware.device_id)
+        .join(Software, Software.id == InstalledSoftware.software_id)
     )
     return sorted(tuple(row) for row in rows)
 
@@ -84,11 +93,17 @@ def test_cutting_one_device_into_batches_stores_what_one_batch_stores(
     batch_of(7)
     small = import_report(session, path, derive=False)
     in_small_batches = stored(session)
+    installed_in_small_batches = installed(session)
     session.rollback()
 
     batch_of(100_000)
     whole = import_report(session, path, derive=False)
     assert stored(session) == in_small_batches
+    # Installs of a product first named in a later batch are inserted without reading back;
+    # lib0 and lib1, named again far apart, are merged with what an earlier batch wrote.
+    assert installed(session) == installed_in_small_batches
+    assert len(installed_in_small_batches) == 11  # lib0..lib9 on img-1, lib9 on img-2
+    assert small.installed_added == whole.installed_added == 11
     assert small.findings_added == whole.findings_added == 62
     assert len(in_small_batches) == 62
     assert (small.findings_updated, small.findings_reopened) == (0, 0)

@@ -277,12 +277,14 @@ class ReportWriter:
     def _write_installs(self, installs: list[tuple[int, int, str]]) -> None:
         if not installs:
             return
-        devices, products, stale, unread = (
+        devices, products, stale, unread, created = (
             self.device_ids,
             self.product_ids,
             self.stale,
             self._unread(),
+            self.created,
         )
+        fresh_from, placed_software = self.fresh_products_from, self.placed_software
         at = inventory_service.bound(
             self.session, table_of(InstalledSoftware).c.last_seen, self.scanned_at
         )
@@ -290,7 +292,13 @@ class ReportWriter:
         others: list[tuple[int, int, str]] = []
         for number, product, version in installs:
             device_id = devices[number]
-            if device_id in unread:
+            if device_id in unread or (
+                # As for findings: a device this import created holds no row of a product
+                # first named in this batch (one SBOM of a hundred thousand components).
+                device_id in created
+                and product >= fresh_from
+                and products[product] not in placed_software
+            ):
                 inserts.append((device_id, products[product], version))
             elif device_id not in stale:
                 others.append((device_id, products[product], version))

@@ -132,3 +132,27 @@ def rows_by_key(
         return
     for part in chunks(keys):
         yield from session.execute(select(*columns).where(key.in_(part)))
+
+
+def new_ids(session: Session, table: Table, count: int) -> list[int]:
+    """``count`` unused ids for new rows of ``table`` (an integer ``id`` primary key), so that
+    rows can be inserted by :func:`bulk_insert` with their ids, not read back by key.
+
+    PostgreSQL draws them from the column's sequence (safe with concurrent writers). SQLite
+    gives a new row the largest id plus one, as it would itself: call it only in a transaction
+    that holds SQLite's write lock (``db.session.take_writer_lock``), so no other writer can
+    take the same ids.
+    """
+    if count <= 0:
+        return []
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        drawn = connection.exec_driver_sql(
+            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) "
+            "FROM generate_series(1, %(count)s)",
+            {"count": count},
+        )
+        return [int(value) for (value,) in drawn]
+    largest = connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}")
+    start = int(largest.scalar_one()) + 1
+    return list(range(start, start + count))

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from remedium.importers.chunks import chunks, table_of
 from remedium.importers.records import DeviceRecord
-from remedium.inventory._bulk import bound, bulk_insert, bulk_update, rows_by_key
+from remedium.inventory._bulk import bound, bulk_insert, bulk_update, new_ids, rows_by_key
 from remedium.inventory.models import (
     DEVICE_VALUES,
     OS_PLATFORMS,
@@ -410,24 +410,24 @@ class SoftwareIndex:
 
     def ensure(self, session: Session, products: dict[tuple[str, str], dict[str, Any]]) -> int:
         """Insert the products not yet known; returns how many were added."""
-        missing = [row for key, row in products.items() if key not in self.ids]
+        missing = [(key, row) for key, row in products.items() if key not in self.ids]
         if not missing:
             return 0
-        table = table_of(Software)
-        # Plain tuples in the driver's types (COPY on PostgreSQL): the ORM's insert of the rows
-        # as dictionaries cost a 150,000-product import 3 s on PostgreSQL.
+        # Inserted with ids drawn beforehand, as plain tuples in the driver's types (COPY on
+        # PostgreSQL): no reading back by key. The ORM's insert of the rows as dictionaries
+        # cost a 150,000-product import 3 s on PostgreSQL; reading 120,000 ids back 1 s.
+        ids = new_ids(session, table_of(Software), len(missing))
         bulk_insert(
-            session, table, _SOFTWARE_COLUMNS, [_software_tuple(session, r) for r in missing]
-        )
-        found = rows_by_key(
             session,
-            table,
-            (table.c.vendor, table.c.product, table.c.id),
-            table.c.product_key,
-            [row["product_key"] for row in missing],
+            table_of(Software),
+            ("id", *_SOFTWARE_COLUMNS),
+            [
+                (sid, *_software_tuple(session, row))
+                for sid, (_key, row) in zip(ids, missing, strict=True)
+            ],
         )
-        for vendor, product, sid in found:
-            self.ids[(vendor, product)] = sid
+        for sid, (key, _row) in zip(ids, missing, strict=True):
+            self.ids[key] = sid
         return len(missing)
 
 
