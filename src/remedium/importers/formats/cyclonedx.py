@@ -182,16 +182,18 @@ class _BomMapper:
         )
 
     def components(self, component: dict[str, Any], where: str) -> Iterator[ImportRecord]:
-        for entry in _flatten(component):
-            vendor, product, version, purl = _component_identity(entry)
+        entries = _flatten(component) if component.get("components") else (component,)
+        for entry in entries:
+            identity = _component_identity(entry)
+            vendor, product, version, purl = identity
             if not product:
                 yield SkippedRecord("component without a name", where)
                 continue
             ref = _str(entry.get("bom-ref"))
             if ref:
-                self.refs[ref] = (vendor, product, version, purl)
+                self.refs[ref] = identity
             if purl:
-                self.refs.setdefault(purl, (vendor, product, version, purl))
+                self.refs.setdefault(purl, identity)
             yield SoftwareRecord(
                 device_ref=_DEVICE_REF,
                 vendor=vendor,
@@ -202,9 +204,7 @@ class _BomMapper:
                 is_operating_system=_str(entry.get("type")) == "operating-system",
             )
             for vuln in as_list(entry.get("_vulnerabilities")):
-                yield from self.vulnerability(
-                    as_dict(vuln), where, component=(vendor, product, version, purl)
-                )
+                yield from self.vulnerability(as_dict(vuln), where, component=identity)
 
     def _affected(self, ref: str) -> tuple[str, str, str, str]:
         if ref in self.refs:
@@ -243,9 +243,11 @@ class _BomMapper:
                 cvss_v3_score=score if not vector else None,
                 cwe_ids=cwes,
             )
-        affects = [_str(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
-        if component is not None:
-            affects = [""]  # inside its component (1.0-1.3 extension)
+        affects = (
+            [""]  # inside its component (1.0-1.3 extension)
+            if component is not None
+            else [_str(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
+        )
         for ref in affects:
             if state in _NOT_EXPOSED:
                 reason = f"{vulnerability_id}: VEX analysis says {state}"
