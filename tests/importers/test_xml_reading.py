@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from remedium.importers.formats import cyclonedx
+from remedium.importers.formats import _cyclonedx_xml
 from remedium.importers.formats._xmlstream import walk
 from remedium.importers.formats.cyclonedx import CycloneDxParser
 from remedium.importers.formats.nessus import NessusParser
@@ -145,13 +145,13 @@ def test_cyclonedx_xml_keeps_only_the_open_component_in_memory(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sizes: list[int] = []
-    read = cyclonedx._xml_component
+    read = _cyclonedx_xml._xml_component
 
     def measured(element: Any) -> dict[str, Any]:
         sizes.append(_tree_size(element))
         return read(element)
 
-    monkeypatch.setattr(cyclonedx, "_xml_component", measured)
+    monkeypatch.setattr(_cyclonedx_xml, "_xml_component", measured)
     _info, records = CycloneDxParser().parse(BytesIO(_bom(5000)), "bom.xml")
     listed = list(records)
     findings = [r for r in listed if isinstance(r, FindingRecord)]

@@ -25,7 +25,7 @@ from remedium.importers.formats._common import (
     severity_from_score,
     text,
 )
-from remedium.importers.formats._xmlstream import Element, iterparse, prune
+from remedium.importers.formats._cyclonedx_xml import Item, xml_items
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -41,9 +41,6 @@ _DEVICE_REF = "subject"
 # VEX states that say the product is not exposed: such findings are skipped, with the reason.
 _NOT_EXPOSED = {"not_affected", "false_positive", "resolved", "resolved_with_pedigree"}
 _LIST_PREFIXES = ("components.item", "vulnerabilities.item")
-
-Item = tuple[str, dict[str, Any]]  # ("metadata" | "component" | "vulnerability", plain dict)
-
 
 # -- JSON --------------------------------------------------------------------------------------
 
@@ -65,163 +62,6 @@ def _json_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
             header[prefix] = value
     if not announced:
         yield "metadata", header
-
-
-# -- XML ---------------------------------------------------------------------------------------
-# lxml's parser builds each component in C and only the elements named below reach Python
-# (``_xmlstream.iterparse``: no network, DTDs and entities refused); fields are read with
-# ``iterchildren(tag)``, a C-level filter, and each top-level item is dropped once read.
-
-_ITEM_TAGS = ("metadata", "component", "vulnerability")
-_LISTS = {"component": "components", "vulnerability": "vulnerabilities"}
-_VULNERABILITY_TAGS = ("{*}vulnerability",)
-
-
-def _kids(elem: Element | None) -> dict[str, Element]:
-    """The first child of each local name (namespaces vary between versions): one pass over
-    the children, then a lookup per field."""
-    found: dict[str, Element] = {}
-    if elem is not None:
-        for child in elem:
-            found.setdefault(child.tag.rsplit("}", 1)[-1], child)
-    return found
-
-
-def _text(elem: Element | None) -> str:
-    if elem is None:
-        return ""
-    value = elem.text
-    return value.strip() if value else ""
-
-
-def _all(elem: Element | None, name: str) -> list[Element]:
-    """The children named ``name`` (any namespace), filtered in C."""
-    return [] if elem is None else list(elem.iterchildren(f"{{*}}{name}"))
-
-
-def _xml_component(elem: Element) -> dict[str, Any]:
-    """A ``<component>`` as the JSON encoding would carry it (nested components included)."""
-    kids = _kids(elem)
-    return {
-        "type": elem.get("type", ""),
-        "bom-ref": elem.get("bom-ref", ""),
-        "group": _text(kids.get("group")),
-        "name": _text(kids.get("name")),
-        "version": _text(kids.get("version")),
-        "purl": _text(kids.get("purl")),
-        "cpe": _text(kids.get("cpe")),
-        "components": [_xml_component(c) for c in _all(kids.get("components"), "component")],
-        # CycloneDX 1.0-1.3 carried vulnerabilities inside the component (vulnerability
-        # extension): they affect that component (their ``ref`` is the vulnerability's own).
-        "_vulnerabilities": [
-            _xml_vulnerability(vuln)
-            for holder in _all(elem, "vulnerabilities")
-            for vuln in holder.iterchildren(_VULNERABILITY_TAGS)
-        ]
-        if "vulnerabilities" in kids
-        else [],
-    }
-
-
-def _xml_rating(rating: Element) -> dict[str, str]:
-    kids = _kids(rating)
-    score_elem = kids.get("score")
-    return {
-        "score": _text(_kids(score_elem).get("base"))
-        if score_elem is not None and len(score_elem)
-        else _text(score_elem),
-        "severity": _text(kids.get("severity")),
-        "method": _text(kids.get("method")),
-        "vector": _text(kids.get("vector")),
-    }
-
-
-def _xml_vulnerability(elem: Element, default_ref: str = "") -> dict[str, Any]:
-    kids = _kids(elem)
-    analysis = _kids(kids.get("analysis"))
-    affects = [
-        {"ref": _text(_kids(target).get("ref"))} for target in _all(kids.get("affects"), "target")
-    ]
-    if not affects and default_ref:
-        affects = [{"ref": default_ref}]
-    return {
-        "id": _text(kids.get("id")),
-        "ratings": [_xml_rating(r) for r in _all(kids.get("ratings"), "rating")],
-        "description": _text(kids.get("description")) or _text(kids.get("detail")),
-        "references": [
-            {"id": _text(_kids(r).get("id"))} for r in _all(kids.get("references"), "reference")
-        ],
-        "analysis": {
-            "state": _text(analysis.get("state")),
-            "justification": _text(analysis.get("justification")),
-        },
-        "affects": affects,
-        "cwes": [_text(c) for c in _all(kids.get("cwes"), "cwe")],
-    }
-
-
-def _xml_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
-    """Stream a CycloneDX XML BOM; each top-level component is dropped once read."""
-    header: dict[str, Any] = {}
-    announced = False
-    root: Element = None  # set by check_root before any event
-
-    def check_root(element: Element) -> None:
-        nonlocal root
-        root = element
-        if _local(element.tag) != "bom":
-            raise ReportError(
-                f"not a CycloneDX BOM: the root element is <{_local(element.tag)}>",
-                filename=filename,
-            )
-
-    for _event, elem in iterparse(
-        stream,
-        filename,
-        tags=_ITEM_TAGS,
-        events=("end",),
-        any_dtd=True,
-        refused="refused unsafe XML ({kind}): entities and DTDs are not allowed",
-        malformed="malformed XML",
-        check_root=check_root,
-        blank_text=False,  # every field read is a whole text; none is mixed with elements
-    ):
-        parent = elem.getparent()
-        if parent is None:
-            continue
-        name = _local(elem.tag)
-        if name == "metadata":
-            if parent is not root:
-                continue
-            header["serialNumber"] = parent.get("serialNumber", "")
-            kids = _kids(elem)
-            component = kids.get("component")
-            header["metadata"] = {
-                "timestamp": _text(kids.get("timestamp")),
-                "component": _xml_component(component) if component is not None else None,
-            }
-            prune(elem)
-            continue
-        if parent.getparent() is not root or _local(parent.tag) != _LISTS[name]:
-            continue  # nested: read with the top-level item that holds it
-        if not announced:
-            announced = True
-            header.setdefault(
-                "serialNumber", root.get("serialNumber", "") if root is not None else ""
-            )
-            yield "metadata", header
-        if name == "component":
-            yield "component", _xml_component(elem)
-        else:
-            # The 1.0-1.3 extension at BOM level names the component in ``ref``.
-            yield "vulnerability", _xml_vulnerability(elem, default_ref=elem.get("ref", ""))
-        prune(elem)  # memory does not grow with the file
-    if not announced:
-        yield "metadata", header
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
 
 
 # -- mapping -----------------------------------------------------------------------------------
@@ -342,16 +182,18 @@ class _BomMapper:
         )
 
     def components(self, component: dict[str, Any], where: str) -> Iterator[ImportRecord]:
-        for entry in _flatten(component):
-            vendor, product, version, purl = _component_identity(entry)
+        entries = _flatten(component) if component.get("components") else (component,)
+        for entry in entries:
+            identity = _component_identity(entry)
+            vendor, product, version, purl = identity
             if not product:
                 yield SkippedRecord("component without a name", where)
                 continue
             ref = _str(entry.get("bom-ref"))
             if ref:
-                self.refs[ref] = (vendor, product, version, purl)
+                self.refs[ref] = identity
             if purl:
-                self.refs.setdefault(purl, (vendor, product, version, purl))
+                self.refs.setdefault(purl, identity)
             yield SoftwareRecord(
                 device_ref=_DEVICE_REF,
                 vendor=vendor,
@@ -362,9 +204,7 @@ class _BomMapper:
                 is_operating_system=_str(entry.get("type")) == "operating-system",
             )
             for vuln in as_list(entry.get("_vulnerabilities")):
-                yield from self.vulnerability(
-                    as_dict(vuln), where, component=(vendor, product, version, purl)
-                )
+                yield from self.vulnerability(as_dict(vuln), where, component=identity)
 
     def _affected(self, ref: str) -> tuple[str, str, str, str]:
         if ref in self.refs:
@@ -403,9 +243,11 @@ class _BomMapper:
                 cvss_v3_score=score if not vector else None,
                 cwe_ids=cwes,
             )
-        affects = [_str(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
-        if component is not None:
-            affects = [""]  # inside its component (1.0-1.3 extension)
+        affects = (
+            [""]  # inside its component (1.0-1.3 extension)
+            if component is not None
+            else [_str(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
+        )
         for ref in affects:
             if state in _NOT_EXPOSED:
                 reason = f"{vulnerability_id}: VEX analysis says {state}"
@@ -445,7 +287,7 @@ class CycloneDxParser:
     def parse(self, stream: IO[bytes], filename: str) -> tuple[ReportInfo, Iterator[ImportRecord]]:
         head, items = peek_first_byte(stream)
         source = (
-            _json_items(items, filename) if head in (b"{", b"[") else _xml_items(items, filename)
+            _json_items(items, filename) if head in (b"{", b"[") else xml_items(items, filename)
         )
         if not head:
             raise ReportError("the file is empty", filename=filename)
