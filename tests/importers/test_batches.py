@@ -10,6 +10,7 @@ from remedium.importers.records import (
     ImportRecord,
     SkippedRecord,
     SoftwareRecord,
+    VulnerabilityRecord,
 )
 
 
@@ -122,3 +123,22 @@ def test_an_unnamed_finding_creates_the_named_device_when_no_record_describes_it
     batch = digest.take()
     assert [(n, r.device_ref, r.name) for n, r in batch.devices] == [(0, UNNAMED, "agent-7")]
     assert batch.findings == [(0, 0, "CVE-2024-0001", "3.0.1", "3.0.9", None)]
+
+
+def test_facts_repeated_with_every_finding_are_passed_on_once_and_a_change_back_again() -> None:
+    # CycloneDX 1.2 repeats a vulnerability's facts under every component: the writer would
+    # apply them again to no effect. Facts that change, then change back, must all reach it.
+    high = VulnerabilityRecord("CVE-2024-0001", severity="High", cvss_v3_score=7.5)
+    low = VulnerabilityRecord("CVE-2024-0001", severity="Low", cvss_v3_score=3.1)
+    other = VulnerabilityRecord("CVE-2024-0002", severity="High")
+    digest = Digest()
+    for record in (high, high, other, high, low, low, high):
+        digest.add(record)
+    first = digest.take()
+    assert first.vulnerabilities == [high, other, low, high]
+    digest.add(high)  # the same as the last passed on, in a later batch
+    digest.add(other)
+    digest.add(VulnerabilityRecord("CVE-2024-0002", severity="Critical"))
+    assert digest.take().vulnerabilities == [
+        VulnerabilityRecord("CVE-2024-0002", severity="Critical")
+    ]

@@ -176,6 +176,10 @@ class Digest:
         self.device_numbers: dict[str, int] = {}
         self.product_numbers: dict[Product, int] = {}
         self.named_vulnerabilities: set[str] = set()
+        # The last facts passed on for each vulnerability: a report that repeats them with every
+        # finding (CycloneDX 1.2's extension, under each component) sends them once, not 150,000
+        # times over the pipe to the writer, which would apply them again to no effect.
+        self._last_facts: dict[str, VulnerabilityRecord] = {}
         self.software_devices: set[int] = set()
         self.pending = 0
         self._batch = Batch()
@@ -196,7 +200,12 @@ class Digest:
             self._batch.skipped[record.reason] += 1  # type: ignore[union-attr]
             return
         elif kind is VulnerabilityRecord:
-            self._batch.vulnerabilities.append(record)  # type: ignore[arg-type]
+            # Applying the same facts twice in a row changes nothing (intel.service); facts that
+            # differ from the last ones, even facts seen before them, are passed on.
+            vulnerability_id = record.vulnerability_id  # type: ignore[union-attr]
+            if self._last_facts.get(vulnerability_id) != record:
+                self._last_facts[vulnerability_id] = record  # type: ignore[assignment]
+                self._batch.vulnerabilities.append(record)  # type: ignore[arg-type]
         elif kind is ConfigurationCheckRecord:
             self._batch.checks.append(record)  # type: ignore[arg-type]
         elif kind is ConfigurationResultRecord:
