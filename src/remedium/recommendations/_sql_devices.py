@@ -127,16 +127,56 @@ def insert_device_recommendations(sqlite: bool) -> Sql:
     return Sql(_INSERT_DEVICE_RECOMMENDATIONS + order)
 
 
-_INSERT_DEVICE_RECOMMENDATIONS = (
-    "INSERT INTO device_recommendation (device_id, recommendation_id, weaknesses, points, "
-    "score_delta, config_weight, covered_points, open_after, score_delta_after) "
-    f"SELECT t.device_id, t.recommendation_id, t.weaknesses, t.points * {MULTIPLIER}, "
+# The columns of a device_recommendation row besides its key, and the rows of tmp_rm_dr as
+# device_recommendation stores them.
+_VALUES = (
+    "weaknesses", "points", "score_delta", "config_weight", "covered_points", "open_after",
+    "score_delta_after",
+)  # fmt: skip
+_ROWS = (
+    f"SELECT t.device_id, t.recommendation_id, t.weaknesses, t.points * {MULTIPLIER} AS points, "
     f"d.exposure_score - CASE WHEN {_REMAINING} > :eps "
-    f"THEN 100.0 * {_REMAINING} / ({_REMAINING} + :k) ELSE 0.0 END, "
-    f"t.config_weight, t.covered_points * {MULTIPLIER}, {_OPEN_AFTER}, "
+    f"THEN 100.0 * {_REMAINING} / ({_REMAINING} + :k) ELSE 0.0 END AS score_delta, "
+    f"t.config_weight, t.covered_points * {MULTIPLIER} AS covered_points, "
+    f"{_OPEN_AFTER} AS open_after, "
     f"CASE WHEN {_OPEN_AFTER} = 0 THEN 0.0 ELSE d.exposure_score - {_SCORE_LEFT} END "
+    "AS score_delta_after "
     f"FROM {DR} t JOIN device d ON d.id = t.device_id"
 )
+_INSERT_DEVICE_RECOMMENDATIONS = (
+    f"INSERT INTO device_recommendation (device_id, recommendation_id, {', '.join(_VALUES)}) "
+    + _ROWS
+)
+
+# PostgreSQL, full rebuild of a table that holds rows already (the daily rebuild): the rows
+# are brought to what tmp_rm_dr gives instead of deleted and inserted again. PostgreSQL checks
+# both foreign keys of every inserted row, one query per row and key (about half the time of
+# the insert), but not on an update that leaves the key as it is; and a row whose figures did
+# not move is not written at all. The result is the same rows. At 100,000 devices, nothing
+# changed since the last rebuild: the step 16.6 and 19.2 s before, 7.7 and 7.2 s after (three
+# hash joins of the 1.1 million rows with the staged ones, no row written), load average 2.6
+# to 3; the whole recompute 30.0 and 34.0 s before, 21.7 and 20.9 s after.
+_SAME_ROW = "t.device_id = dr.device_id AND t.recommendation_id = dr.recommendation_id"
+HAS_DEVICE_RECOMMENDATIONS = Sql("SELECT EXISTS (SELECT 1 FROM device_recommendation)")
+DELETE_GONE_DEVICE_RECOMMENDATIONS = Sql(
+    f"DELETE FROM device_recommendation dr WHERE NOT EXISTS (SELECT 1 FROM {DR} t "
+    f"WHERE {_SAME_ROW})"
+)
+UPDATE_CHANGED_DEVICE_RECOMMENDATIONS = Sql(
+    "UPDATE device_recommendation dr SET "
+    + ", ".join(f"{name} = t.{name}" for name in _VALUES)
+    + f" FROM ({_ROWS}) t WHERE {_SAME_ROW} AND ("
+    + ", ".join(f"dr.{name}" for name in _VALUES)
+    + ") IS DISTINCT FROM ("
+    + ", ".join(f"t.{name}" for name in _VALUES)
+    + ")"
+)
+INSERT_NEW_DEVICE_RECOMMENDATIONS = Sql(
+    _INSERT_DEVICE_RECOMMENDATIONS
+    + f" WHERE NOT EXISTS (SELECT 1 FROM device_recommendation dr WHERE {_SAME_ROW}) "
+    "ORDER BY t.device_id"
+)
+COUNT_STAGED_ROWS = Sql(f"SELECT count(*) FROM {DR}")
 
 
 _NEW_RECOMMENDATIONS = (

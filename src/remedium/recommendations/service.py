@@ -257,7 +257,14 @@ def _collect_touched_recommendations(run: Runner, full: bool) -> None:
 
 
 def _replace_device_recommendations(run: Runner, full: bool) -> int:
-    """Delete and re-insert the target devices' rows, with points and exact score deltas."""
+    """Delete and re-insert the target devices' rows, with points and exact score deltas.
+    Returns how many rows the target devices have now."""
+    if full and not run.sqlite and run.scalar(device_sql.HAS_DEVICE_RECOMMENDATIONS):
+        # PostgreSQL's daily rebuild: bring the rows there to the new ones (see _sql_devices).
+        run.run(device_sql.DELETE_GONE_DEVICE_RECOMMENDATIONS)
+        run.run(device_sql.UPDATE_CHANGED_DEVICE_RECOMMENDATIONS)
+        run.run(device_sql.INSERT_NEW_DEVICE_RECOMMENDATIONS)
+        return int(run.scalar(device_sql.COUNT_STAGED_ROWS))
     run.run(sql.delete_device_recommendations(full))
     # A full rebuild writes every row again: build the secondary index once, after them.
     table: Table = DeviceRecommendation.__table__  # type: ignore[assignment]
