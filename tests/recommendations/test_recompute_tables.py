@@ -90,9 +90,8 @@ _ARGUMENTS_OF: dict[str, dict[str, list[Any]]] = {
 _ONLY_ON = {
     "SET_WORK_MEM": "postgresql",
     "NO_JIT": "postgresql",
-    "HAS_DEVICE_RECOMMENDATIONS": "postgresql",
-    "DELETE_GONE_DEVICE_RECOMMENDATIONS": "postgresql",
-    "UPDATE_CHANGED_DEVICE_RECOMMENDATIONS": "postgresql",
+    "COUNT_DEVICE_RECOMMENDATIONS": "postgresql",
+    "DELETE_STALE_DEVICE_RECOMMENDATIONS": "postgresql",
     "INSERT_NEW_DEVICE_RECOMMENDATIONS": "postgresql",
     "COUNT_STAGED_ROWS": "postgresql",
     "LIMIT_ANALYSIS": "sqlite",

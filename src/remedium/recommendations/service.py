@@ -259,10 +259,7 @@ def _collect_touched_recommendations(run: Runner, full: bool) -> None:
 def _replace_device_recommendations(run: Runner, full: bool) -> int:
     """Delete and re-insert the target devices' rows, with points and exact score deltas.
     Returns how many rows the target devices have now."""
-    if full and not run.sqlite and run.scalar(device_sql.HAS_DEVICE_RECOMMENDATIONS):
-        # PostgreSQL's daily rebuild: bring the rows there to the new ones (see _sql_devices).
-        run.run(device_sql.DELETE_GONE_DEVICE_RECOMMENDATIONS)
-        run.run(device_sql.UPDATE_CHANGED_DEVICE_RECOMMENDATIONS)
+    if full and not run.sqlite and _keep_unchanged_rows(run):
         run.run(device_sql.INSERT_NEW_DEVICE_RECOMMENDATIONS)
         return int(run.scalar(device_sql.COUNT_STAGED_ROWS))
     run.run(sql.delete_device_recommendations(full))
@@ -272,6 +269,14 @@ def _replace_device_recommendations(run: Runner, full: bool) -> int:
     written = run.run(device_sql.insert_device_recommendations(run.sqlite))
     restore_indexes(run.session, deferred)
     return written
+
+
+def _keep_unchanged_rows(run: Runner) -> bool:
+    """PostgreSQL, full rebuild: delete the rows that are gone or whose figures moved, and
+    keep the others as they are (see _sql_devices). True when some rows stay, so that only the
+    missing ones are to be inserted; False when none were there or none stay."""
+    held = int(run.scalar(device_sql.COUNT_DEVICE_RECOMMENDATIONS))
+    return held > 0 and run.run(device_sql.DELETE_STALE_DEVICE_RECOMMENDATIONS) < held
 
 
 def _create_recommendations(run: Runner) -> int:
