@@ -152,10 +152,11 @@ _INSERT_DEVICE_RECOMMENDATIONS = (
 # rows that are gone or whose figures moved are deleted, and only the rows then missing are
 # inserted; a row that did not move is neither written nor checked again. PostgreSQL checks
 # both foreign keys of every inserted row, one query per row and key (about half the time of
-# the insert). The result is the same rows. At 100,000 devices (1.1 million rows), nothing
-# changed since the last rebuild: 7.7 and 7.2 s instead of 16.6 and 19.2 s for the step with
-# the update of the moved rows this replaced, every row moved: 21.6 s with that update, 17.2
-# s for main's delete and insert (no column is nullable: ``=`` lets it match rows by hash).
+# the insert). The result is the same rows. At 100,000 devices (1.1 million rows), back to
+# back with main's delete and insert of every row (load average 1.9 to 2.2): nothing changed
+# since the last rebuild, the step 16.3 and 16.9 s before, 3.6 and 4.5 s after (the recompute
+# 30.5 and 31.5 s, 19.0 and 21.5 s); every row moved, 17.2 s before and 17.8 s after. No
+# column is nullable: ``=`` lets the delete match the rows by hash.
 # When every row moved, the table is empty after the delete and the rows go in as into an
 # empty table (without looking for each in it).
 _SAME_KEY = "t.device_id = dr.device_id AND t.recommendation_id = dr.recommendation_id"
