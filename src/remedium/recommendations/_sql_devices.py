@@ -163,9 +163,7 @@ _SAME_KEY = "t.device_id = dr.device_id AND t.recommendation_id = dr.recommendat
 COUNT_DEVICE_RECOMMENDATIONS = Sql("SELECT count(*) FROM device_recommendation")
 DELETE_STALE_DEVICE_RECOMMENDATIONS = Sql(
     f"DELETE FROM device_recommendation dr WHERE NOT EXISTS (SELECT 1 FROM ({_ROWS}) t "
-    f"WHERE {_SAME_KEY}"
-    + "".join(f" AND t.{name} = dr.{name}" for name in _VALUES)
-    + ")"
+    f"WHERE {_SAME_KEY}" + "".join(f" AND t.{name} = dr.{name}" for name in _VALUES) + ")"
 )
 INSERT_NEW_DEVICE_RECOMMENDATIONS = Sql(
     _INSERT_DEVICE_RECOMMENDATIONS
