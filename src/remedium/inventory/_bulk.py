@@ -122,13 +122,17 @@ def rows_by_key(
         raw = session.connection().connection.dbapi_connection
         assert raw is not None
         names = ", ".join(column.name for column in columns)
-        with raw.cursor() as cursor:
+        cursor: Any = raw.cursor()  # psycopg's cursor: ``prepare`` is not in the DBAPI protocol
+        try:
             cursor.execute(
                 f"SELECT {names} FROM {table.name} WHERE {key.name} = ANY(%s)",
                 (list(keys),),
                 prepare=False,
             )
-            yield from cursor.fetchall()
+            found = cursor.fetchall()
+        finally:
+            cursor.close()
+        yield from found
         return
     for part in chunks(keys):
         yield from session.execute(select(*columns).where(key.in_(part)))

@@ -31,6 +31,28 @@ from remedium.inventory.models import (
     Weakness,
 )
 
+__all__ = [
+    "DEFAULT_GROUP",
+    "DeviceIndex",
+    "DeviceUpsert",
+    "GroupIndex",
+    "SoftwareIndex",
+    # The bulk statements live in ``_bulk.py``; the import pipeline takes them from here.
+    "bound",
+    "bulk_insert",
+    "bulk_update",
+    "count_devices",
+    "devices_scanned_after",
+    "devices_with_open_weaknesses",
+    "identity_key",
+    "installed_products",
+    "machine_id",
+    "short_name",
+    "table_of",
+    "upsert_devices",
+    "upsert_installed",
+]
+
 DEFAULT_GROUP = "Ungrouped devices"
 
 
