@@ -568,15 +568,32 @@ ORGANISATION_EXPOSURE_SUMS = Sql(
     "coalesce(sum(exposure_high), 0.0) FROM group_score_stat"
 )
 ORGANISATION_SECURE_TOTAL = Sql("SELECT coalesce(sum(total_weight), 0.0) FROM group_secure_stat")
-ORGANISATION_FIGURES = Sql(
-    "SELECT r.id, coalesce(sum(g.installed_devices), 0), coalesce(sum(g.exposed_devices), 0), "
+_FIGURE_SUMS = (
+    "coalesce(sum(g.installed_devices), 0), coalesce(sum(g.exposed_devices), 0), "
     "coalesce(sum(g.exposed_critical_devices), 0), coalesce(sum(g.delta_weighted), 0.0), "
-    "coalesce(sum(g.delta_high), 0.0), coalesce(sum(g.config_weight), 0.0), "
+    "coalesce(sum(g.delta_high), 0.0), coalesce(sum(g.config_weight), 0.0)"
+)
+
+
+def touched_figure_sums(full: bool) -> Sql:
+    """Per touched recommendation with group rows: the sums of its organisation-wide figures
+    (``refresh_recommendation_fields`` writes them with its other fields)."""
+    return Sql(
+        f"SELECT g.recommendation_id, {_FIGURE_SUMS} FROM recommendation_group_stat g "
+        f"WHERE 1 = 1{_touched_filter(full, 'g.recommendation_id')} "
+        "GROUP BY g.recommendation_id"
+    )
+
+
+ORGANISATION_FIGURES = Sql(
+    f"SELECT r.id, {_FIGURE_SUMS}, "
     "r.total_machine_count, r.exposed_machines_count, r.exposed_critical_devices, "
     "r.exposure_impact, r.config_score_impact "
     "FROM recommendation r LEFT JOIN recommendation_group_stat g "
     "ON g.recommendation_id = r.id "
+    f"WHERE r.id NOT IN (SELECT id FROM {RECS}) "
     "GROUP BY r.id, r.total_machine_count, r.exposed_machines_count, "
     "r.exposed_critical_devices, r.exposure_impact, r.config_score_impact"
 )
-"""Per recommendation: its organisation-wide sums from the group rows, and its stored figures."""
+"""Per recommendation the fields pass did not touch (``tmp_rm_recs``): its organisation-wide
+sums from the group rows, and its stored figures."""

@@ -5,7 +5,6 @@ fields and organisation-wide figures of the recommendations. The SQL is in ``_sq
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,65 +70,90 @@ def rebuild_recommendation_stats(run: Runner, full: bool) -> None:
     run.run(sql.insert_recommendation_vulnerabilities(full, run.sqlite))
 
 
-def _no_threats() -> dict[str, Any]:
-    return {
-        "weaknesses": 0,
-        "public_exploit": False,
-        "exploit_verified": False,
-        "active_alert": False,
-        "max_cvss": 0.0,
-        "max_epss": 0.0,
-        "max_severity": "",
-        "unpatchable": False,
-        "fixed_versions": set(),
-    }
+# What the vulnerabilities of a recommendation add up to (``_threat_facts``): weaknesses, public
+# exploit, exploit verified, active alert, max CVSS, max EPSS, max severity, unpatchable, and
+# the fixed versions; a recommendation without any has these.
+_Threats = tuple[int, bool, bool, bool, float, float, str, bool, tuple[str, ...]]
+_NO_THREATS: _Threats = (0, False, False, False, 0.0, 0.0, "", False, ())
 
 
-def _threat_facts(run: Runner, full: bool) -> defaultdict[str, dict[str, Any]]:
-    """What the vulnerabilities of each touched recommendation add up to (defaults for a
-    recommendation without any)."""
-    threats: defaultdict[str, dict[str, Any]] = defaultdict(_no_threats)
-    for row in run.rows(sql.recommendation_threats(full, run.sqlite, rules.SEVERITY_RANK)):
+def _threat_facts(run: Runner, full: bool) -> dict[str, _Threats]:
+    """What the vulnerabilities of each touched recommendation add up to."""
+    threats: dict[str, _Threats] = {}
+    sqlite = run.sqlite
+    severity_of_rank = rules.severity_of_rank
+    for row in run.rows(sql.recommendation_threats(full, sqlite, rules.SEVERITY_RANK)):
         rec_id, weaknesses, exploit, verified, kev, cvss, epss, severity, unpatchable = row[:9]
-        fixed = json.loads(row[9]) if run.sqlite else row[9]
-        threats[rec_id].update(
-            weaknesses=int(weaknesses),
-            public_exploit=bool(exploit),
-            exploit_verified=bool(verified),
-            active_alert=bool(kev),
-            max_cvss=float(cvss),
-            max_epss=float(epss),
-            max_severity=rules.severity_of_rank(int(severity)),
-            unpatchable=bool(unpatchable),
-            fixed_versions={version for version in fixed if version is not None},
+        fixed = json.loads(row[9]) if sqlite else row[9]
+        threats[rec_id] = (
+            int(weaknesses),
+            bool(exploit),
+            bool(verified),
+            bool(kev),
+            float(cvss),
+            float(epss),
+            severity_of_rank(int(severity)),
+            bool(unpatchable),
+            tuple(sorted({version for version in fixed if version is not None})),
         )
     return threats
 
 
+class _Organisation:
+    """The organisation's sums that turn a recommendation's group sums into its
+    organisation-wide figures (counts, exposure impact, Secure Score impact)."""
+
+    def __init__(self, run: Runner) -> None:
+        row = run.rows(sql.ORGANISATION_EXPOSURE_SUMS)[0]
+        self.sums = scoring.ExposureSums(
+            int(row[0]), int(row[1]), float(row[2]), float(row[3]), float(row[4])
+        )
+        self.secure_total = float(run.rows(sql.ORGANISATION_SECURE_TOTAL)[0][0])
+
+    def figures(self, rec_id: str, sums: tuple[Any, ...]) -> dict[str, Any]:
+        """The figures of one recommendation from (installed, exposed, critical, delta
+        weighted, delta high, config weight) summed over its groups."""
+        total, exposed, critical, weighted, high, config = sums
+        return {
+            "id": rec_id,
+            "total_machine_count": int(total),
+            "exposed_machines_count": int(exposed),
+            "exposed_critical_devices": int(critical),
+            "exposure_impact": self.sums.impact(float(weighted), float(high)),
+            "config_score_impact": scoring.secure_score_impact(float(config), self.secure_total),
+        }
+
+
+_NO_GROUPS = (0, 0, 0, 0.0, 0.0, 0.0)
+
+
 def refresh_recommendation_fields(run: Runner, full: bool) -> int:
-    """Name, remediation type, version, threats and tags of the touched recommendations."""
+    """Name, remediation type, version, threats, tags and organisation-wide figures of the
+    touched recommendations (every one when ``full``), each written once."""
     recs = run.rows(sql.recommendation_facts(full))
     if not recs:
         return 0
     threats = _threat_facts(run, full)
     facing = {rec_id for (rec_id,) in run.rows(sql.internet_facing_recommendations(full))}
+    organisation = _Organisation(run)
+    group_sums = {row[0]: tuple(row[1:]) for row in run.rows(sql.touched_figure_sums(full))}
     updates: list[dict[str, Any]] = []
     for index, row in enumerate(recs):
         if index and not index % CHUNK:  # written as they come: memory stays flat
             _bulk_update(run, updates)
             updates.clear()
         rec_id, kind = row[0], row[1]
-        facts = threats[rec_id]
-        values: dict[str, Any] = {
-            "id": rec_id,
-            "public_exploit": facts["public_exploit"],
-            "exploit_verified": facts["exploit_verified"],
-            "active_alert": facts["active_alert"],
-            "max_cvss": facts["max_cvss"],
-            "max_epss": facts["max_epss"],
-            "max_severity": facts["max_severity"],
-            "updated_at": run.as_of,
-        }
+        facts = threats.get(rec_id, _NO_THREATS)
+        values = organisation.figures(rec_id, group_sums.get(rec_id, _NO_GROUPS))
+        values.update(
+            public_exploit=facts[1],
+            exploit_verified=facts[2],
+            active_alert=facts[3],
+            max_cvss=facts[4],
+            max_epss=facts[5],
+            max_severity=facts[6],
+            updated_at=run.as_of,
+        )
         if kind == "software":
             values.update(_software_fields(run, row, facts, rec_id in facing))
         else:
@@ -139,9 +163,7 @@ def refresh_recommendation_fields(run: Runner, full: bool) -> int:
     return len(recs)
 
 
-def _software_fields(
-    run: Runner, row: Row[Any], facts: dict[str, Any], facing: bool
-) -> dict[str, Any]:
+def _software_fields(run: Runner, row: Row[Any], facts: _Threats, facing: bool) -> dict[str, Any]:
     """The fields of a software recommendation (a row of ``sql.recommendation_facts``)."""
     (display_name, display_vendor, vendor, product, is_os, eos_on, eos_versions) = row[2:9]
     advice = rules.software_advice(
@@ -150,8 +172,8 @@ def _software_fields(
             display_vendor=display_vendor or "",
             end_of_support_on=_as_datetime(eos_on),
             has_eos_version_installed=_has_eos_version(run, row[9], eos_versions),
-            has_unpatchable_cve=facts["unpatchable"],
-            fixed_versions=tuple(sorted(facts["fixed_versions"])),
+            has_unpatchable_cve=facts[7],
+            fixed_versions=facts[8],
             internet_facing_exposed=facing,
         ),
         run.as_of,
@@ -168,8 +190,8 @@ def _software_fields(
         "sub_category": "",
         "severity_score": 0.0,
         "remediation_type": advice.remediation_type,
-        "weaknesses": facts["weaknesses"],
-        "has_unpatchable_cve": facts["unpatchable"],
+        "weaknesses": facts[0],
+        "has_unpatchable_cve": facts[7],
         "tags": list(advice.tags),
     }
 
@@ -196,30 +218,21 @@ def _configuration_fields(row: Row[Any], facing: bool) -> dict[str, Any]:
     }
 
 
-def refresh_organisation_figures(run: Runner) -> None:
-    """Organisation-wide counts and impacts of every recommendation, from the group rows.
+def refresh_organisation_figures(run: Runner, full: bool) -> None:
+    """Organisation-wide counts and impacts of the recommendations the fields pass did not
+    touch (none after a full one), from the group rows.
 
-    All recommendations, not only touched ones: the organisation's sums (its active devices,
-    hence the weight of High-value devices, and its Secure Score weight) move with any change.
-    Only rows whose figures changed are written.
+    Untouched recommendations too: the organisation's sums (its active devices, hence the
+    weight of High-value devices, and its Secure Score weight) move with any change. Only rows
+    whose figures changed are written.
     """
-    sums_row = run.rows(sql.ORGANISATION_EXPOSURE_SUMS)[0]
-    sums = scoring.ExposureSums(
-        int(sums_row[0]), int(sums_row[1]), float(sums_row[2]), float(sums_row[3]),
-        float(sums_row[4]),
-    )  # fmt: skip
-    secure_total = float(run.rows(sql.ORGANISATION_SECURE_TOTAL)[0][0])
+    if full:
+        return
+    organisation = _Organisation(run)
     updates = []
-    for rec_id, total, exposed, critical, dw, dh, cw, *old in run.rows(sql.ORGANISATION_FIGURES):
-        values = {
-            "id": rec_id,
-            "total_machine_count": int(total),
-            "exposed_machines_count": int(exposed),
-            "exposed_critical_devices": int(critical),
-            "exposure_impact": sums.impact(float(dw), float(dh)),
-            "config_score_impact": scoring.secure_score_impact(float(cw), secure_total),
-        }
-        if _changed(old, values):
+    for rec_id, *sums_and_old in run.rows(sql.ORGANISATION_FIGURES):
+        values = organisation.figures(rec_id, tuple(sums_and_old[:6]))
+        if _changed(sums_and_old[6:], values):
             updates.append(values)
             if len(updates) == CHUNK:
                 _bulk_update(run, updates)

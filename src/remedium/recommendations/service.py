@@ -112,7 +112,7 @@ def recompute(
         rebuild_recommendation_stats(run, regroup)
     with run.step("recommendation_fields"):
         stats.recommendations_touched = refresh_recommendation_fields(run, everything)
-        refresh_organisation_figures(run)
+        refresh_organisation_figures(run, everything)
     with run.step("cleanup"):
         run.drop_work_tables()
         if everything:
