@@ -150,3 +150,13 @@ def test_recommendations_written_in_chunks_equal_those_written_at_once(
     assert stats.recommendations_touched >= 3 * 4  # several chunks
     assert _dump(session) == whole
     assert org.devices
+    # Incremental too: the chunks then run over the touched recommendations (tmp_rm_recs),
+    # and give what a full rebuild gives.
+    for _ in range(5):
+        _random_change(session, org)
+    stats = recompute(session, device_ids={d.id for d in org.devices}, as_of=NOW)
+    assert not stats.full
+    assert stats.recommendations_touched >= 3 * 4
+    incremental = _dump(session)
+    recompute(session, as_of=NOW)
+    assert _dump(session) == incremental

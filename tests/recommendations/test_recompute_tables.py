@@ -83,6 +83,9 @@ _ARGUMENTS: dict[str, Callable[[bool], list[Any]]] = {
     "severity_rank": lambda sqlite: [SEVERITY_RANK],
     "software_id": lambda sqlite: [1],
     "versions": lambda sqlite: [["1.0", "2.0"]],
+    "after": lambda sqlite: [None, "a"],
+    "size": lambda sqlite: [5000],
+    "span": lambda sqlite: [sql.Span(None, "zzz"), sql.Span("a", "zzz")],
 }
 _ARGUMENTS_OF: dict[str, dict[str, list[Any]]] = {
     "analyze": {"table": [*work.WORK_TABLES, "recommendation", "device_recommendation"]},

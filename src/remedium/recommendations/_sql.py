@@ -14,6 +14,7 @@ SQLite off an index); ``tests/recommendations/test_recompute_tables.py`` runs ea
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from sqlalchemy import Table
@@ -507,8 +508,51 @@ def insert_recommendation_vulnerabilities(full: bool, sqlite: bool) -> Sql:
     )
 
 
-def recommendation_facts(full: bool) -> Sql:
-    """The product or check of each touched recommendation (every one in a full rebuild)."""
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A run of recommendation ids in the database's own order: those after ``after`` (from
+    the first when ``None``) up to ``last``. The fields pass reads and writes one span at a
+    time, so its memory does not grow with the number of recommendations."""
+
+    after: str | None
+    last: str
+
+    def where(self, column: str) -> str:
+        low = "" if self.after is None else f" AND {column} > :span_after"
+        return f"{low} AND {column} <= :span_last"
+
+    @property
+    def params(self) -> dict[str, object]:
+        found: dict[str, object] = {"span_last": self.last}
+        if self.after is not None:
+            found["span_after"] = self.after
+        return found
+
+
+def _in_span(full: bool, column: str, span: Span) -> str:
+    """``column`` in ``span`` and, when not ``full``, touched: the touched ids are read within
+    the span (read whole, the list of touched ids would be walked again for every span)."""
+    if full:
+        return span.where(column)
+    touched = f"SELECT id FROM {RECS} WHERE 1 = 1{span.where('id')}"
+    return f"{span.where(column)} AND {column} IN ({touched})"
+
+
+def span_end(full: bool, after: str | None, size: int) -> Sql:
+    """The last id of the next ``size`` touched recommendations after ``after`` (``NULL`` past
+    the last one): every recommendation in a full rebuild, else those of ``tmp_rm_recs``
+    (read in its key order; one that no longer exists is skipped by the statements below)."""
+    table = "recommendation" if full else RECS
+    low = "" if after is None else " WHERE id > :span_after"
+    return Sql(
+        f"SELECT max(id) FROM (SELECT id FROM {table}{low} ORDER BY id LIMIT {int(size)}) x",
+        params={} if after is None else {"span_after": after},
+    )
+
+
+def recommendation_facts(full: bool, span: Span) -> Sql:
+    """The product or check of each touched recommendation of ``span`` (every one in a full
+    rebuild)."""
     return Sql(
         "SELECT r.id, r.kind, s.display_name, s.display_vendor, s.vendor, s.product, "
         "s.is_operating_system, s.end_of_support_on, s.end_of_support_versions, s.id, "
@@ -516,16 +560,19 @@ def recommendation_facts(full: bool) -> Sql:
         "c.related_component "
         "FROM recommendation r LEFT JOIN software s ON s.id = r.software_id "
         "LEFT JOIN security_configuration c ON c.id = r.configuration_id "
-        f"WHERE 1 = 1{_touched_filter(full, 'r.id')}"
+        f"WHERE 1 = 1{_in_span(full, 'r.id', span)}",
+        params=span.params,
     )
 
 
-def recommendation_threats(full: bool, sqlite: bool, severity_rank: Mapping[str, int]) -> Sql:
-    """One row per touched recommendation, in one pass over its (vulnerability, group) rows in
-    key order, summed up by the database (a product on one image can have a million): a
-    vulnerability is unpatchable when one of its groups has an exposed device without a fix.
-    The distinct fixed versions come as one JSON array (a separator could occur inside a
-    version)."""
+def recommendation_threats(
+    full: bool, sqlite: bool, severity_rank: Mapping[str, int], span: Span
+) -> Sql:
+    """One row per touched recommendation of ``span``, in one pass over its (vulnerability,
+    group) rows in key order, summed up by the database (a product on one image can have a
+    million): a vulnerability is unpatchable when one of its groups has an exposed device
+    without a fix. The distinct fixed versions come as one JSON array (a separator could occur
+    inside a version)."""
     rank = " ".join(f"WHEN '{name}' THEN {int(value)}" for name, value in severity_rank.items())
     versions = "json_group_array" if sqlite else "json_agg"
     return Sql(
@@ -539,16 +586,18 @@ def recommendation_threats(full: bool, sqlite: bool, severity_rank: Mapping[str,
         f"{versions}(DISTINCT rv.fixed_version) "
         "FROM recommendation_vulnerability rv "
         "JOIN vulnerability v ON v.id = rv.vulnerability_id "
-        f"WHERE 1 = 1{_touched_filter(full, 'rv.recommendation_id')} "
-        "GROUP BY rv.recommendation_id"
+        f"WHERE 1 = 1{_in_span(full, 'rv.recommendation_id', span)} "
+        "GROUP BY rv.recommendation_id",
+        params=span.params,
     )
 
 
-def internet_facing_recommendations(full: bool) -> Sql:
-    """The touched recommendations with an exposed internet-facing device."""
+def internet_facing_recommendations(full: bool, span: Span) -> Sql:
+    """The touched recommendations of ``span`` with an exposed internet-facing device."""
     return Sql(
         "SELECT DISTINCT recommendation_id FROM recommendation_group_stat "
-        f"WHERE internet_facing_devices > 0{_touched_filter(full, 'recommendation_id')}"
+        f"WHERE internet_facing_devices > 0{_in_span(full, 'recommendation_id', span)}",
+        params=span.params,
     )
 
 
@@ -575,13 +624,15 @@ _FIGURE_SUMS = (
 )
 
 
-def touched_figure_sums(full: bool) -> Sql:
-    """Per touched recommendation with group rows: the sums of its organisation-wide figures
-    (``refresh_recommendation_fields`` writes them with its other fields)."""
+def touched_figure_sums(full: bool, span: Span) -> Sql:
+    """Per touched recommendation of ``span`` with group rows: the sums of its
+    organisation-wide figures (``refresh_recommendation_fields`` writes them with its other
+    fields)."""
     return Sql(
         f"SELECT g.recommendation_id, {_FIGURE_SUMS} FROM recommendation_group_stat g "
-        f"WHERE 1 = 1{_touched_filter(full, 'g.recommendation_id')} "
-        "GROUP BY g.recommendation_id"
+        f"WHERE 1 = 1{_in_span(full, 'g.recommendation_id', span)} "
+        "GROUP BY g.recommendation_id",
+        params=span.params,
     )
 
 

@@ -77,12 +77,12 @@ _Threats = tuple[int, bool, bool, bool, float, float, str, bool, tuple[str, ...]
 _NO_THREATS: _Threats = (0, False, False, False, 0.0, 0.0, "", False, ())
 
 
-def _threat_facts(run: Runner, full: bool) -> dict[str, _Threats]:
-    """What the vulnerabilities of each touched recommendation add up to."""
+def _threat_facts(run: Runner, full: bool, span: sql.Span) -> dict[str, _Threats]:
+    """What the vulnerabilities of each touched recommendation of ``span`` add up to."""
     threats: dict[str, _Threats] = {}
     sqlite = run.sqlite
     severity_of_rank = rules.severity_of_rank
-    for row in run.rows(sql.recommendation_threats(full, sqlite, rules.SEVERITY_RANK)):
+    for row in run.rows(sql.recommendation_threats(full, sqlite, rules.SEVERITY_RANK, span)):
         rec_id, weaknesses, exploit, verified, kev, cvss, epss, severity, unpatchable = row[:9]
         fixed = json.loads(row[9]) if sqlite else row[9]
         threats[rec_id] = (
@@ -129,19 +129,27 @@ _NO_GROUPS = (0, 0, 0, 0.0, 0.0, 0.0)
 
 def refresh_recommendation_fields(run: Runner, full: bool) -> int:
     """Name, remediation type, version, threats, tags and organisation-wide figures of the
-    touched recommendations (every one when ``full``), each written once."""
-    recs = run.rows(sql.recommendation_facts(full))
+    touched recommendations (every one when ``full``), each written once, ``CHUNK`` of them at
+    a time: memory stays flat however many there are (one image can name 100,000 products)."""
+    organisation = _Organisation(run)
+    written = 0
+    after: str | None = None
+    while (last := run.scalar(sql.span_end(full, after, CHUNK))) is not None:
+        written += _refresh_span(run, full, sql.Span(after, last), organisation)
+        after = last
+    return written
+
+
+def _refresh_span(run: Runner, full: bool, span: sql.Span, organisation: _Organisation) -> int:
+    """The fields of the touched recommendations of ``span``; returns how many there were."""
+    recs = run.rows(sql.recommendation_facts(full, span))
     if not recs:
         return 0
-    threats = _threat_facts(run, full)
-    facing = {rec_id for (rec_id,) in run.rows(sql.internet_facing_recommendations(full))}
-    organisation = _Organisation(run)
-    group_sums = {row[0]: tuple(row[1:]) for row in run.rows(sql.touched_figure_sums(full))}
+    threats = _threat_facts(run, full, span)
+    facing = {rec_id for (rec_id,) in run.rows(sql.internet_facing_recommendations(full, span))}
+    group_sums = {row[0]: tuple(row[1:]) for row in run.rows(sql.touched_figure_sums(full, span))}
     updates: list[dict[str, Any]] = []
-    for index, row in enumerate(recs):
-        if index and not index % CHUNK:  # written as they come: memory stays flat
-            _bulk_update(run, updates)
-            updates.clear()
+    for row in recs:
         rec_id, kind = row[0], row[1]
         facts = threats.get(rec_id, _NO_THREATS)
         values = organisation.figures(rec_id, group_sums.get(rec_id, _NO_GROUPS))
