@@ -44,3 +44,35 @@ def test_wide_incremental_recompute_equals_full_rebuild(
             assert incremental[name] == full[name], name
     # Some incremental runs rebuilt every group's sums instead of the touched pairs.
     assert any(taken)
+
+
+def test_a_small_organisation_whose_recommendations_are_mostly_touched_is_regrouped_whole(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under 1,000 devices, but the import touched every device and so every recommendation
+    # (one image of 100,000 products, on its own): every group row is rebuilt set-based.
+    taken: list[bool] = []
+    grouped = service._most_devices_grouped
+
+    def spy(run: Any) -> bool:
+        answer = grouped(run)
+        taken.append(answer)
+        return answer
+
+    monkeypatch.setattr(service, "_most_devices_grouped", spy)
+    org = build_random_org(session, seed=6, devices=20)
+    recompute(session, as_of=NOW)
+    for _ in range(8):
+        _random_change(session, org)
+    stats = recompute(session, device_ids={d.id for d in org.devices}, as_of=NOW)
+    assert not stats.full
+    assert taken == [True]
+    incremental = _dump(session)
+    recompute(session, as_of=NOW)
+    full = _dump(session)
+    for name in full:
+        assert incremental[name] == full[name], name
+    # One device of the twenty touches far fewer than half: the pairs are followed.
+    _random_change(session, org)
+    recompute(session, device_ids={org.devices[0].id}, as_of=NOW)
+    assert taken[-1] is False

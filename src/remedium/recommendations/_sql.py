@@ -85,6 +85,9 @@ DEVICES_IN_TOUCHED_GROUPS = Sql(
     "THEN active_devices ELSE 0 END), 0), coalesce(sum(active_devices), 0) "
     "FROM group_score_stat"
 )
+TOUCHED_RECOMMENDATION_SHARE = Sql(
+    f"SELECT (SELECT count(*) FROM {RECS}), (SELECT count(*) FROM recommendation)"
+)
 ALL_GROUP_IDS = Sql("SELECT id FROM device_group")
 
 

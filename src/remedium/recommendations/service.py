@@ -170,9 +170,17 @@ def _most_devices(run: Runner, device_ids: Collection[int]) -> bool:
 
 
 def _most_devices_grouped(run: Runner) -> bool:
-    """True when the touched groups (incremental) hold at least half of all active devices."""
+    """True when the touched groups (incremental) hold at least half of all active devices, in
+    a large organisation, or in a small one when at least half of its recommendations were
+    touched (an image naming 100,000 products: the set-based rebuild of every group row then
+    beats following each pair, 5.6 against 7.8 s at 1,500,000 findings)."""
     within, total = run.rows(sql.DEVICES_IN_TOUCHED_GROUPS)[0]
-    return int(total) >= _FULL_FROM_DEVICES and 2 * int(within) >= int(total)
+    if 2 * int(within) < int(total):
+        return False
+    if int(total) >= _FULL_FROM_DEVICES:
+        return True
+    touched, every = run.rows(sql.TOUCHED_RECOMMENDATION_SHARE)[0]
+    return 2 * int(touched) >= int(every) > 0
 
 
 def _analyze_derived_tables(run: Runner) -> None:
