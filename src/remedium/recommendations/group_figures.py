@@ -8,8 +8,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row
-
 from remedium.recommendations import _sql as sql
 from remedium.recommendations import engine as rules
 from remedium.recommendations import recompute_tables as work
@@ -171,7 +169,9 @@ def _refresh_span(run: Runner, full: bool, span: sql.Span, organisation: _Organi
     return len(recs)
 
 
-def _software_fields(run: Runner, row: Row[Any], facts: _Threats, facing: bool) -> dict[str, Any]:
+def _software_fields(
+    run: Runner, row: tuple[Any, ...], facts: _Threats, facing: bool
+) -> dict[str, Any]:
     """The fields of a software recommendation (a row of ``sql.recommendation_facts``)."""
     (display_name, display_vendor, vendor, product, is_os, eos_on, eos_versions) = row[2:9]
     advice = rules.software_advice(
@@ -204,7 +204,7 @@ def _software_fields(run: Runner, row: Row[Any], facts: _Threats, facing: bool) 
     }
 
 
-def _configuration_fields(row: Row[Any], facing: bool) -> dict[str, Any]:
+def _configuration_fields(row: tuple[Any, ...], facing: bool) -> dict[str, Any]:
     """The fields of a configuration recommendation (a row of ``sql.recommendation_facts``)."""
     (name, category, sub_category, weight, description, remediation, component) = row[10:17]
     return {

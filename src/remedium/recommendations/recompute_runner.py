@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, TypedDict
 
-from sqlalchemy import Boolean, Dialect, Index, Result, Row, Table, bindparam, insert, text
+from sqlalchemy import Boolean, CursorResult, Dialect, Index, Result, Table, bindparam, insert, text
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
@@ -116,9 +116,15 @@ class Runner:
         """Execute one statement; returns the row count the database reports."""
         return int(getattr(self._execute(sql), "rowcount", 0) or 0)
 
-    def rows(self, sql: Sql) -> list[Row[Any]]:
-        """Execute one query and return its rows."""
-        return list(self._execute(sql))
+    def rows(self, sql: Sql) -> list[tuple[Any, ...]]:
+        """Execute one query and return its rows, as the driver's plain tuples: the statements
+        are text, so SQLAlchemy has no type to process a value with, and making a ``Row`` of
+        each was a third of reading the facts of 177,000 recommendations."""
+        result = self._execute(sql)
+        assert isinstance(result, CursorResult)
+        rows = result.cursor.fetchall()
+        result.close()
+        return list(rows)
 
     def scalar(self, sql: Sql) -> Any:
         """Execute one query and return the one column of its one row."""
