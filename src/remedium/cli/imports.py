@@ -12,6 +12,8 @@ import typer
 from remedium.cli.common import console, loading, print_json, ready_engine
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from remedium.importers.service import ImportSummary
 
 DEVICE_NAME_MAX = 255  # the length of ``device.name``
@@ -72,11 +74,57 @@ def import_command(  # noqa: PLR0917 - one argument per option
     # The import pipeline (SQLAlchemy, the models, the recompute) loads when the command runs,
     # not for ``remedium import --help`` (docs/imports.md, "Start-up").
     with loading():
-        from remedium.db.session import dry_run_session, transaction  # noqa: PLC0415 — not for --help
-        from remedium.importers.records import ReportError  # noqa: PLC0415 — not for --help
-        from remedium.importers.service import import_report  # noqa: PLC0415 — not for --help
+        from remedium.importers.worker import stop_early  # noqa: PLC0415 — not for --help
 
-        engine = ready_engine()
+        try:
+            _start_parser_early(files[0], format, device)
+            # The pipeline loads within ``loading`` (its objects are then frozen, see there).
+            import remedium.db.session  # noqa: PLC0415 — not for --help
+            import remedium.importers.service  # noqa: F401, PLC0415 — not for --help
+
+            engine = ready_engine()
+        except BaseException:
+            stop_early()
+            raise
+    try:
+        _import_files(engine, files, format, device_group, device, complete, dry_run, as_json)
+    finally:
+        stop_early()
+
+
+def _start_parser_early(path: Path, format: str | None, device: str | None) -> None:
+    """Start the first file's parser process before the pipeline loads, when the file is large
+    enough to have one (``importers/worker.py``, ``start_early``; docs/imports.md): it parses
+    while this process loads SQLAlchemy and the models. A file whose format cannot be told is
+    left to the import, which says why."""
+    from remedium.importers.records import ReportError  # noqa: PLC0415 — not for --help
+    from remedium.importers.registry import detect_parser, get_parser  # noqa: PLC0415 — idem
+    from remedium.importers.worker import start_early  # noqa: PLC0415 — idem
+    from remedium.settings import get_settings  # noqa: PLC0415 — idem
+
+    try:
+        parser = get_parser(format) if format else detect_parser(path)
+    except ReportError:
+        return
+    below = int(get_settings().import_parser_process_mb * 1024 * 1024)
+    start_early(parser.name, path, below, device_name=device or "")
+
+
+def _import_files(  # noqa: PLR0917 - the command's options, passed on
+    engine: Engine,
+    files: list[Path],
+    format: str | None,
+    device_group: str | None,
+    device: str | None,
+    complete: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    # Loaded by the command already (within ``loading``).
+    from remedium.db.session import dry_run_session, transaction  # noqa: PLC0415 — idem
+    from remedium.importers.records import ReportError  # noqa: PLC0415 — idem
+    from remedium.importers.service import import_report  # noqa: PLC0415 — idem
+
     summaries: list[ImportSummary] = []
     try:
         with (

@@ -145,37 +145,86 @@ def _tell(stream: IO[bytes]) -> int:
         return _END
 
 
-@contextmanager
-def _child(format_name: str, path: Path, filename: str, device_name: str) -> Iterator[Report]:
-    command = [sys.executable, "-m", "remedium.importers.worker", format_name, str(path), filename]
-    command.append(device_name)
-    with tempfile.TemporaryFile() as errors:
+class _Child:
+    """A parser process started for one report, with the thread that reads its messages and
+    the thread that hashes the file."""
+
+    def __init__(self, format_name: str, path: Path, filename: str, device_name: str) -> None:
+        command = [sys.executable, "-m", "remedium.importers.worker", format_name, str(path)]
+        command += [filename, device_name]
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         # Our own interpreter and module; the path and names are arguments, never a shell.
-        process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(  # noqa: S603
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=errors,
+            stderr=self.errors,
             bufsize=_PIPE_BUFFER,
         )
-        assert process.stdout is not None
-        hashing = _Hashing(path)
-        reader = _Reader(process.stdout, errors, filename)
-        try:
-            first = reader.get()
-            if first[0] != "info":
-                raise RuntimeError(f"the parser process of {filename} sent {first[0]!r} first")
-            yield Report(first[1], _batches(reader, filename), path, hashing)
-        except BaseException:
-            hashing.cancel()
-            raise
-        finally:
-            reader.stop()
-            if process.poll() is None:
-                process.kill()
-            reader.join()
-            process.stdout.close()
-            process.wait()
+        assert self.process.stdout is not None
+        self.hashing = _Hashing(path)
+        self.reader = _Reader(self.process.stdout, self.errors, filename)
+
+    def stop(self) -> None:
+        """Stop the process (if it still runs) and the reading thread; close the pipes."""
+        self.reader.stop()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.reader.join()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        self.process.wait()
+        self.errors.close()
+
+
+# Parser processes started before the importing process was ready (start_early), by (format,
+# path, filename, device name); report_batches takes its report's from here.
+_EARLY: dict[tuple[str, str, str, str], _Child] = {}
+
+
+def start_early(
+    format_name: str,
+    path: Path,
+    in_process_below: int,
+    *,
+    filename: str = "",
+    device_name: str = "",
+) -> None:
+    """Start the parser process of ``path`` now, if the report is large enough to have one
+    (``in_process_below``, as ``report_batches`` decides): it then parses while this process
+    loads the rest of the pipeline (SQLAlchemy, the models: about 0.4 s of a command), and
+    ``report_batches`` of the same report takes it over. :func:`stop_early` stops one that was
+    never taken (the command failed before)."""
+    if path.stat().st_size < in_process_below:
+        return
+    key = (format_name, str(path), filename or path.name, device_name)
+    if key not in _EARLY:
+        _EARLY[key] = _Child(format_name, path, key[2], device_name)
+
+
+def stop_early() -> None:
+    """Stop the parser processes :func:`start_early` started that no import took over."""
+    while _EARLY:
+        _, child = _EARLY.popitem()
+        child.hashing.cancel()
+        child.stop()
+
+
+@contextmanager
+def _child(format_name: str, path: Path, filename: str, device_name: str) -> Iterator[Report]:
+    child = _EARLY.pop((format_name, str(path), filename, device_name), None)
+    if child is None:
+        child = _Child(format_name, path, filename, device_name)
+    try:
+        first = child.reader.get()
+        if first[0] != "info":
+            raise RuntimeError(f"the parser process of {filename} sent {first[0]!r} first")
+        yield Report(first[1], _batches(child.reader, filename), path, child.hashing)
+    except BaseException:
+        child.hashing.cancel()
+        raise
+    finally:
+        child.stop()
 
 
 # Batches read ahead from the parser process. The pipe itself holds a fraction of one batch:
