@@ -114,9 +114,13 @@ def _xml_component(elem: Element) -> Component:
     )
 
 
-def _xml_ratings(ratings: Element) -> list[RawRating]:
+def _xml_ratings(ratings: Element) -> tuple[RawRating, ...]:
     found: list[RawRating] = []
-    for rating_elem in _all(ratings, "rating"):
+    names = _LOCAL_NAMES
+    for rating_elem in ratings:
+        tag = rating_elem.tag
+        if (names.get(tag) or _local(tag)) != "rating":
+            continue
         get = _kids(rating_elem).get
         score = get("score")
         if score is not None and len(score):
@@ -124,7 +128,7 @@ def _xml_ratings(ratings: Element) -> list[RawRating]:
         found.append(
             (_text(score), _text(get("severity")), _text(get("method")), _text(get("vector")))
         )
-    return found
+    return tuple(found)
 
 
 def _xml_vulnerability(elem: Element, default_ref: str = "") -> Vulnerability:
