@@ -3,6 +3,7 @@ that the tree stays small across several lists."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import fields
 from io import BytesIO
 from typing import Any
@@ -144,3 +145,25 @@ def test_records_are_built_in_the_field_order_the_mapper_assumes() -> None:
         "cvss_v3_vector",
         "cvss_v3_score",
     ]
+
+
+def test_a_section_not_read_is_dropped_as_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+    reads = _cyclonedx_xml.iterreads
+
+    def measured(*args: Any, **kwargs: Any) -> Iterator[tuple[Any, bool]]:
+        for root, done in reads(*args, **kwargs):
+            yield root, done
+            sizes.append(sum(1 for _ in root.iter()))  # what the reader left in memory
+
+    monkeypatch.setattr(_cyclonedx_xml, "iterreads", measured)
+    dependencies = '<dependency ref="a"><dependency ref="b"/></dependency>' * 20_000
+    records = _records(
+        b'<?xml version="1.0"?><bom xmlns="http://cyclonedx.org/schema/bom/1.4">'
+        b"<components><component><name>a</name></component></components>"
+        + f"<dependencies>{dependencies}</dependencies></bom>".encode()
+    )
+    assert [r.product for r in records if isinstance(r, SoftwareRecord)] == ["a"]
+    # 40,000 elements of dependencies (1.1 MB) were read; each read's finished ones dropped.
+    assert len(sizes) > 30
+    assert max(sizes) < 100, max(sizes)

@@ -208,8 +208,11 @@ class _Reader:
             name = _local(node.tag)
             if name in _ITEMS:
                 yield from self._list(node, _ITEMS[name], complete)
-            elif name == "metadata" and complete:
-                self.metadata(node)
+            elif name == "metadata":
+                if complete:
+                    self.metadata(node)
+            elif len(node) > 1:  # a section not read (dependencies): its finished children
+                del node[: len(node) - 1]
             if not complete:
                 return
             del root[0]
