@@ -1,11 +1,13 @@
-"""CycloneDX XML BOMs read as the plain items the JSON encoding carries (``cyclonedx.py``).
+"""CycloneDX XML BOMs read into the plain items ``cyclonedx.py`` maps (``_cyclonedx_items``).
 
-lxml's parser builds each component in C and only the elements named in ``_ITEM_TAGS`` reach
-Python (``_xmlstream.iterparse``: no network, DTDs and entities refused). Each field is read
-from one pass over its element's children, the local name of a tag looked up once per distinct
-tag, and each top-level item is emptied once read and dropped at the next: memory does not grow
-with the file. Every child element read costs a Python object (lxml's proxy), so the readers
-below go over each element's children once and look no further than they must.
+lxml's parser builds the tree in C (``_xmlstream.iterreads``: no network, DTDs and entities
+refused, the errors of ``iterparse``); after each 32 KB read, the reader takes the finished
+items of the lists under the root (each ``<component>`` with what it nests, each
+``<vulnerability>``) straight from the tree, reads each into a tuple, and drops them in one
+slice: memory does not grow with the file, and no Python runs for the other elements, nested
+items included. Every child element read costs a Python object (lxml's proxy), so the readers
+below go over each element's children once, the local name of a tag looked up once per
+distinct tag, and look no further than they must.
 """
 
 from __future__ import annotations
