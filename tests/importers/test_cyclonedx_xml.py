@@ -3,6 +3,8 @@ that the tree stays small across several lists."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import fields
 from io import BytesIO
 from typing import Any
 
@@ -10,7 +12,12 @@ import pytest
 
 from remedium.importers.formats import _cyclonedx_xml
 from remedium.importers.formats.cyclonedx import CycloneDxParser
-from remedium.importers.records import FindingRecord, SkippedRecord, SoftwareRecord
+from remedium.importers.records import (
+    FindingRecord,
+    SkippedRecord,
+    SoftwareRecord,
+    VulnerabilityRecord,
+)
 
 _NESTED = b"""<?xml version="1.0"?>
 <!-- a comment -->
@@ -100,3 +107,63 @@ def test_the_tree_stays_small_across_lists(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(sizes) == 4000
     assert sizes[0] < 1000, sizes[0]
     assert max(sizes) < 2000, max(sizes)
+
+
+def test_records_are_built_in_the_field_order_the_mapper_assumes() -> None:
+    # cyclonedx.py builds its records positionally (keywords cost a third more a record).
+    assert [f.name for f in fields(SoftwareRecord)][:9] == [
+        "device_ref",
+        "vendor",
+        "product",
+        "version",
+        "display_name",
+        "display_vendor",
+        "purl",
+        "cpe",
+        "is_operating_system",
+    ]
+    assert [f.name for f in fields(FindingRecord)][:14] == [
+        "device_ref",
+        "vulnerability_id",
+        "vendor",
+        "product",
+        "installed_version",
+        "fixed_version",
+        "purl",
+        "severity",
+        "cvss_v3_vector",
+        "cvss_v3_score",
+        "title",
+        "description",
+        "vex_state",
+        "vex_justification",
+    ]
+    assert [f.name for f in fields(VulnerabilityRecord)][:5] == [
+        "vulnerability_id",
+        "description",
+        "severity",
+        "cvss_v3_vector",
+        "cvss_v3_score",
+    ]
+
+
+def test_a_section_not_read_is_dropped_as_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+    reads = _cyclonedx_xml.iterreads
+
+    def measured(*args: Any, **kwargs: Any) -> Iterator[tuple[Any, bool]]:
+        for root, done in reads(*args, **kwargs):
+            yield root, done
+            sizes.append(sum(1 for _ in root.iter()))  # what the reader left in memory
+
+    monkeypatch.setattr(_cyclonedx_xml, "iterreads", measured)
+    dependencies = '<dependency ref="a"><dependency ref="b"/></dependency>' * 20_000
+    records = _records(
+        b'<?xml version="1.0"?><bom xmlns="http://cyclonedx.org/schema/bom/1.4">'
+        b"<components><component><name>a</name></component></components>"
+        + f"<dependencies>{dependencies}</dependencies></bom>".encode()
+    )
+    assert [r.product for r in records if isinstance(r, SoftwareRecord)] == ["a"]
+    # 40,000 elements of dependencies (1.1 MB) were read; each read's finished ones dropped.
+    assert len(sizes) > 30
+    assert max(sizes) < 100, max(sizes)

@@ -1,11 +1,13 @@
-"""CycloneDX XML BOMs read as the plain items the JSON encoding carries (``cyclonedx.py``).
+"""CycloneDX XML BOMs read into the plain items ``cyclonedx.py`` maps (``_cyclonedx_items``).
 
-lxml's parser builds each component in C and only the elements named in ``_ITEM_TAGS`` reach
-Python (``_xmlstream.iterparse``: no network, DTDs and entities refused). Each field is read
-from one pass over its element's children, the local name of a tag looked up once per distinct
-tag, and each top-level item is emptied once read and dropped at the next: memory does not grow
-with the file. Every child element read costs a Python object (lxml's proxy), so the readers
-below go over each element's children once and look no further than they must.
+lxml's parser builds the tree in C (``_xmlstream.iterreads``: no network, DTDs and entities
+refused, the errors of ``iterparse``); after each 32 KB read, the reader takes the finished
+items of the lists under the root (each ``<component>`` with what it nests, each
+``<vulnerability>``) straight from the tree, reads each into a tuple, and drops them in one
+slice: memory does not grow with the file, and no Python runs for the other elements, nested
+items included. Every child element read costs a Python object (lxml's proxy), so the readers
+below go over each element's children once, the local name of a tag looked up once per
+distinct tag, and look no further than they must.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO, Any
 
-from remedium.importers.formats._xmlstream import Element, iterparse, prune
+from remedium.importers.formats._cyclonedx_items import (
+    SUBJECT,
+    Component,
+    Item,
+    RawRating,
+    Vulnerability,
+    cwe_ids,
+    rating,
+    vulnerability_id,
+)
+from remedium.importers.formats._xmlstream import Element, iterreads
 from remedium.importers.records import ReportError
-
-Item = tuple[str, dict[str, Any]]  # ("metadata" | "component" | "vulnerability", plain dict)
-
-_ITEM_TAGS = ("metadata", "component", "vulnerability")
-_LISTS = {"component": "components", "vulnerability": "vulnerabilities"}
 
 # tag ("{namespace}name") -> local name: namespaces vary between versions, and a document uses
 # a handful of tags. Bounded, so a document of ever new tags cannot grow it.
@@ -72,8 +79,8 @@ def _text(elem: Element | None) -> str:
     return value.strip() if value else ""
 
 
-def _xml_component(elem: Element) -> dict[str, Any]:
-    """A ``<component>`` as the JSON encoding would carry it (nested components included)."""
+def _xml_component(elem: Element) -> Component:
+    """A ``<component>`` (nested components included) as the item ``cyclonedx.py`` maps."""
     kids: dict[str, Element] = {}
     holders: list[Element] = []  # every <vulnerabilities> child, in order
     names = _LOCAL_NAMES
@@ -86,42 +93,48 @@ def _xml_component(elem: Element) -> dict[str, Any]:
             holders.append(child)
     get = kids.get
     nested = get("components")
-    return {
-        "type": elem.get("type", ""),
-        "bom-ref": elem.get("bom-ref", ""),
-        "group": _text(get("group")),
-        "name": _text(get("name")),
-        "version": _text(get("version")),
-        "purl": _text(get("purl")),
-        "cpe": _text(get("cpe")),
-        "components": [_xml_component(c) for c in _all(nested, "component")]
-        if nested is not None
-        else [],
+    return (
+        elem.get("type", "").strip(),
+        elem.get("bom-ref", "").strip(),
+        _text(get("group")),
+        _text(get("name")),
+        _text(get("version")),
+        _text(get("purl")),
+        _text(get("cpe")),
+        tuple([_xml_component(c) for c in _all(nested, "component")]) if nested is not None else (),
         # CycloneDX 1.0-1.3 carried vulnerabilities inside the component (vulnerability
         # extension): they affect that component (their ``ref`` is the vulnerability's own).
-        "_vulnerabilities": [
-            _xml_vulnerability(vuln) for holder in holders for vuln in _all(holder, "vulnerability")
-        ],
-    }
+        tuple(
+            [
+                _xml_vulnerability(vuln)
+                for holder in holders
+                for vuln in _all(holder, "vulnerability")
+            ]
+        )
+        if holders
+        else (),
+    )
 
 
-def _xml_rating(rating: Element) -> dict[str, str]:
-    kids = _kids(rating)
-    get = kids.get
-    score_elem = get("score")
-    if score_elem is not None and len(score_elem):
-        score_elem = _first(score_elem, "base")
-    return {
-        "score": _text(score_elem),
-        "severity": _text(get("severity")),
-        "method": _text(get("method")),
-        "vector": _text(get("vector")),
-    }
+def _xml_ratings(ratings: Element) -> tuple[RawRating, ...]:
+    found: list[RawRating] = []
+    names = _LOCAL_NAMES
+    for rating_elem in ratings:
+        tag = rating_elem.tag
+        if (names.get(tag) or _local(tag)) != "rating":
+            continue
+        get = _kids(rating_elem).get
+        score = get("score")
+        if score is not None and len(score):
+            score = _first(score, "base")
+        found.append(
+            (_text(score), _text(get("severity")), _text(get("method")), _text(get("vector")))
+        )
+    return tuple(found)
 
 
-def _xml_vulnerability(elem: Element, default_ref: str = "") -> dict[str, Any]:
-    kids = _kids(elem)
-    get = kids.get
+def _xml_vulnerability(elem: Element, default_ref: str = "") -> Vulnerability:
+    get = _kids(elem).get
     analysis = get("analysis")
     state = justification = ""
     if analysis is not None:
@@ -130,39 +143,42 @@ def _xml_vulnerability(elem: Element, default_ref: str = "") -> dict[str, Any]:
         justification = _text(analysis_kids.get("justification"))
     affects = get("affects")
     targets = (
-        [{"ref": _text(_kids(target).get("ref"))} for target in _all(affects, "target")]
+        tuple([_text(_kids(target).get("ref")) for target in _all(affects, "target")])
         if affects is not None
-        else []
+        else ()
     )
     if not targets and default_ref:
-        targets = [{"ref": default_ref}]
-    ratings = get("ratings")
+        targets = (default_ref.strip(),)
     references = get("references")
+    ratings = get("ratings")
     cwes = get("cwes")
-    return {
-        "id": _text(get("id")),
-        "ratings": [_xml_rating(r) for r in _all(ratings, "rating")] if ratings is not None else [],
-        "description": _text(get("description")) or _text(get("detail")),
-        "references": [{"id": _text(_kids(r).get("id"))} for r in _all(references, "reference")]
-        if references is not None
-        else [],
-        "analysis": {"state": state, "justification": justification},
-        "affects": targets,
-        "cwes": [_text(c) for c in _all(cwes, "cwe")] if cwes is not None else [],
-    }
+    severity, vector, score = rating(_xml_ratings(ratings) if ratings is not None else ())
+    return (
+        vulnerability_id(
+            _text(get("id")),
+            (_text(_kids(ref).get("id")) for ref in _all(references, "reference"))
+            if references is not None
+            else (),
+        ),
+        severity,
+        vector,
+        score,
+        _text(get("description")) or _text(get("detail")),
+        state,
+        justification,
+        targets,
+        cwe_ids([_text(cwe) for cwe in _all(cwes, "cwe")] if cwes is not None else ()),
+    )
 
 
 class _Reader:
-    """The state of one pass over a BOM: its root, the header, and the list being read."""
+    """The state of one pass over a BOM: its root, the header, and whether it was yielded."""
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
-        self.root: Element = None  # set by check_root before any event
+        self.root: Element = None  # set by check_root before any item is read
         self.header: dict[str, Any] = {}
-        # The list element (<components> or <vulnerabilities> under the root) whose items were
-        # read last, and the item name it holds: a later item there needs no more checks.
-        self.holder: Element = None
-        self.holder_item = ""
+        self.announced = False
 
     def check_root(self, element: Element) -> None:
         self.root = element
@@ -172,83 +188,75 @@ class _Reader:
                 filename=self.filename,
             )
 
-    def metadata(self, elem: Element, bom: Element) -> None:
-        self.header["serialNumber"] = bom.get("serialNumber", "")
+    def metadata(self, elem: Element) -> None:
+        self.header["serialNumber"] = self.root.get("serialNumber", "")
         kids = _kids(elem)
         component = kids.get("component")
-        self.header["metadata"] = {
-            "timestamp": _text(kids.get("timestamp")),
-            "component": _xml_component(component) if component is not None else None,
-        }
-        prune(elem)
+        self.header["metadata"] = {"timestamp": _text(kids.get("timestamp"))}
+        self.header[SUBJECT] = _xml_component(component) if component is not None else None
 
-    def is_top_level(self, elem: Element, parent: Element, name: str) -> bool:
-        """Whether ``elem`` is an item of a list under the root; a nested one is read with the
-        top-level item that holds it."""
-        if parent is self.holder:
-            return name == self.holder_item
-        if parent.getparent() is not self.root or _local(parent.tag) != _LISTS[name]:
-            return False
-        # A new list: what was read before it (metadata, an earlier list) is dropped.
-        _drop_before(parent)
-        self.holder, self.holder_item = parent, name
-        return True
+    def announce(self) -> Item:
+        self.announced = True
+        self.header.setdefault("serialNumber", self.root.get("serialNumber", ""))
+        return "metadata", self.header
+
+    def finished(self, done: bool) -> Iterator[Item]:
+        """The items finished so far, each list item read then dropped with everything before
+        it: only the open path and the rest of the last read stay in memory."""
+        root = self.root
+        while len(root):
+            node = root[0]  # what was read before it is dropped
+            complete = done or len(root) > 1
+            name = _local(node.tag)
+            if name in _ITEMS:
+                yield from self._list(node, _ITEMS[name], complete)
+            elif name == "metadata":
+                if complete:
+                    self.metadata(node)
+            elif len(node) > 1:  # a section not read (dependencies): its finished children
+                del node[: len(node) - 1]
+            if not complete:
+                return
+            del root[0]
+
+    def _list(self, holder: Element, item: str, complete: bool) -> Iterator[Item]:
+        count = len(holder) if complete else len(holder) - 1
+        if count <= 0:
+            return
+        names = _LOCAL_NAMES
+        for _index, elem in zip(range(count), holder, strict=False):
+            tag = elem.tag
+            if (names.get(tag) or _local(tag)) != item:
+                continue
+            if not self.announced:
+                yield self.announce()
+            if item == "component":
+                yield "component", _xml_component(elem)
+            else:
+                # The 1.0-1.3 extension at BOM level names the component in ``ref``.
+                yield "vulnerability", _xml_vulnerability(elem, elem.get("ref", ""))
+        del holder[:count]
 
 
-def _drop_before(node: Element) -> None:
-    """Drop everything finished before ``node``, at its level and at each ancestor's."""
-    parent = node.getparent()
-    while parent is not None:
-        while node.getprevious() is not None:
-            del parent[0]
-        node, parent = parent, parent.getparent()
-
-
-def _drop(elem: Element, parent: Element) -> None:
-    """Empty ``elem`` (read) and drop the items read before it: only the open path and one
-    empty element stay in memory (emptying is cheaper than unlinking a whole subtree)."""
-    elem.clear()
-    while elem.getprevious() is not None:
-        del parent[0]
+# list under the root -> the item it lists
+_ITEMS = {"components": "component", "vulnerabilities": "vulnerability"}
 
 
 def xml_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
-    """Stream a CycloneDX XML BOM; each top-level component is dropped once read."""
+    """Stream a CycloneDX XML BOM: the items of each list under the root, read as each read of
+    the file finishes them, then dropped."""
     reader = _Reader(filename)
-    announced = False
-    for _event, elem in iterparse(
+    for _root, done in iterreads(
         stream,
         filename,
-        tags=_ITEM_TAGS,
-        events=("end",),
+        root_tag="bom",
+        tags=("metadata", "component", "vulnerability"),
         any_dtd=True,
         refused="refused unsafe XML ({kind}): entities and DTDs are not allowed",
         malformed="malformed XML",
         check_root=reader.check_root,
         blank_text=False,  # every field read is a whole text; none is mixed with elements
     ):
-        parent = elem.getparent()
-        if parent is None:
-            continue
-        name = _local(elem.tag)
-        if name == "metadata":
-            if parent is reader.root:
-                reader.metadata(elem, parent)
-            continue
-        if not reader.is_top_level(elem, parent, name):
-            continue
-        if not announced:
-            announced = True
-            root = reader.root
-            reader.header.setdefault(
-                "serialNumber", root.get("serialNumber", "") if root is not None else ""
-            )
-            yield "metadata", reader.header
-        if name == "component":
-            yield "component", _xml_component(elem)
-        else:
-            # The 1.0-1.3 extension at BOM level names the component in ``ref``.
-            yield "vulnerability", _xml_vulnerability(elem, default_ref=elem.get("ref", ""))
-        _drop(elem, parent)  # memory does not grow with the file
-    if not announced:
+        yield from reader.finished(done)
+    if not reader.announced:
         yield "metadata", reader.header

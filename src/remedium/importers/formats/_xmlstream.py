@@ -97,6 +97,11 @@ class FieldGuard:
         self._read = 0
         self._run = 0  # bytes since the last "<"
 
+    @property
+    def read_bytes(self) -> int:
+        """How many bytes the parser has been given."""
+        return self._read
+
     def read(self, size: int = -1) -> bytes:
         """What the parser asks for, unless the run without a ``<`` grows too long."""
         want = self._limit if size < 0 else min(size, self._limit)
@@ -176,6 +181,103 @@ def iterparse(
             _check(context.root.getroottree(), filename, any_dtd, refused, check_root)
     except etree.XMLSyntaxError as exc:
         raise _syntax_error(exc, filename, malformed) from None
+
+
+def iterreads(
+    stream: IO[bytes],
+    filename: str,
+    *,
+    root_tag: str,
+    tags: Iterable[str],
+    any_dtd: bool = False,
+    refused: str = _REFUSED,
+    malformed: str = "not well-formed XML",
+    check_root: Callable[[Element], None] | None = None,
+    blank_text: bool = True,
+) -> Iterator[tuple[Element, bool]]:
+    """The document's root after each read of ``stream``, with whether the document is complete:
+    for a caller that reads the finished children of a few known elements itself, where
+    :func:`iterparse` would hand Python an event for every element named in ``tags`` (nested
+    ones too). The parser, the reads, the field limit and the errors are those of
+    :func:`iterparse` with the same arguments and ``events=("end",)``: the checks run once the
+    root is known (the first element named ``root_tag``, or an event), and a document that fails
+    them is read on as :func:`iterparse` reads it, to raise the error it would raise.
+
+    Every child of an element but its last is finished; the last is when the document is. The
+    caller prunes what it has read: the parser keeps building the tree.
+    """
+    from lxml import etree  # noqa: PLC0415 — 27 ms, only for an XML report (module docstring)
+
+    options: dict[str, Any] = {
+        "remove_blank_text": not blank_text,
+        "huge_tree": max_field_bytes() > _LIBXML2_TEXT_LIMIT,
+        **_PARSER_OPTIONS,
+    }
+    # The parser whose tree is read: one event, the root's start (a nested one is ignored).
+    fast: Any = etree.XMLPullParser(events=("start",), tag=f"{{*}}{root_tag}", **options)
+    # Until the checks have passed, the document is also read as iterparse reads it.
+    compat = etree.XMLPullParser(events=("end",), tag=[f"{{*}}{n}" for n in tags], **options)
+    guard = FieldGuard(stream, filename)
+    checking = True
+    try:
+        root: Element = None
+        while checking:
+            data = guard.read(_READ_BYTES)
+            if not data:  # no event: iterparse checks the finished document
+                tree = compat.close().getroottree()
+                _check(tree, filename, any_dtd, refused, check_root)
+                yield (fast.close() if fast is not None else tree.getroot()), True
+                return
+            compat.feed(data)
+            events = [element for _event, element in compat.read_events()]
+            starts: list[Element] = []
+            if fast is not None:
+                fast.feed(data)
+                starts = [element for _event, element in fast.read_events()]
+                if not starts and guard.read_bytes > _ROOT_WITHIN:
+                    fast = None  # its root is not ``root_tag``: one tree is enough
+            if not (starts or events):
+                continue
+            # A root not named ``root_tag`` is known by an event only: that tree is read on.
+            parser, root = (fast, starts[0]) if starts else (compat, events[0])
+            root = root.getroottree().getroot()
+            try:
+                _check(root.getroottree(), filename, any_dtd, refused, check_root)
+            except ReportError:
+                if not events:
+                    _read_to_first_event(compat, guard)
+                raise
+            checking = False
+            yield root, False
+        while data := guard.read(_READ_BYTES):
+            parser.feed(data)
+            for _event in parser.read_events():
+                pass  # a nested element named ``root_tag``, or (a root named otherwise) ``tags``
+            yield root, False
+        parser.close()
+        yield root, True
+    except etree.XMLSyntaxError as exc:
+        if checking:  # the events before the error come first, and the first one checks
+            pending = next(iter(compat.read_events()), None)
+            if pending is not None:
+                _check(pending[1].getroottree(), filename, any_dtd, refused, check_root)
+        raise _syntax_error(exc, filename, malformed) from None
+
+
+_READ_BYTES = 32768  # what lxml's iterparse reads at a time
+# Bytes before the root element (the prolog: declaration, comments) past which a root not yet
+# named ``root_tag`` is taken for another: its second tree is no longer built.
+_ROOT_WITHIN = 4 * 1024 * 1024
+
+
+def _read_to_first_event(compat: Any, guard: FieldGuard) -> None:
+    """Read on as :func:`iterparse` would until its first event, where it would refuse the
+    document (the caller's error then): a syntax error or the field limit may come first."""
+    while data := guard.read(_READ_BYTES):
+        compat.feed(data)
+        if next(iter(compat.read_events()), None) is not None:
+            return
+    compat.close()
 
 
 def _check(

@@ -1,7 +1,8 @@
 """CycloneDX BOMs in JSON and XML: inventory, vulnerabilities, and VEX analysis.
 
 Both encodings are turned into the same stream of plain items (the metadata, each component,
-each vulnerability), read one at a time, and mapped once. See ``docs/formats.md`` (CycloneDX).
+each vulnerability: ``_cyclonedx_items``), read one at a time, and mapped once. See
+``docs/formats.md`` (CycloneDX).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from pathlib import PurePosixPath
 from typing import IO, Any
 
 from remedium.importers.formats._common import (
-    SEVERITY_SPELLINGS,
-    UNRATED,
     as_dict,
     as_list,
     json_head_keys,
@@ -21,11 +20,19 @@ from remedium.importers.formats._common import (
     parse_time,
     peek_first_byte,
     purl_vendor_product,
-    severity,
-    severity_from_score,
     text,
 )
-from remedium.importers.formats._cyclonedx_xml import Item, xml_items
+from remedium.importers.formats._cyclonedx_items import (
+    SUBJECT,
+    Component,
+    Item,
+    Vulnerability,
+    cwe_ids,
+    rating,
+    str_of,
+    vulnerability_id,
+)
+from remedium.importers.formats._cyclonedx_xml import xml_items
 from remedium.importers.records import (
     DeviceRecord,
     FindingRecord,
@@ -53,102 +60,74 @@ def _json_items(stream: IO[bytes], filename: str) -> Iterator[Item]:
         if prefix in _LIST_PREFIXES:
             if not announced:
                 announced = True
-                yield "metadata", header
-            yield (
-                ("component" if prefix.startswith("components") else "vulnerability"),
-                as_dict(value),
-            )
+                yield "metadata", _json_header(header)
+            if prefix.startswith("components"):
+                yield "component", _json_component(as_dict(value))
+            else:
+                yield "vulnerability", _json_vulnerability(as_dict(value))
         else:
             header[prefix] = value
     if not announced:
-        yield "metadata", header
+        yield "metadata", _json_header(header)
+
+
+def _json_header(header: dict[str, Any]) -> dict[str, Any]:
+    """The header with its subject (the metadata's component) read as an item."""
+    subject = as_dict(as_dict(header.get("metadata")).get("component"))
+    header[SUBJECT] = _json_component(subject) if subject else None
+    return header
+
+
+def _json_component(component: dict[str, Any]) -> Component:
+    nested = component.get("components")
+    get = component.get
+    return (
+        str_of(get("type")),
+        str_of(get("bom-ref")),
+        str_of(get("group")),
+        str_of(get("name")),
+        str_of(get("version")),
+        str_of(get("purl")),
+        str_of(get("cpe")),
+        tuple(_json_component(as_dict(entry)) for entry in as_list(nested)) if nested else (),
+        tuple(_json_vulnerability(as_dict(vuln)) for vuln in as_list(get("_vulnerabilities"))),
+    )
+
+
+def _json_vulnerability(vuln: dict[str, Any]) -> Vulnerability:
+    get = vuln.get
+    analysis = as_dict(get("analysis"))
+    return (
+        vulnerability_id(
+            str_of(get("id")),
+            (str_of(as_dict(ref).get("id")) for ref in as_list(get("references"))),
+        ),
+        *rating(
+            (r.get("score"), r.get("severity"), r.get("method"), r.get("vector"))
+            for r in map(as_dict, as_list(get("ratings")))
+        ),
+        str_of(get("description")),
+        str_of(analysis.get("state")),
+        str_of(analysis.get("justification")),
+        tuple(str_of(as_dict(target).get("ref")) for target in as_list(get("affects"))),
+        cwe_ids(as_list(get("cwes"))),
+    )
 
 
 # -- mapping -----------------------------------------------------------------------------------
 
-_ORDER = {"": 0, "Low": 1, "Medium": 2, "High": 3, "Critical": 4}
 
-
-def _str(value: object) -> str:
-    """``text(value)``, with the common case (a string) first: once per field of every item."""
-    return value.strip() if type(value) is str else text(value)
-
-
-def _severity(value: object) -> str:
-    """``severity(value)``, with the spellings scanners write looked up at once."""
-    found = SEVERITY_SPELLINGS.get(value) if type(value) is str else None
-    return found if found is not None else severity(value)
-
-
-def _component_identity(component: dict[str, Any]) -> tuple[str, str, str, str]:
+def _component_identity(component: Component) -> tuple[str, str, str, str]:
     """(vendor, product, version, purl) of a component: the purl's namespace or ecosystem first."""
-    purl = _str(component.get("purl"))
-    vendor, product, version = purl_vendor_product(purl) if purl else ("", "", "")
-    name = _str(component.get("name"))
-    return (
-        vendor or _str(component.get("group")).lower(),
-        name or product,
-        _str(component.get("version")) or version,
-        purl,
-    )
+    _type, _ref, group, name, version, purl = component[:6]
+    vendor, product, purl_version = purl_vendor_product(purl) if purl else ("", "", "")
+    return (vendor or group.lower(), name or product, version or purl_version, purl)
 
 
-def _flatten(component: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _flatten(component: Component) -> Iterator[Component]:
     yield component
-    for nested in as_list(component.get("components")):
-        yield from _flatten(as_dict(nested))
-
-
-def _vulnerability_id(vuln: dict[str, Any]) -> str:
-    """The vulnerability's id, or the CVE it references when the id is a vendor's own."""
-    own = _str(vuln.get("id"))
-    if own.upper().startswith("CVE-"):
-        return own
-    for ref in as_list(vuln.get("references")):
-        ref_id = _str(as_dict(ref).get("id"))
-        if ref_id.upper().startswith("CVE-"):
-            return ref_id
-    return own
-
-
-def _cwes(vuln: dict[str, Any]) -> tuple[str, ...]:
-    """CWE ids of a vulnerability (``cwes``: numbers in CycloneDX 1.4+ and the 1.0 extension)."""
-    found: list[str] = []
-    for raw in as_list(vuln.get("cwes")):
-        value = _str(raw).upper().removeprefix("CWE-")
-        if value.isdigit() and f"CWE-{value}" not in found:
-            found.append(f"CWE-{value}")
-    return tuple(found)
-
-
-def _rating(vuln: dict[str, Any]) -> tuple[str, str, float | None]:
-    """(severity, CVSS v3 vector, score): the v3 rating when present, else the worst rating."""
-    best: tuple[str, str, float | None] = ("", "", None)
-    unknown = False
-    for raw_rating in as_list(vuln.get("ratings")):
-        rating = as_dict(raw_rating)
-        raw_score = rating.get("score")
-        try:
-            score = float(raw_score) if raw_score not in (None, "") else None
-        except (TypeError, ValueError):
-            score = None
-        method = _str(rating.get("method")).upper()
-        vector = _str(rating.get("vector"))
-        raw_severity = rating.get("severity")
-        sev = _severity(raw_severity) or (
-            severity_from_score(score) if method.startswith("CVSSV3") else ""
-        )
-        if method.startswith("CVSSV3"):
-            if vector and not vector.startswith("CVSS:"):
-                vector = ("CVSS:3.1/" if method == "CVSSV31" else "CVSS:3.0/") + vector
-            return sev, vector, score
-        if _ORDER[sev] > _ORDER[best[0]]:
-            best = (sev, "", None)
-        elif not best[0] and _str(raw_severity).lower() == "unknown":
-            unknown = True
-    if not best[0] and unknown:
-        return UNRATED, "", None  # CycloneDX's own "unknown", kept (docs/formats.md)
-    return best
+    for nested in component[7]:
+        yield from _flatten(nested)
 
 
 class _BomMapper:
@@ -161,50 +140,50 @@ class _BomMapper:
         self.refs: dict[str, tuple[str, str, str, str]] = {}
 
     def device(self, header: dict[str, Any]) -> DeviceRecord:
-        metadata = as_dict(header.get("metadata"))
-        subject = as_dict(metadata.get("component"))
+        subject: Component | None = header.get(SUBJECT)
         vendor, product, version, purl = (
-            _component_identity(subject) if subject else ("", "", "", "")
+            _component_identity(subject) if subject is not None else ("", "", "", "")
         )
-        if subject:
-            self.refs[_str(subject.get("bom-ref"))] = (vendor, product, version, purl)
+        kind, ref = (subject[0], subject[1]) if subject is not None else ("", "")
+        if subject is not None:
+            self.refs[ref] = (vendor, product, version, purl)
         name = product or PurePosixPath(self.filename).stem
-        is_container = _str(subject.get("type")) in ("container", "operating-system")
         return DeviceRecord(
             device_ref=_DEVICE_REF,
             name=name,
-            asset_id=purl
-            or _str(subject.get("bom-ref"))
-            or _str(header.get("serialNumber"))
-            or name,
-            os_platform="Linux" if is_container else "Other",
-            os_version=version if _str(subject.get("type")) == "operating-system" else "",
+            asset_id=purl or ref or str_of(header.get("serialNumber")) or name,
+            os_platform="Linux" if kind in ("container", "operating-system") else "Other",
+            os_version=version if kind == "operating-system" else "",
         )
 
-    def components(self, component: dict[str, Any], where: str) -> Iterator[ImportRecord]:
-        entries = _flatten(component) if component.get("components") else (component,)
+    def components(self, component: Component, where: str) -> Iterator[ImportRecord]:
+        entries = _flatten(component) if component[7] else (component,)
         for entry in entries:
             identity = _component_identity(entry)
             vendor, product, version, purl = identity
             if not product:
                 yield SkippedRecord("component without a name", where)
                 continue
-            ref = _str(entry.get("bom-ref"))
+            ref = entry[1]
             if ref:
                 self.refs[ref] = identity
             if purl:
                 self.refs.setdefault(purl, identity)
+            # Positional, in the records' field order (tested): keywords cost a third more on
+            # each of the hundreds of thousands of records a large BOM gives.
             yield SoftwareRecord(
-                device_ref=_DEVICE_REF,
-                vendor=vendor,
-                product=product,
-                version=version,
-                purl=purl,
-                cpe=_str(entry.get("cpe")),
-                is_operating_system=_str(entry.get("type")) == "operating-system",
+                _DEVICE_REF,  # device_ref
+                vendor,
+                product,
+                version,
+                "",  # display_name
+                "",  # display_vendor
+                purl,
+                entry[6],  # cpe
+                entry[0] == "operating-system",  # is_operating_system
             )
-            for vuln in as_list(entry.get("_vulnerabilities")):
-                yield from self.vulnerability(as_dict(vuln), where, component=identity)
+            for vuln in entry[8]:
+                yield from self.vulnerability(vuln, where, component=identity)
 
     def _affected(self, ref: str) -> tuple[str, str, str, str]:
         if ref in self.refs:
@@ -220,35 +199,28 @@ class _BomMapper:
 
     def vulnerability(
         self,
-        vuln: dict[str, Any],
+        vuln: Vulnerability,
         where: str,
         component: tuple[str, str, str, str] | None = None,
     ) -> Iterator[ImportRecord]:
-        vulnerability_id = _vulnerability_id(vuln)
+        vulnerability_id, sev, vector, score, description, state, justification, affects, cwes = (
+            vuln
+        )
         if not vulnerability_id:
             yield SkippedRecord("vulnerability without an id", where)
             return
-        sev, vector, score = _rating(vuln)
-        analysis = as_dict(vuln.get("analysis"))
-        state = _str(analysis.get("state"))
-        justification = _str(analysis.get("justification"))
-        description = _str(vuln.get("description"))
-        cwes = _cwes(vuln)
         if vector or description or sev or cwes or score is not None:
             yield VulnerabilityRecord(
-                vulnerability_id=vulnerability_id,
-                description=description or None,
-                severity=sev or None,
-                cvss_v3_vector=vector or None,
-                cvss_v3_score=score if not vector else None,
+                vulnerability_id,
+                description or None,
+                sev or None,  # severity
+                vector or None,  # cvss_v3_vector
+                score if not vector else None,  # cvss_v3_score
                 cwe_ids=cwes,
             )
-        affects = (
-            [""]  # inside its component (1.0-1.3 extension)
-            if component is not None
-            else [_str(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [""]
-        )
-        for ref in affects:
+        # Inside its component (1.0-1.3 extension), a vulnerability affects that component.
+        refs = _INSIDE if component is not None else affects or _INSIDE
+        for ref in refs:
             if state in _NOT_EXPOSED:
                 reason = f"{vulnerability_id}: VEX analysis says {state}"
                 yield SkippedRecord(reason + (f" ({justification})" if justification else ""), ref)
@@ -257,19 +229,24 @@ class _BomMapper:
                 component if component is not None else self._affected(ref)
             )
             yield FindingRecord(
-                device_ref=_DEVICE_REF,
-                vulnerability_id=vulnerability_id,
-                vendor=vendor,
-                product=product,
-                installed_version=version,
-                purl=purl,
-                severity=sev,
-                cvss_v3_vector=vector,
-                cvss_v3_score=score,
-                description=description,
-                vex_state=state,
-                vex_justification=justification,
+                _DEVICE_REF,  # device_ref
+                vulnerability_id,
+                vendor,
+                product,
+                version,  # installed_version
+                "",  # fixed_version
+                purl,
+                sev,  # severity
+                vector,  # cvss_v3_vector
+                score,  # cvss_v3_score
+                "",  # title
+                description,
+                state,  # vex_state
+                justification,  # vex_justification
             )
+
+
+_INSIDE = ("",)
 
 
 class CycloneDxParser:
