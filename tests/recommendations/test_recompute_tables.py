@@ -24,6 +24,7 @@ from remedium.exceptions import filing
 from remedium.inventory.models import Weakness
 from remedium.recommendations import _sql as sql
 from remedium.recommendations import _sql_devices as device_sql
+from remedium.recommendations import _sql_fields as fields_sql
 from remedium.recommendations import group_figures
 from remedium.recommendations import recompute_tables as work
 from remedium.recommendations import service as recommendations_service
@@ -85,7 +86,7 @@ _ARGUMENTS: dict[str, Callable[[bool], list[Any]]] = {
     "versions": lambda sqlite: [["1.0", "2.0"]],
     "after": lambda sqlite: [None, "a"],
     "size": lambda sqlite: [5000],
-    "span": lambda sqlite: [sql.Span(None, "zzz"), sql.Span("a", "zzz")],
+    "span": lambda sqlite: [fields_sql.Span(None, "zzz"), fields_sql.Span("a", "zzz")],
 }
 _ARGUMENTS_OF: dict[str, dict[str, list[Any]]] = {
     "analyze": {"table": [*work.WORK_TABLES, "recommendation", "device_recommendation"]},
@@ -100,7 +101,7 @@ _ONLY_ON = {
     "LIMIT_ANALYSIS": "sqlite",
 }
 # The reviewed modules of statements, by the name the steps import them as.
-_MODULES = {"sql": sql, "device_sql": device_sql}
+_MODULES = {"sql": sql, "device_sql": device_sql, "fields_sql": fields_sql}
 
 
 def _statements(dialect: str) -> Iterator[tuple[str, Sql]]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from remedium.recommendations import _sql as sql
+from remedium.recommendations import _sql_fields as fields_sql
 from remedium.recommendations import engine as rules
 from remedium.recommendations import recompute_tables as work
 from remedium.recommendations.models import Recommendation
@@ -75,12 +76,12 @@ _Threats = tuple[int, bool, bool, bool, float, float, str, bool, tuple[str, ...]
 _NO_THREATS: _Threats = (0, False, False, False, 0.0, 0.0, "", False, ())
 
 
-def _threat_facts(run: Runner, full: bool, span: sql.Span) -> dict[str, _Threats]:
+def _threat_facts(run: Runner, full: bool, span: fields_sql.Span) -> dict[str, _Threats]:
     """What the vulnerabilities of each touched recommendation of ``span`` add up to."""
     threats: dict[str, _Threats] = {}
     sqlite = run.sqlite
     severity_of_rank = rules.severity_of_rank
-    for row in run.rows(sql.recommendation_threats(full, sqlite, rules.SEVERITY_RANK, span)):
+    for row in run.rows(fields_sql.recommendation_threats(full, sqlite, rules.SEVERITY_RANK, span)):
         rec_id, weaknesses, exploit, verified, kev, cvss, epss, severity, unpatchable = row[:9]
         fixed = json.loads(row[9]) if sqlite else row[9]
         threats[rec_id] = (
@@ -102,11 +103,11 @@ class _Organisation:
     organisation-wide figures (counts, exposure impact, Secure Score impact)."""
 
     def __init__(self, run: Runner) -> None:
-        row = run.rows(sql.ORGANISATION_EXPOSURE_SUMS)[0]
+        row = run.rows(fields_sql.ORGANISATION_EXPOSURE_SUMS)[0]
         self.sums = scoring.ExposureSums(
             int(row[0]), int(row[1]), float(row[2]), float(row[3]), float(row[4])
         )
-        self.secure_total = float(run.rows(sql.ORGANISATION_SECURE_TOTAL)[0][0])
+        self.secure_total = float(run.rows(fields_sql.ORGANISATION_SECURE_TOTAL)[0][0])
 
     def figures(self, rec_id: str, sums: tuple[Any, ...]) -> dict[str, Any]:
         """The figures of one recommendation from (installed, exposed, critical, delta
@@ -132,20 +133,26 @@ def refresh_recommendation_fields(run: Runner, full: bool) -> int:
     organisation = _Organisation(run)
     written = 0
     after: str | None = None
-    while (last := run.scalar(sql.span_end(full, after, CHUNK))) is not None:
-        written += _refresh_span(run, full, sql.Span(after, last), organisation)
+    while (last := run.scalar(fields_sql.span_end(full, after, CHUNK))) is not None:
+        written += _refresh_span(run, full, fields_sql.Span(after, last), organisation)
         after = last
     return written
 
 
-def _refresh_span(run: Runner, full: bool, span: sql.Span, organisation: _Organisation) -> int:
+def _refresh_span(
+    run: Runner, full: bool, span: fields_sql.Span, organisation: _Organisation
+) -> int:
     """The fields of the touched recommendations of ``span``; returns how many there were."""
-    recs = run.rows(sql.recommendation_facts(full, span))
+    recs = run.rows(fields_sql.recommendation_facts(full, span))
     if not recs:
         return 0
     threats = _threat_facts(run, full, span)
-    facing = {rec_id for (rec_id,) in run.rows(sql.internet_facing_recommendations(full, span))}
-    group_sums = {row[0]: tuple(row[1:]) for row in run.rows(sql.touched_figure_sums(full, span))}
+    facing = {
+        rec_id for (rec_id,) in run.rows(fields_sql.internet_facing_recommendations(full, span))
+    }
+    group_sums = {
+        row[0]: tuple(row[1:]) for row in run.rows(fields_sql.touched_figure_sums(full, span))
+    }
     updates: list[dict[str, Any]] = []
     for row in recs:
         rec_id, kind = row[0], row[1]
@@ -172,7 +179,7 @@ def _refresh_span(run: Runner, full: bool, span: sql.Span, organisation: _Organi
 def _software_fields(
     run: Runner, row: tuple[Any, ...], facts: _Threats, facing: bool
 ) -> dict[str, Any]:
-    """The fields of a software recommendation (a row of ``sql.recommendation_facts``)."""
+    """The fields of a software recommendation (a row of ``recommendation_facts``)."""
     (display_name, display_vendor, vendor, product, is_os, eos_on, eos_versions) = row[2:9]
     advice = rules.software_advice(
         rules.SoftwareFacts(
@@ -205,7 +212,7 @@ def _software_fields(
 
 
 def _configuration_fields(row: tuple[Any, ...], facing: bool) -> dict[str, Any]:
-    """The fields of a configuration recommendation (a row of ``sql.recommendation_facts``)."""
+    """The fields of a configuration recommendation (a row of ``recommendation_facts``)."""
     (name, category, sub_category, weight, description, remediation, component) = row[10:17]
     return {
         "name": name,
@@ -238,7 +245,7 @@ def refresh_organisation_figures(run: Runner, full: bool) -> None:
         return
     organisation = _Organisation(run)
     updates = []
-    for rec_id, *sums_and_old in run.rows(sql.ORGANISATION_FIGURES):
+    for rec_id, *sums_and_old in run.rows(fields_sql.ORGANISATION_FIGURES):
         values = organisation.figures(rec_id, tuple(sums_and_old[:6]))
         if _changed(sums_and_old[6:], values):
             updates.append(values)
@@ -274,7 +281,7 @@ def _has_eos_version(run: Runner, software_id: int | None, versions: Any) -> boo
         versions = json.loads(versions)
     if software_id is None or not versions:
         return False
-    found = run.rows(sql.eos_version_installed(software_id, list(versions)))
+    found = run.rows(fields_sql.eos_version_installed(software_id, list(versions)))
     return bool(found)
 
 
