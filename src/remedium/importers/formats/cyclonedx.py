@@ -20,6 +20,7 @@ from remedium.importers.formats._common import (
     parse_time,
     peek_first_byte,
     purl_vendor_product,
+    record_builder,
     text,
 )
 from remedium.importers.formats._cyclonedx_items import (
@@ -47,6 +48,11 @@ from remedium.importers.records import (
 _DEVICE_REF = "subject"
 # VEX states that say the product is not exposed: such findings are skipped, with the reason.
 _NOT_EXPOSED = {"not_affected", "false_positive", "resolved", "resolved_with_pedigree"}
+# The records a large BOM gives by the hundred thousand, built without the frozen dataclass's
+# per-field cost (_common.record_builder; the same records).
+_new_software = record_builder(SoftwareRecord)
+_new_finding = record_builder(FindingRecord)
+_new_vulnerability = record_builder(VulnerabilityRecord)
 _LIST_PREFIXES = ("components.item", "vulnerabilities.item")
 
 # -- JSON --------------------------------------------------------------------------------------
@@ -171,7 +177,7 @@ class _BomMapper:
                 self.refs.setdefault(purl, identity)
             # Positional, in the records' field order (tested): keywords cost a third more on
             # each of the hundreds of thousands of records a large BOM gives.
-            yield SoftwareRecord(
+            yield _new_software(
                 _DEVICE_REF,  # device_ref
                 vendor,
                 product,
@@ -210,7 +216,7 @@ class _BomMapper:
             yield SkippedRecord("vulnerability without an id", where)
             return
         if vector or description or sev or cwes or score is not None:
-            yield VulnerabilityRecord(
+            yield _new_vulnerability(
                 vulnerability_id,
                 description or None,
                 sev or None,  # severity
@@ -228,7 +234,7 @@ class _BomMapper:
             vendor, product, version, purl = (
                 component if component is not None else self._affected(ref)
             )
-            yield FindingRecord(
+            yield _new_finding(
                 _DEVICE_REF,  # device_ref
                 vulnerability_id,
                 vendor,
