@@ -30,6 +30,8 @@ from remedium.importers.records import (
 BATCH = 5000  # records digested before a batch is handed to the writer
 
 _SPACES = re.compile(r"\s+")
+# A name with one of these is a path, a domain or a package id: shown as spelled (``_display``).
+_IDENTIFIER_MARKS = re.compile(r"[/.:@]")
 Product = tuple[str, str]  # normalised (vendor, product)
 
 
@@ -63,7 +65,7 @@ def _display(raw: str, *, package: bool = False) -> str:
     words are title-cased ("chrome" -> "Chrome").
     """
     text = raw.strip()
-    if package or any(mark in text for mark in "/.:@"):
+    if package or _IDENTIFIER_MARKS.search(text):
         return text
     text = text.replace("_", " ")
     return text if text != text.lower() else text.title()
