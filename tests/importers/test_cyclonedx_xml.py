@@ -4,7 +4,6 @@ that the tree stays small across several lists."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import fields
 from io import BytesIO
 from typing import Any
 
@@ -16,7 +15,6 @@ from remedium.importers.records import (
     FindingRecord,
     SkippedRecord,
     SoftwareRecord,
-    VulnerabilityRecord,
 )
 
 _NESTED = b"""<?xml version="1.0"?>
@@ -107,44 +105,6 @@ def test_the_tree_stays_small_across_lists(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(sizes) == 4000
     assert sizes[0] < 1000, sizes[0]
     assert max(sizes) < 2000, max(sizes)
-
-
-def test_records_are_built_in_the_field_order_the_mapper_assumes() -> None:
-    # cyclonedx.py builds its records positionally (keywords cost a third more a record).
-    assert [f.name for f in fields(SoftwareRecord)][:9] == [
-        "device_ref",
-        "vendor",
-        "product",
-        "version",
-        "display_name",
-        "display_vendor",
-        "purl",
-        "cpe",
-        "is_operating_system",
-    ]
-    assert [f.name for f in fields(FindingRecord)][:14] == [
-        "device_ref",
-        "vulnerability_id",
-        "vendor",
-        "product",
-        "installed_version",
-        "fixed_version",
-        "purl",
-        "severity",
-        "cvss_v3_vector",
-        "cvss_v3_score",
-        "title",
-        "description",
-        "vex_state",
-        "vex_justification",
-    ]
-    assert [f.name for f in fields(VulnerabilityRecord)][:5] == [
-        "vulnerability_id",
-        "description",
-        "severity",
-        "cvss_v3_vector",
-        "cvss_v3_score",
-    ]
 
 
 def test_a_section_not_read_is_dropped_as_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,12 +15,8 @@ from tests.support.orgs.builder import NOW
 from tests.support.orgs.random_org import build_random_org
 
 
-@pytest.mark.parametrize("seed", [4, 5])
-def test_wide_incremental_recompute_equals_full_rebuild(
-    session: Session, seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A tiny organisation counts as large, so that the shortcuts are taken.
-    monkeypatch.setattr(service, "_FULL_FROM_DEVICES", 1)
+def _regroup_choices(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The answers of ``_most_devices_grouped`` from now on, in order."""
     taken: list[bool] = []
     grouped = service._most_devices_grouped
 
@@ -30,6 +26,16 @@ def test_wide_incremental_recompute_equals_full_rebuild(
         return answer
 
     monkeypatch.setattr(service, "_most_devices_grouped", spy)
+    return taken
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_wide_incremental_recompute_equals_full_rebuild(
+    session: Session, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tiny organisation counts as large, so that the shortcuts are taken.
+    monkeypatch.setattr(service, "_FULL_FROM_DEVICES", 1)
+    taken = _regroup_choices(monkeypatch)
     org = build_random_org(session, seed=seed, devices=30)
     recompute(session, as_of=NOW)
     for _ in range(6):
@@ -51,15 +57,7 @@ def test_a_small_organisation_whose_recommendations_are_mostly_touched_is_regrou
 ) -> None:
     # Under 1,000 devices, but the import touched every device and so every recommendation
     # (one image of 100,000 products, on its own): every group row is rebuilt set-based.
-    taken: list[bool] = []
-    grouped = service._most_devices_grouped
-
-    def spy(run: Any) -> bool:
-        answer = grouped(run)
-        taken.append(answer)
-        return answer
-
-    monkeypatch.setattr(service, "_most_devices_grouped", spy)
+    taken = _regroup_choices(monkeypatch)
     org = build_random_org(session, seed=6, devices=20)
     recompute(session, as_of=NOW)
     for _ in range(8):
