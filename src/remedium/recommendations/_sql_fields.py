@@ -1,6 +1,6 @@
-"""The statements of the recompute's last step (``group_figures.refresh_recommendation_fields``
-and ``refresh_organisation_figures``): the facts, threats and organisation-wide figures of the
-recommendations, read a span of ids at a time. Reviewed as ``_sql.py`` is (its docstring)."""
+"""The statements of the recompute's last step (``group_figures.refresh_recommendation_fields``):
+the facts, threats and organisation-wide figures of the recommendations, read a span of ids at
+a time, then the figures of the untouched ones. Reviewed as ``_sql.py`` is (its docstring)."""
 
 from __future__ import annotations
 

@@ -129,13 +129,16 @@ _NO_GROUPS = (0, 0, 0, 0.0, 0.0, 0.0)
 def refresh_recommendation_fields(run: Runner, full: bool) -> int:
     """Name, remediation type, version, threats, tags and organisation-wide figures of the
     touched recommendations (every one when ``full``), each written once, ``CHUNK`` of them at
-    a time: memory stays flat however many there are (one image can name 100,000 products)."""
+    a time: memory stays flat however many there are (one image can name 100,000 products).
+    Then the organisation-wide figures of the untouched ones, where they moved."""
     organisation = _Organisation(run)
     written = 0
     after: str | None = None
     while (last := run.scalar(fields_sql.span_end(full, after, CHUNK))) is not None:
         written += _refresh_span(run, full, fields_sql.Span(after, last), organisation)
         after = last
+    if not full:
+        _refresh_untouched_figures(run, organisation)
     return written
 
 
@@ -233,17 +236,11 @@ def _configuration_fields(row: tuple[Any, ...], facing: bool) -> dict[str, Any]:
     }
 
 
-def refresh_organisation_figures(run: Runner, full: bool) -> None:
+def _refresh_untouched_figures(run: Runner, organisation: _Organisation) -> None:
     """Organisation-wide counts and impacts of the recommendations the fields pass did not
-    touch (none after a full one), from the group rows.
-
-    Untouched recommendations too: the organisation's sums (its active devices, hence the
-    weight of High-value devices, and its Secure Score weight) move with any change. Only rows
-    whose figures changed are written.
-    """
-    if full:
-        return
-    organisation = _Organisation(run)
+    touch, from the group rows: the organisation's sums (its active devices, hence the weight
+    of High-value devices, and its Secure Score weight) move with any change. Only rows whose
+    figures changed are written."""
     updates = []
     for rec_id, *sums_and_old in run.rows(fields_sql.ORGANISATION_FIGURES):
         values = organisation.figures(rec_id, tuple(sums_and_old[:6]))

@@ -46,7 +46,6 @@ from remedium.recommendations.group_figures import (
     rebuild_group_score_stat,
     rebuild_group_secure_stat,
     rebuild_recommendation_stats,
-    refresh_organisation_figures,
     refresh_recommendation_fields,
     score_stat_counts,
 )
@@ -112,7 +111,6 @@ def recompute(
         rebuild_recommendation_stats(run, regroup)
     with run.step("recommendation_fields"):
         stats.recommendations_touched = refresh_recommendation_fields(run, everything)
-        refresh_organisation_figures(run, everything)
     with run.step("cleanup"):
         run.drop_work_tables()
         if everything:
