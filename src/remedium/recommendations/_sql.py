@@ -483,7 +483,9 @@ def insert_recommendation_vulnerabilities(full: bool, sqlite: bool) -> Sql:
                 "d.device_group_id, w.fixed_version) y "
                 "GROUP BY software_id, vulnerability_id, device_group_id)"
             )
-        in_order = "" if sqlite else " ORDER BY r.id, x.vulnerability_id, x.device_group_id"
+        # Written in key order: each row lands beside the one before, and SQLite's rows lie in
+        # the order the recompute reads them in (by recommendation, ``_sql_fields``).
+        in_order = " ORDER BY r.id, x.vulnerability_id, x.device_group_id"
         return Sql(
             _INSERT_VULNERABILITIES + "SELECT r.id, x.vulnerability_id, x.device_group_id, "
             f"x.exposed, x.fixed_version, x.unpatchable FROM {counted} x "

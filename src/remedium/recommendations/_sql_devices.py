@@ -174,9 +174,11 @@ COUNT_STAGED_ROWS = Sql(f"SELECT count(*) FROM {DR}")
 
 
 _NEW_RECOMMENDATIONS = (
-    "SELECT DISTINCT t.recommendation_id, t.software_id, t.configuration_id "
+    "SELECT t.recommendation_id, t.software_id, t.configuration_id "
     f"FROM {DR} t WHERE NOT EXISTS "
-    "(SELECT 1 FROM recommendation r WHERE r.id = t.recommendation_id)"
+    "(SELECT 1 FROM recommendation r WHERE r.id = t.recommendation_id) "
+    # Grouped, not DISTINCT: SQLite then sorts once, by id, for the ORDER BY below too.
+    "GROUP BY t.recommendation_id, t.software_id, t.configuration_id"
 )
 """The recommendations of ``tmp_rm_dr`` that do not exist yet."""
 
@@ -200,5 +202,9 @@ def create_new_recommendations(sqlite: bool) -> Sql:
         f"'', '', '', '', '', '', CASE WHEN {is_config} THEN 'OS' ELSE 'Application' END, "
         f"'', 0.0, CASE WHEN {is_config} THEN 'ConfigurationChange' ELSE 'Update' END, "
         f"'', '', 0, FALSE, FALSE, FALSE, FALSE, '', 0.0, 0.0, {empty_list}, {empty_list}, "
-        f"0, 0, 0, 0.0, 0.0, :as_of, :as_of FROM ({_NEW_RECOMMENDATIONS}) n"
+        f"0, 0, 0, 0.0, 0.0, :as_of, :as_of FROM ({_NEW_RECOMMENDATIONS}) n "
+        # In key order: the fields pass reads and writes them a span of ids at a time, and
+        # SQLite's rows then lie in that order (read in key order, rows inserted in another
+        # order are fetched one page each; Grype at 1,500,000: docs/imports.md).
+        "ORDER BY n.recommendation_id"
     )
