@@ -8,9 +8,14 @@ them at the end: they must be back afterwards, and after a failed import too.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import pickle
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +26,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from remedium.db.session import session_factory
+from remedium.importers import limits, worker
 from remedium.importers import service as pipeline
-from remedium.importers import worker
 from remedium.importers.formats._fastjson import stream_contains
+from remedium.importers.models import ImportRun
 from remedium.importers.records import ReportError
 from remedium.importers.service import import_report
 from remedium.inventory.models import Device, InstalledSoftware, Software, Weakness
@@ -264,3 +270,94 @@ def test_a_bulk_load_leaves_every_reference_sound_and_checks_them_again_after(
         session.execute(text("UPDATE device SET name = name"))
         import_report(session, native(tmp_path, devices=3, per_device=2, name="after.json"))
         assert session.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+
+
+def _run_parser_process(
+    path: Path, limits: str, check: str = "", env: dict[str, str] | None = None
+) -> tuple[list[tuple[Any, ...]], str]:
+    """Run the parser process's ``main`` in a fresh Python with ``limits`` on its command line:
+    its messages, and what ``check`` (Python run after it) printed on standard error."""
+    script = (
+        "import sys\nfrom remedium.importers import worker\n"
+        f"worker.main(['remedium', {str(path)!r}, {path.name!r}, '', {limits!r}])\n{check}"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, check=True, env=env, timeout=120
+    )
+    stream = io.BytesIO(done.stdout)
+    messages: list[tuple[Any, ...]] = []
+    while stream.tell() < len(done.stdout):
+        messages.append(pickle.load(stream))
+    return messages, done.stderr.decode()
+
+
+def test_the_parser_process_checks_the_limits_it_is_handed_without_loading_the_settings(
+    tmp_path: Path,
+) -> None:
+    """The importing process hands its limits to the parser process on the command line
+    (``limits.Limits``), so the parser process starts without loading the settings (pydantic):
+    a limit it is handed holds even where its own environment says otherwise."""
+    path = native(tmp_path, devices=3, per_device=2)
+    document = json.loads(path.read_text())
+    document["devices"][1]["findings"][0]["description"] = "x" * 300_000
+    path.write_text(json.dumps(document))
+    environment = {**os.environ, "REMEDIUM_MAX_FIELD_MB": "64"}
+    loaded = "print(sorted(m for m in ('pydantic', 'remedium.settings') if m in sys.modules), "
+    loaded += "file=sys.stderr)"
+    messages, stderr = _run_parser_process(path, "0.25,1024.0,100.0", loaded, environment)
+    assert messages[-1][0] == "error", messages[-1]
+    assert "REMEDIUM_MAX_FIELD_MB" in messages[-1][1]
+    assert "0.25 MB" in messages[-1][1]
+    assert stderr.strip() == "[]"
+    # Handed a larger limit, the same file is read whole.
+    messages, _ = _run_parser_process(path, "1.0,1024.0,100.0", env=environment)
+    assert messages[-1] == ("done",)
+    assert limits.Limits.from_argument(limits.Limits(0.25, 7.5, 1e5).as_argument()) == (
+        limits.Limits(0.25, 7.5, 1e5)
+    )
+
+
+def test_the_file_is_hashed_once_the_parser_process_is_done(
+    session: Session, tmp_path: Path, in_child: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SHA-256 thread starts when the parser process has sent its last batch (on the core
+    it leaves free), not beside it; the recorded digest is the file's."""
+    path = native(tmp_path, devices=150, per_device=60)
+    hashing_while_batches: list[bool] = []
+    begun_by: list[str] = []
+    original_receive = worker._receive
+    original_begin = worker._Hashing.begin
+
+    def receive(*args: Any) -> tuple[Any, ...]:
+        message = original_receive(*args)
+        if message[0] == "batch":
+            hashing = any(t.name == "report-sha256" for t in threading.enumerate())
+            hashing_while_batches.append(hashing)
+        return message
+
+    def begin(self: Any) -> None:
+        begun_by.append(threading.current_thread().name)
+        original_begin(self)
+
+    monkeypatch.setattr(worker, "_receive", receive)
+    monkeypatch.setattr(worker._Hashing, "begin", begin)
+    summary = import_report(session, path)
+    run = session.get(ImportRun, summary.import_id)
+    assert run is not None
+    assert run.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert len(hashing_while_batches) >= 2
+    assert not any(hashing_while_batches)
+    assert begun_by[0] == "report-batches"  # the reader thread, at the child's last message
+    assert in_child == ["big.json"]
+
+
+def test_a_hashing_cancelled_before_it_began_never_starts(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_bytes(b"{}")
+    hashing = worker._Hashing(path)
+    hashing.cancel()
+    hashing.begin()
+    assert hashing._thread.ident is None
+    started = worker._Hashing(path)
+    assert started.result() == hashlib.sha256(b"{}").hexdigest()
+    started.cancel()  # after the end: nothing to stop

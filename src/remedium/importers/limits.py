@@ -20,13 +20,63 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from remedium.importers.records import ReportError
-from remedium.settings import get_settings
 
 MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The three settings this module checks reports against."""
+
+    max_field_mb: float
+    max_decompressed_mb: float
+    max_compression_ratio: float
+
+    def as_argument(self) -> str:
+        """The limits as one command-line argument (``repr`` keeps every float exact)."""
+        return ",".join(repr(float(value)) for value in self._values())
+
+    @classmethod
+    def from_argument(cls, argument: str) -> Limits:
+        """The limits :meth:`as_argument` wrote."""
+        field, decompressed, ratio = (float(value) for value in argument.split(","))
+        return cls(field, decompressed, ratio)
+
+    def _values(self) -> tuple[float, float, float]:
+        return self.max_field_mb, self.max_decompressed_mb, self.max_compression_ratio
+
+
+_handed: Limits | None = None
+
+
+def current() -> Limits:
+    """The limits in force: those handed to this process by :func:`hand_over` (a parser
+    process, ``importers/worker.py``), else the settings'.
+
+    A parser process is handed them on its command line, so it does not load the settings
+    (pydantic and the settings model: about 0.07 s of its start, which every large import waits
+    for; docs/imports.md, "Start-up")."""
+    if _handed is not None:
+        return _handed
+    from remedium.settings import get_settings  # noqa: PLC0415 - not in a parser process
+
+    settings = get_settings()
+    return Limits(
+        settings.max_field_mb, settings.max_decompressed_mb, settings.max_compression_ratio
+    )
+
+
+def hand_over(limits: Limits) -> None:
+    """Use ``limits`` in this process from now on (a parser process, at its start)."""
+    global _handed  # noqa: PLW0603 - set once, at the start of a parser process
+    _handed = limits
+
+
 _JSON_END = re.compile(rb'(?<!\\)"')
 _JSON_END_REVERSED = re.compile(rb'"(?!\\)')
 _XML_END = re.compile(rb"[<>]")
@@ -35,12 +85,12 @@ _TEXT_END = re.compile(rb"[\r\n]")
 
 def max_field_bytes() -> int:
     """``REMEDIUM_MAX_FIELD_MB`` in bytes."""
-    return int(get_settings().max_field_mb * MB)
+    return int(current().max_field_mb * MB)
 
 
 def field_too_large(filename: str, where: str = "") -> ReportError:
     """The error of a text field beyond the limit."""
-    limit = get_settings().max_field_mb
+    limit = current().max_field_mb
     return ReportError(
         f"a single text field (or run of whitespace) is larger than the limit of {limit:g} MB "
         "(REMEDIUM_MAX_FIELD_MB); the report was not imported",
@@ -143,7 +193,7 @@ def guard(stream: IO[bytes], head: bytes, filename: str) -> IO[bytes]:
 
 
 def _too_large(filename: str) -> ReportError:
-    limit = get_settings().max_decompressed_mb
+    limit = current().max_decompressed_mb
     return ReportError(
         f"the archive decompresses to more than the limit of {limit:g} MB "
         "(REMEDIUM_MAX_DECOMPRESSED_MB); the report was not imported",
@@ -152,7 +202,7 @@ def _too_large(filename: str) -> ReportError:
 
 
 def _too_compressed(filename: str, ratio: float) -> ReportError:
-    limit = get_settings().max_compression_ratio
+    limit = current().max_compression_ratio
     return ReportError(
         f"the archive is compressed {ratio:,.0f} to 1, beyond the limit of {limit:g} to 1 "
         "(REMEDIUM_MAX_COMPRESSION_RATIO): refused as a possible zip bomb; "
@@ -165,7 +215,7 @@ class DecompressionBudget:
     """How many decompressed bytes an archive of ``archive_size`` bytes may still yield."""
 
     def __init__(self, archive_size: int, filename: str) -> None:
-        settings = get_settings()
+        settings = current()
         self.archive_size = max(archive_size, 1)
         self.filename = filename
         self.limit = min(
@@ -176,7 +226,7 @@ class DecompressionBudget:
 
     def refusal(self, total: int) -> ReportError:
         """The error for ``total`` decompressed bytes."""
-        if total > get_settings().max_decompressed_mb * MB:
+        if total > current().max_decompressed_mb * MB:
             return _too_large(self.filename)
         return _too_compressed(self.filename, total / self.archive_size)
 

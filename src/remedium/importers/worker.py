@@ -27,12 +27,13 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from remedium.importers import limits
 from remedium.importers.batches import BATCH, Batch, Digest
 from remedium.importers.limits import open_report
 from remedium.importers.records import ReportError, ReportInfo, ReportParser
@@ -54,7 +55,13 @@ def file_sha256(path: Path, stop: threading.Event | None = None) -> str:
 
 class _Hashing:
     """The SHA-256 of a file, computed by a thread (hashlib releases the interpreter while it
-    hashes a block, so it runs beside the importing thread)."""
+    hashes a block, so it runs beside the importing thread).
+
+    The thread starts when :meth:`begin` is called: once the parser process has sent its last
+    batch, so that it hashes on the core the parser leaves free while this process finishes the
+    import (the recompute), instead of taking a share of the cores from the parser (Grype at
+    150,000: docs/imports.md, "How it stays fast"); at the latest when :meth:`result` is asked.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -62,7 +69,13 @@ class _Hashing:
         self._digest = ""
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name="report-sha256", daemon=True)
-        self._thread.start()
+        self._begun = threading.Lock()
+
+    def begin(self) -> None:
+        """Start hashing, unless it has started (or been cancelled) already."""
+        with self._begun:
+            if self._thread.ident is None and not self._stop.is_set():
+                self._thread.start()
 
     def _run(self) -> None:
         try:
@@ -72,6 +85,7 @@ class _Hashing:
 
     def result(self) -> str:
         """The hex digest, once the thread is done."""
+        self.begin()
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -79,8 +93,11 @@ class _Hashing:
 
     def cancel(self) -> None:
         """Stop hashing (the import failed)."""
-        self._stop.set()
-        self._thread.join()
+        with self._begun:
+            self._stop.set()
+            started = self._thread.ident is not None
+        if started:
+            self._thread.join()
 
 
 @dataclass(slots=True)
@@ -151,7 +168,7 @@ class _Child:
 
     def __init__(self, format_name: str, path: Path, filename: str, device_name: str) -> None:
         command = [sys.executable, "-m", "remedium.importers.worker", format_name, str(path)]
-        command += [filename, device_name]
+        command += [filename, device_name, limits.current().as_argument()]
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         # Our own interpreter and module; the path and names are arguments, never a shell.
         self.process = subprocess.Popen(  # noqa: S603
@@ -163,7 +180,7 @@ class _Child:
         )
         assert self.process.stdout is not None
         self.hashing = _Hashing(path)
-        self.reader = _Reader(self.process.stdout, self.errors, filename)
+        self.reader = _Reader(self.process.stdout, self.errors, filename, self.hashing.begin)
 
     def stop(self) -> None:
         """Stop the process (if it still runs) and the reading thread; close the pipes."""
@@ -242,8 +259,15 @@ class _Reader:
     the importing thread and raised there, by :meth:`get`.
     """
 
-    def __init__(self, stdout: IO[bytes], errors: IO[bytes], filename: str) -> None:
+    def __init__(
+        self,
+        stdout: IO[bytes],
+        errors: IO[bytes],
+        filename: str,
+        on_done: Callable[[], None] = lambda: None,
+    ) -> None:
         self._stdout, self._errors, self._filename = stdout, errors, filename
+        self._on_done = on_done  # called when the child has sent its last message
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=_READ_AHEAD)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="report-batches", daemon=True)
@@ -256,9 +280,11 @@ class _Reader:
             except BaseException as exc:  # raised again in the importing thread
                 self._put(("raise", exc))
                 return
-            self._put(message)
             if message[0] == "done":
+                self._on_done()
+                self._put(message)
                 return
+            self._put(message)
 
     def _put(self, message: tuple[Any, ...]) -> None:
         while not self._stopped.is_set():
@@ -316,8 +342,9 @@ _COLLECT_EVERY = 100
 
 
 def main(argv: list[str]) -> int:
-    """The parser process: parse ``argv = [format, path, filename, device name]``, pickle the
-    batches out.
+    """The parser process: parse ``argv = [format, path, filename, device name, limits]``
+    (``limits.Limits.as_argument``: the importing process's settings, so that this one need not
+    load them), pickle the batches out.
 
     Its records, batches and indexes are acyclic and it lives for one report, so the cyclic
     garbage collector does not run as it allocates (it walked the digest's growing indexes
@@ -325,7 +352,8 @@ def main(argv: list[str]) -> int:
     docs/imports.md); it collects once every :data:`_COLLECT_EVERY` batches instead.
     """
     gc.disable()
-    format_name, path, filename, device_name = argv
+    format_name, path, filename, device_name, handed = argv
+    limits.hand_over(limits.Limits.from_argument(handed))
     out = sys.stdout.buffer
 
     def send(*message: Any) -> None:
