@@ -317,47 +317,27 @@ def test_the_parser_process_checks_the_limits_it_is_handed_without_loading_the_s
     )
 
 
-def test_the_file_is_hashed_once_the_parser_process_is_done(
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own priority is Linux's")
+def test_the_file_is_hashed_at_the_lowest_priority(
     session: Session, tmp_path: Path, in_child: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The SHA-256 thread starts when the parser process has sent its last batch (on the core
-    it leaves free), not beside it; the recorded digest is the file's."""
+    """The SHA-256 thread takes only the time the parser process and the importing thread
+    leave unused (nice 19, its own thread only); the recorded digest is the file's."""
     path = native(tmp_path, devices=150, per_device=60)
-    hashing_while_batches: list[bool] = []
-    begun_by: list[str] = []
-    original_receive = worker._receive
-    original_begin = worker._Hashing.begin
+    priorities: dict[str, int] = {}
+    original = worker.file_sha256
 
-    def receive(*args: Any) -> tuple[Any, ...]:
-        message = original_receive(*args)
-        if message[0] == "batch":
-            hashing = any(t.name == "report-sha256" for t in threading.enumerate())
-            hashing_while_batches.append(hashing)
-        return message
+    def spy(*args: Any) -> str:
+        priorities["hashing"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return original(*args)
 
-    def begin(self: Any) -> None:
-        begun_by.append(threading.current_thread().name)
-        original_begin(self)
-
-    monkeypatch.setattr(worker, "_receive", receive)
-    monkeypatch.setattr(worker._Hashing, "begin", begin)
+    monkeypatch.setattr(worker, "file_sha256", spy)
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     summary = import_report(session, path)
     run = session.get(ImportRun, summary.import_id)
     assert run is not None
     assert run.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert len(hashing_while_batches) >= 2
-    assert not any(hashing_while_batches)
-    assert begun_by[0] == "report-batches"  # the reader thread, at the child's last message
+    assert priorities == {"hashing": 19}
+    # Only the hashing thread's own: this thread's is as it was.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
     assert in_child == ["big.json"]
-
-
-def test_a_hashing_cancelled_before_it_began_never_starts(tmp_path: Path) -> None:
-    path = tmp_path / "r.json"
-    path.write_bytes(b"{}")
-    hashing = worker._Hashing(path)
-    hashing.cancel()
-    hashing.begin()
-    assert hashing._thread.ident is None
-    started = worker._Hashing(path)
-    assert started.result() == hashlib.sha256(b"{}").hexdigest()
-    started.cancel()  # after the end: nothing to stop

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
 import pickle
 import queue
 import subprocess
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +58,10 @@ class _Hashing:
     """The SHA-256 of a file, computed by a thread (hashlib releases the interpreter while it
     hashes a block, so it runs beside the importing thread).
 
-    The thread starts when :meth:`begin` is called: once the parser process has sent its last
-    batch, so that it hashes on the core the parser leaves free while this process finishes the
-    import (the recompute), instead of taking a share of the cores from the parser (Grype at
-    150,000: docs/imports.md, "How it stays fast"); at the latest when :meth:`result` is asked.
+    The thread runs at the lowest priority (``nice`` 19, where the system lets a thread set its
+    own): it takes the time the parser process and the importing thread leave unused, and not a
+    share of the two cores from the parser, the slower half of a large import (Grype at 150,000:
+    docs/imports.md, "How it stays fast"). Once they are done, it has a core to itself.
     """
 
     def __init__(self, path: Path) -> None:
@@ -69,15 +70,10 @@ class _Hashing:
         self._digest = ""
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name="report-sha256", daemon=True)
-        self._begun = threading.Lock()
-
-    def begin(self) -> None:
-        """Start hashing, unless it has started (or been cancelled) already."""
-        with self._begun:
-            if self._thread.ident is None and not self._stop.is_set():
-                self._thread.start()
+        self._thread.start()
 
     def _run(self) -> None:
+        _lowest_priority()
         try:
             self._digest = file_sha256(self.path, self._stop)
         except OSError as exc:
@@ -85,7 +81,6 @@ class _Hashing:
 
     def result(self) -> str:
         """The hex digest, once the thread is done."""
-        self.begin()
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -93,11 +88,23 @@ class _Hashing:
 
     def cancel(self) -> None:
         """Stop hashing (the import failed)."""
-        with self._begun:
-            self._stop.set()
-            started = self._thread.ident is not None
-        if started:
-            self._thread.join()
+        self._stop.set()
+        self._thread.join()
+
+
+_LOWEST_PRIORITY = 19
+
+
+def _lowest_priority() -> None:
+    """Give the calling thread the lowest scheduling priority, where the system allows it (on
+    Linux a thread has a nice value of its own; elsewhere the whole process would be lowered,
+    so nothing is done)."""
+    if sys.platform != "linux":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _LOWEST_PRIORITY)
+    except OSError:  # not allowed here: hash at the usual priority
+        return
 
 
 @dataclass(slots=True)
@@ -180,7 +187,7 @@ class _Child:
         )
         assert self.process.stdout is not None
         self.hashing = _Hashing(path)
-        self.reader = _Reader(self.process.stdout, self.errors, filename, self.hashing.begin)
+        self.reader = _Reader(self.process.stdout, self.errors, filename)
 
     def stop(self) -> None:
         """Stop the process (if it still runs) and the reading thread; close the pipes."""
@@ -259,15 +266,8 @@ class _Reader:
     the importing thread and raised there, by :meth:`get`.
     """
 
-    def __init__(
-        self,
-        stdout: IO[bytes],
-        errors: IO[bytes],
-        filename: str,
-        on_done: Callable[[], None] = lambda: None,
-    ) -> None:
+    def __init__(self, stdout: IO[bytes], errors: IO[bytes], filename: str) -> None:
         self._stdout, self._errors, self._filename = stdout, errors, filename
-        self._on_done = on_done  # called when the child has sent its last message
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=_READ_AHEAD)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="report-batches", daemon=True)
@@ -280,11 +280,9 @@ class _Reader:
             except BaseException as exc:  # raised again in the importing thread
                 self._put(("raise", exc))
                 return
-            if message[0] == "done":
-                self._on_done()
-                self._put(message)
-                return
             self._put(message)
+            if message[0] == "done":
+                return
 
     def _put(self, message: tuple[Any, ...]) -> None:
         while not self._stopped.is_set():
