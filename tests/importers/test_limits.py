@@ -8,8 +8,10 @@ test needs them to bite early; ``tracemalloc`` shows the field limit holds while
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import tracemalloc
@@ -23,6 +25,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from remedium.db.session import session_factory, transaction
+from remedium.importers.limits import FieldGuard
 from remedium.importers.models import ImportRun
 from remedium.importers.records import ReportError
 from remedium.importers.service import import_report
@@ -234,3 +237,16 @@ def test_live_upload_limit_names_the_limit(
     )
     assert reply.status_code == 413
     assert "REMEDIUM_MAX_UPLOAD_MB" in reply.json()["detail"]
+
+
+def test_a_json_block_ends_at_its_last_quote_not_right_after_a_backslash() -> None:
+    """The guard's run after a JSON block starts at its last quote that no backslash precedes
+    (found by ``rfind``); checked against that rule written as a regular expression over the
+    reversed block, on every block of up to 7 bytes of quotes, backslashes and letters."""
+    rule = re.compile(rb'"(?!\\)')
+    guard = FieldGuard(io.BytesIO(), "json", "r.json", 1 << 20)
+    for size in range(8):
+        for block in map(bytes, itertools.product(b'"\\a', repeat=size)):
+            found = rule.search(block[::-1])
+            expected = -1 if found is None else len(block) - 1 - found.start()
+            assert guard._last_end(block) == expected, block

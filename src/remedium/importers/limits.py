@@ -78,7 +78,7 @@ def hand_over(limits: Limits) -> None:
 
 
 _JSON_END = re.compile(rb'(?<!\\)"')
-_JSON_END_REVERSED = re.compile(rb'"(?!\\)')
+_BACKSLASH = ord("\\")
 _XML_END = re.compile(rb"[<>]")
 _TEXT_END = re.compile(rb"[\r\n]")
 
@@ -154,8 +154,12 @@ class FieldGuard(io.RawIOBase):
 
     def _last_end(self, data: bytes) -> int:
         if self._json:
-            found = _JSON_END_REVERSED.search(data[::-1])
-            return -1 if found is None else len(data) - 1 - found.start()
+            # The last quote not right after a backslash (``_JSON_END``, from the end): found
+            # by ``rfind``, not by a regular expression over a reversed copy of the block.
+            found = data.rfind(b'"')
+            while found > 0 and data[found - 1] == _BACKSLASH:
+                found = data.rfind(b'"', 0, found)
+            return found
         return (
             max(data.rfind(b"<"), data.rfind(b">"))
             if self._end is _XML_END
