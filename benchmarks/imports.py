@@ -394,6 +394,13 @@ def _databases(names: list[str], folder: Path) -> Iterator[tuple[str, Any]]:
                 cluster.stop()
 
 
+def _figure(measured: dict[str, Any], name: str, spec: str) -> str:
+    """A figure of ``measured``, or "-" where the stage does not measure it (the command stage
+    times the command as a whole: no parser process's own CPU or memory, no sampled memory)."""
+    value = measured.get(name)
+    return "-" if value is None else format(value, spec)
+
+
 def main() -> None:
     """Build the files, run every (database, format, size), print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -416,6 +423,8 @@ def main() -> None:
         "--reimport", action="store_true", help="command stage: import each file a second time"
     )
     args = parser.parse_args()
+    from harness import machine_line  # beside this script, as realshaped
+
     if args.run:
         if args.stage == "command":
             measured = run_command(Path(args.run), args.url, PARSER[args.format], args.reimport)
@@ -460,7 +469,8 @@ def main() -> None:
             f"{'seconds':>9}{'findings/s':>12}{'cpu s':>8}{'parser cpu s':>14}"
             f"{'peak RSS MB':>13}{'peak anon MB':>14}{'parser RSS MB':>15}"
         )
-        print(header, flush=True)
+        # The machine's speed and load beside the figures (a shared 2-core machine moves them).
+        print(f"\n{machine_line()}{header}", flush=True)
         peaks: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
 
         def report(name: str, stage: str, fmt: str, measured: dict[str, Any]) -> None:
@@ -474,9 +484,9 @@ def main() -> None:
             print(
                 f"{name:<11}{stage:<9}{fmt:<10}{measured['findings']:>10}"
                 f"{measured['devices']:>9}{measured['seconds']:>9.1f}{rate:>12,.0f}"
-                f"{cpu:>8.1f}{measured.get('child_cpu_seconds', 0.0):>14.1f}"
-                f"{measured['peak_rss_mb']:>13.0f}{measured.get('peak_anon_mb', 0.0):>14.0f}"
-                f"{measured.get('child_peak_rss_mb', 0.0):>15.0f}",
+                f"{cpu:>8.1f}{_figure(measured, 'child_cpu_seconds', '.1f'):>14}"
+                f"{measured['peak_rss_mb']:>13.0f}{_figure(measured, 'peak_anon_mb', '.0f'):>14}"
+                f"{_figure(measured, 'child_peak_rss_mb', '.0f'):>15}",
                 flush=True,
             )
 
@@ -515,6 +525,7 @@ def main() -> None:
                     f"x{sizes[-1] / sizes[0]:.0f} the findings",
                     flush=True,
                 )
+        print(machine_line(), flush=True)
 
 
 if __name__ == "__main__":
