@@ -99,15 +99,13 @@ def _start_parser_early(path: Path, format: str | None, device: str | None) -> N
     left to the import, which says why."""
     from remedium.importers.records import ReportError  # noqa: PLC0415 — not for --help
     from remedium.importers.registry import detect_parser, get_parser  # noqa: PLC0415 — idem
-    from remedium.importers.worker import start_early  # noqa: PLC0415 — idem
-    from remedium.settings import get_settings  # noqa: PLC0415 — idem
+    from remedium.importers.worker import parser_process_from, start_early  # noqa: PLC0415 — idem
 
     try:
         parser = get_parser(format) if format else detect_parser(path)
     except ReportError:
         return
-    below = int(get_settings().import_parser_process_mb * 1024 * 1024)
-    start_early(parser.name, path, below, device_name=device or "")
+    start_early(parser.name, path, parser_process_from(), device_name=device or "")
 
 
 def _import_files(  # noqa: PLR0917 - the command's options, passed on

@@ -29,9 +29,8 @@ from remedium.importers.models import ImportRun
 from remedium.importers.records import ReportError
 from remedium.importers.registry import detect_parser, get_parser
 from remedium.importers.summary import ImportSummary
-from remedium.importers.worker import Report, file_sha256, report_batches
+from remedium.importers.worker import Report, file_sha256, parser_process_from, report_batches
 from remedium.importers.writer import ReportWriter
-from remedium.settings import get_settings
 
 __all__ = [
     "ImportSummary",
@@ -77,7 +76,7 @@ def import_report(
     total = path.stat().st_size
     shown_name = filename or path.name
     started_at = utcnow()
-    in_process_below = int(get_settings().import_parser_process_mb * 1024 * 1024)
+    in_process_below = parser_process_from()
     bulk = _take_import_lock(session, total, in_process_below)
     with report_batches(
         parser, path, shown_name, in_process_below=in_process_below, device_name=device_name or ""

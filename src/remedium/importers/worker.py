@@ -201,6 +201,15 @@ class _Child:
         self.errors.close()
 
 
+def parser_process_from() -> int:
+    """The size in bytes from which a report is parsed in a parser process
+    (``REMEDIUM_IMPORT_PARSER_PROCESS_MB``): the one threshold of the import and of the
+    command's early start, which must agree for the import to take the early process over."""
+    from remedium.settings import get_settings  # noqa: PLC0415 - not in a parser process
+
+    return int(get_settings().import_parser_process_mb * 1024 * 1024)
+
+
 # Parser processes started before the importing process was ready (start_early), by (format,
 # path, filename, device name); report_batches takes its report's from here.
 _EARLY: dict[tuple[str, str, str, str], _Child] = {}
