@@ -27,7 +27,7 @@ from remedium.inventory.groups import (
     ungrouped_id,
 )
 from remedium.inventory.models import Device, DeviceGroup
-from remedium.recommendations.service import recompute
+from remedium.recommendations.service import forget_group, recompute
 from remedium.remediation.models import ActivityGroup, RemediationActivity
 
 
@@ -250,6 +250,7 @@ def delete_group(session: Session, group: DeviceGroup, *, actor: Principal) -> G
     if moved:
         recompute(session, device_ids=sorted(moved))
     remaining = [g for g in ranked_groups(session) if g.id != group_id]
+    forget_group(session, group_id)
     session.execute(delete(DeviceGroup).where(DeviceGroup.id == group_id))
     session.expire_all()
     _renumber(session, remaining)

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Table
+from sqlalchemy import Table, delete
 from sqlalchemy.orm import Session
 
 from remedium.common import cache
@@ -49,10 +49,14 @@ from remedium.recommendations.group_figures import (
     refresh_recommendation_fields,
     score_stat_counts,
 )
-from remedium.recommendations.models import DeviceRecommendation
+from remedium.recommendations.models import (
+    DeviceRecommendation,
+    RecommendationGroupStat,
+    RecommendationVulnerability,
+)
 from remedium.recommendations.recompute_runner import RecomputeStats, Runner
 
-__all__ = ["RecomputeStats", "recompute", "recompute_device_rows"]
+__all__ = ["RecomputeStats", "forget_group", "recompute", "recompute_device_rows"]
 
 
 def recompute(
@@ -140,6 +144,14 @@ def recompute_device_rows(
     _create_recommendations(run)
     _replace_device_recommendations(run, False)
     run.drop_work_tables()
+
+
+def forget_group(session: Session, group_id: int) -> None:
+    """Delete a device group's recommendation rows, before the group itself goes: they carry no
+    foreign key to cascade from it (models). The recompute that moved the group's devices out
+    has left none: this keeps it so whatever led there."""
+    for model in (RecommendationGroupStat, RecommendationVulnerability):
+        session.execute(delete(model).where(model.device_group_id == group_id))
 
 
 def _target_devices(run: Runner, device_ids: Collection[int]) -> int:
@@ -292,8 +304,8 @@ def _create_recommendations(run: Runner) -> int:
 
 
 def _delete_orphans(run: Runner, full: bool) -> int:
-    """Delete recommendations no device is exposed to any more (their group rows cascade)."""
-    # Delete the dependent rows explicitly: cascades are not guaranteed on every connection.
+    """Delete recommendations no device is exposed to any more, their group rows first (they
+    carry no foreign key to cascade from it: models)."""
     for table in sql.GROUP_ROW_TABLES:
         run.run(sql.delete_orphan_rows(full, table))
     return run.run(sql.delete_orphans(full))
