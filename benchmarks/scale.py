@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from harness import machine_line  # beside this script
 from sqlalchemy import Engine, Table, text
 from sqlalchemy.orm import Session
 
@@ -521,7 +522,10 @@ def main() -> None:
             for size in sizes:
                 for kind, engine in _databases(kinds, size, Path(folder), keep):
                     print(f"== {kind}, {size:,} devices", flush=True)
+                    # How fast and how busy the machine is, before the run and after it.
+                    print(machine_line(), flush=True)
                     run_one(engine, size, reuse=kind == "postgresql" and keep is not None)
+                    print(machine_line(), flush=True)
                     if kind == "sqlite":
                         Path(folder, f"bench-{size}.db").unlink(missing_ok=True)
     finally:
