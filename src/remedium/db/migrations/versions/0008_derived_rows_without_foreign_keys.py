@@ -41,7 +41,9 @@ def upgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             for owner, column, referred, _ in _KEYS:
                 if owner == table:
-                    batch_op.drop_constraint(op.f(_name(table, column, referred)), type_="foreignkey")
+                    batch_op.drop_constraint(
+                        op.f(_name(table, column, referred)), type_="foreignkey"
+                    )
 
 
 def downgrade() -> None:
