@@ -83,6 +83,7 @@ _ARGUMENTS: dict[str, Callable[[bool], list[Any]]] = {
     "table": lambda sqlite: list(sql.GROUP_ROW_TABLES),
     "severity_rank": lambda sqlite: [SEVERITY_RANK],
     "software_id": lambda sqlite: [1],
+    "group_id": lambda sqlite: [1],
     "versions": lambda sqlite: [["1.0", "2.0"]],
     "after": lambda sqlite: [None, "a"],
     "size": lambda sqlite: [5000],

@@ -178,6 +178,11 @@ _ORPHAN = (
 )
 
 
+def delete_group_rows(table: GroupRowTable, group_id: int) -> Sql:
+    """The rows (``table``) of one device group, before the group goes."""
+    return Sql(f"DELETE FROM {table} WHERE device_group_id = :group_id", {"group_id": group_id})
+
+
 def delete_orphan_rows(full: bool, table: GroupRowTable) -> Sql:
     """The group rows (``table``) of recommendations no device is exposed to any more."""
     within = "" if full else f" AND id IN (SELECT id FROM {RECS})"

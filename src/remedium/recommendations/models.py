@@ -8,7 +8,7 @@ The three tables of rows the recompute writes by the million (``device_recommend
 ``recommendation_group_stat``, ``recommendation_vulnerability``) carry no foreign keys: the
 recompute writes each row from a join with the rows it names, in the same transaction, and
 deletes a recommendation's and a group's rows itself before the recommendation or the group
-goes. A key checked per row took 10 of the 30 s of a PostgreSQL full recompute at 100,000
+goes. The keys, checked per row, took 12 of the 27 s of a PostgreSQL full recompute at 100,000
 devices (docs/imports.md); ``tests/recommendations/test_derived_integrity.py`` checks that no row
 names a missing one.
 """

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Table, delete
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from remedium.common import cache
@@ -49,11 +49,7 @@ from remedium.recommendations.group_figures import (
     refresh_recommendation_fields,
     score_stat_counts,
 )
-from remedium.recommendations.models import (
-    DeviceRecommendation,
-    RecommendationGroupStat,
-    RecommendationVulnerability,
-)
+from remedium.recommendations.models import DeviceRecommendation
 from remedium.recommendations.recompute_runner import RecomputeStats, Runner
 
 __all__ = ["RecomputeStats", "forget_group", "recompute", "recompute_device_rows"]
@@ -150,8 +146,9 @@ def forget_group(session: Session, group_id: int) -> None:
     """Delete a device group's recommendation rows, before the group itself goes: they carry no
     foreign key to cascade from it (models). The recompute that moved the group's devices out
     has left none: this keeps it so whatever led there."""
-    for model in (RecommendationGroupStat, RecommendationVulnerability):
-        session.execute(delete(model).where(model.device_group_id == group_id))
+    run = Runner(session, utcnow(), RecomputeStats(full=False))
+    for table in sql.GROUP_ROW_TABLES:
+        run.run(sql.delete_group_rows(table, group_id))
 
 
 def _target_devices(run: Runner, device_ids: Collection[int]) -> int:
